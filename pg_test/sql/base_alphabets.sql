@@ -1,0 +1,54 @@
+-- base_encode(value bigint, alphabet text) -> text and base_decode(code text, alphabet text) -> bigint:
+-- any alphabet of at least 2 distinct characters; the first character is the zero digit.
+SELECT base_encode(10, '01') AS binary,
+       base_decode('1010', '01') AS from_binary,
+       base_encode(9223372036854775807, '01') AS bigint_max_in_binary,
+       base_encode(255, '0123456789abcdef') AS hex,
+       to_hex(255) AS to_hex;
+
+-- base36, bitcoin's base58 (no 0, O, I, l) and the base64url characters.
+SELECT base_encode(1679615, '0123456789abcdefghijklmnopqrstuvwxyz') AS base36,
+       base_encode(1000000, '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz') AS base58,
+       base_decode('68GP', '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz') AS from_base58,
+       base_encode(4095, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_') AS base64url;
+
+-- The base62 alphabet gives the same codes as base62_encode.
+SELECT base_encode(9223372036854775807,
+                   '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ') AS same_as_base62;
+
+-- Non-ASCII alphabets work character by character, never byte by byte.
+SELECT base_encode(5, 'αβγ') AS greek,
+       base_decode('βγα', 'αβγ') AS from_greek,
+       base_encode(9223372036854775807, '🌑🌒🌓🌔🌕🌖🌗🌘') AS moons,
+       base_decode(base_encode(9223372036854775807, '🌑🌒🌓🌔🌕🌖🌗🌘'), '🌑🌒🌓🌔🌕🌖🌗🌘') AS moons_back;
+
+-- Leading zero digits are padding here too.
+SELECT base_decode('ααβ', 'αβγ') AS padded_greek, base_decode('0001', '01') AS padded_binary;
+
+SELECT base_encode(NULL, '01') IS NULL AS null_value,
+       base_encode(1, NULL) IS NULL AS null_alphabet,
+       base_decode(NULL, '01') IS NULL AS null_code,
+       base_decode('1', NULL) IS NULL AS null_alphabet;
+
+-- Errors. Each is followed by its SQLSTATE.
+SELECT base_encode(1, '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT base_encode(1, 'a');
+\echo :LAST_ERROR_SQLSTATE
+SELECT base_encode(1, 'abca');
+\echo :LAST_ERROR_SQLSTATE
+SELECT base_decode('a', 'aa');
+\echo :LAST_ERROR_SQLSTATE
+SELECT base_encode(1, 'αβα');
+\echo :LAST_ERROR_SQLSTATE
+SELECT base_encode(-5, '01');
+\echo :LAST_ERROR_SQLSTATE
+SELECT base_decode('', '01');
+\echo :LAST_ERROR_SQLSTATE
+SELECT base_decode('0120', '01');
+\echo :LAST_ERROR_SQLSTATE
+SELECT base_decode('αδ', 'αβγ');
+\echo :LAST_ERROR_SQLSTATE
+-- 2^63 in binary: one more than the largest bigint.
+SELECT base_decode('1' || repeat('0', 63), '01');
+\echo :LAST_ERROR_SQLSTATE

@@ -1,0 +1,70 @@
+//! Errors that SQL functions raise. Plain Rust builds and compares them; `raise` hands them to
+//! PostgreSQL.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+/// The SQLSTATE classes that snowlink raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlState {
+    /// 22003 numeric_value_out_of_range
+    OutOfRange,
+    /// 22P02 invalid_text_representation
+    InvalidText,
+    /// 22023 invalid_parameter_value
+    InvalidParameter,
+}
+
+impl SqlState {
+    fn pg_code(self) -> PgSqlErrorCode {
+        match self {
+            SqlState::OutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            SqlState::InvalidText => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            SqlState::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        }
+    }
+}
+
+/// An error as PostgreSQL shows it: SQLSTATE, message and optional detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlError {
+    pub state: SqlState,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+impl SqlError {
+    pub fn new(state: SqlState, message: impl Into<String>) -> Self {
+        SqlError {
+            state,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Raises this error as a PostgreSQL ERROR; the current transaction aborts.
+    pub fn raise(self, function: &'static str) -> ! {
+        let mut report = ErrorReport::new(self.state.pg_code(), self.message, function);
+        if let Some(detail) = self.detail {
+            report = report.set_detail(detail);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    }
+}
+
+/// Unwraps a result inside a SQL function, raising its error as a PostgreSQL ERROR.
+pub trait OrRaise<T> {
+    fn or_raise(self, function: &'static str) -> T;
+}
+
+impl<T> OrRaise<T> for Result<T, SqlError> {
+    fn or_raise(self, function: &'static str) -> T {
+        self.unwrap_or_else(|error| error.raise(function))
+    }
+}

@@ -1,0 +1,21 @@
+//! snowlink: Snowflake IDs, base62 codes and URL short links for PostgreSQL.
+
+use pgrx::prelude::*;
+
+mod base62;
+mod error;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/comments.sql", finalize);
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
