@@ -66,9 +66,10 @@ cluster_root() {
         rm -rf "$root"
         ln -s "$outside" "$root"
     fi
-    mkdir -p "$root"
+    mkdir -p "$root/"
     [ "$(id -u)" -ne 0 ] || chown postgres: "$root/"
-    printf '%s' "$root"
+    # The real path: the server's user cannot follow a link that starts under /root.
+    readlink -f "$root"
 }
 
 # cluster_start NAME PORT [SETTING=VALUE ...]: starts (or restarts) the scratch cluster NAME with
