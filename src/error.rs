@@ -13,6 +13,10 @@ pub enum SqlState {
     InvalidText,
     /// 22023 invalid_parameter_value
     InvalidParameter,
+    /// 53400 configuration_limit_exceeded
+    ConfigurationLimitExceeded,
+    /// 58000 system_error: something outside PostgreSQL, such as the system clock
+    SystemError,
 }
 
 impl SqlState {
@@ -21,16 +25,21 @@ impl SqlState {
             SqlState::OutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             SqlState::InvalidText => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
             SqlState::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            SqlState::ConfigurationLimitExceeded => {
+                PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
+            }
+            SqlState::SystemError => PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
         }
     }
 }
 
-/// An error as PostgreSQL shows it: SQLSTATE, message and optional detail.
+/// An error as PostgreSQL shows it: SQLSTATE, message, and optional detail and hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlError {
     pub state: SqlState,
     pub message: String,
     pub detail: Option<String>,
+    pub hint: Option<String>,
 }
 
 impl SqlError {
@@ -39,6 +48,7 @@ impl SqlError {
             state,
             message: message.into(),
             detail: None,
+            hint: None,
         }
     }
 
@@ -47,11 +57,19 @@ impl SqlError {
         self
     }
 
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
     /// Raises this error as a PostgreSQL ERROR; the current transaction aborts.
     pub fn raise(self, function: &'static str) -> ! {
         let mut report = ErrorReport::new(self.state.pg_code(), self.message, function);
         if let Some(detail) = self.detail {
             report = report.set_detail(detail);
+        }
+        if let Some(hint) = self.hint {
+            report = report.set_hint(hint);
         }
         report.report(PgLogLevel::ERROR);
         unreachable!("an ERROR report does not return")

@@ -4,8 +4,14 @@ use pgrx::prelude::*;
 
 mod base62;
 mod error;
+mod snowflake;
 
 ::pgrx::pg_module_magic!(name, version);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    snowflake::register_settings();
+}
 
 extension_sql_file!("../sql/comments.sql", finalize);
 

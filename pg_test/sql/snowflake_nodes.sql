@@ -1,0 +1,57 @@
+-- The node registry: each backend claims the lowest free node in
+-- [snowlink.node_min, snowlink.node_max] as a server-wide session advisory lock.
+SELECT snowflake_node_id() AS my_node \gset
+-- The settings exist once a snowlink function has loaded the library in the session (or from the
+-- start, with session_preload_libraries = 'snowlink').
+SHOW snowlink.node_min;
+SHOW snowlink.node_max;
+SHOW snowlink.max_clock_backward_ms;
+
+-- snowflake_nodes lists every claim on the server, read from pg_locks, so it cannot be stale.
+SELECT node_id = :my_node AS my_node,
+       datname = current_database() AS datname,
+       usename = current_user AS usename,
+       application_name,
+       client_addr IS NULL AS over_a_socket,
+       backend_start = (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS backend_start
+FROM snowflake_nodes WHERE pid = pg_backend_pid();
+
+-- The claims are locks of their own: database 0 (server-wide) and classid 'snlk'. They are not
+-- pg_advisory_lock() keys, so an application's advisory locks never collide with them.
+SELECT locktype, database, classid, objsubid, mode, granted
+FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory';
+SELECT pg_try_advisory_lock(:my_node) AS application_lock_on_same_number;
+SELECT pg_advisory_unlock(:my_node);
+
+-- Narrowing the range moves this backend to a node inside it, at once, and frees the old one.
+SET snowlink.node_min = 900;
+SET snowlink.node_max = 909;
+SELECT snowflake_node_id() AS node_after_narrowing;
+SELECT snowflake_node(snowflake_next()) AS node_of_next_id;
+SELECT array_agg(node_id) AS my_claims FROM snowflake_nodes WHERE pid = pg_backend_pid();
+
+-- Settings errors. Each is followed by its SQLSTATE.
+SET snowlink.node_min = 950;
+SELECT snowflake_next();
+\echo :LAST_ERROR_SQLSTATE
+SET snowlink.node_max = 1024;
+\echo :LAST_ERROR_SQLSTATE
+SET snowlink.node_min = -1;
+\echo :LAST_ERROR_SQLSTATE
+SET snowlink.max_clock_backward_ms = 10001;
+\echo :LAST_ERROR_SQLSTATE
+RESET snowlink.node_min;
+RESET snowlink.node_max;
+
+-- Only superusers may change the settings: a wrong range on one server can repeat another's IDs.
+CREATE ROLE snowlink_app;
+SET ROLE snowlink_app;
+SET snowlink.node_min = 5;
+\echo :LAST_ERROR_SQLSTATE
+SET snowlink.max_clock_backward_ms = 100;
+\echo :LAST_ERROR_SQLSTATE
+-- ... while any role may draw IDs and read the view.
+SELECT snowflake_next() > 0 AS app_can_draw,
+       (SELECT count(*) FROM snowflake_nodes WHERE pid = pg_backend_pid()) AS app_sees_its_claim;
+RESET ROLE;
+DROP ROLE snowlink_app;

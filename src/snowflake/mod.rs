@@ -1,0 +1,274 @@
+//! Snowflake IDs: SQL functions, settings, and the backend's generator.
+
+pub mod generator;
+pub mod layout;
+mod registry;
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pgrx::prelude::*;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+use crate::error::{OrRaise, SqlError, SqlState};
+use generator::{Clock, Generator, Settings};
+use layout::MAX_NODE;
+use registry::AdvisoryLocks;
+
+static NODE_MIN: GucSetting<i32> = GucSetting::<i32>::new(0);
+static NODE_MAX: GucSetting<i32> = GucSetting::<i32>::new(MAX_NODE);
+static MAX_CLOCK_BACKWARD_MS: GucSetting<i32> = GucSetting::<i32>::new(5);
+/// Test builds only: shifts this backend's clock, to step it back.
+#[cfg(feature = "pg_test")]
+static TEST_CLOCK_OFFSET_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// Longest clock step back that snowlink.max_clock_backward_ms may wait out.
+const MAX_CLOCK_TOLERANCE_MS: i32 = 10_000;
+
+thread_local! {
+    static GENERATOR: RefCell<Generator> = const { RefCell::new(Generator::new()) };
+}
+
+pub fn register_settings() {
+    GucRegistry::define_int_guc(
+        c"snowlink.node_min",
+        c"Lowest snowflake node number this server's backends may claim.",
+        c"Servers that share IDs give each other disjoint node ranges.",
+        &NODE_MIN,
+        0,
+        MAX_NODE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"snowlink.node_max",
+        c"Highest snowflake node number this server's backends may claim.",
+        c"Servers that share IDs give each other disjoint node ranges.",
+        &NODE_MAX,
+        0,
+        MAX_NODE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"snowlink.max_clock_backward_ms",
+        c"Longest step back of the system clock that snowflake_next() waits out instead of failing.",
+        c"A backend that claims a node also waits this long before its first ID.",
+        &MAX_CLOCK_BACKWARD_MS,
+        0,
+        MAX_CLOCK_TOLERANCE_MS,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    #[cfg(feature = "pg_test")]
+    GucRegistry::define_int_guc(
+        c"snowlink.test_clock_offset_ms",
+        c"Test builds only: added to the system clock.",
+        c"",
+        &TEST_CLOCK_OFFSET_MS,
+        -1_000_000,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+}
+
+fn settings() -> Settings {
+    Settings {
+        node_min: NODE_MIN.get(),
+        node_max: NODE_MAX.get(),
+        max_clock_backward_ms: MAX_CLOCK_BACKWARD_MS.get(),
+    }
+}
+
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&mut self) -> i64 {
+        // A clock before 1970 reads as 1970, which is outside the snowflake range and fails there.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as i64);
+        #[cfg(feature = "pg_test")]
+        let now = now + i64::from(TEST_CLOCK_OFFSET_MS.get());
+        now
+    }
+
+    fn wait(&mut self, behind_ms: i64) {
+        pg_sys::check_for_interrupts!();
+        if behind_ms == 0 {
+            // Less than a millisecond to go: sleeping would overshoot it.
+            std::hint::spin_loop();
+        } else {
+            // SAFETY: pg_usleep only sleeps.
+            unsafe { pg_sys::pg_usleep(1000) };
+        }
+    }
+}
+
+/// A new unique ID, later than every ID this backend made before. Like `nextval()`, an ID is not
+/// given back when the transaction rolls back.
+#[pg_extern(volatile, parallel_unsafe)]
+fn snowflake_next() -> i64 {
+    let settings = settings();
+    GENERATOR
+        .with_borrow_mut(|generator| {
+            generator.next_id(&mut SystemClock, &mut AdvisoryLocks, &settings)
+        })
+        .or_raise("snowflake_next")
+}
+
+/// This backend's node number, claimed now if it holds none.
+#[pg_extern(volatile, parallel_unsafe)]
+fn snowflake_node_id() -> i32 {
+    let settings = settings();
+    GENERATOR
+        .with_borrow_mut(|generator| {
+            generator.node(&mut SystemClock, &mut AdvisoryLocks, &settings)
+        })
+        .or_raise("snowflake_node_id")
+}
+
+/// PostgreSQL counts timestamps in microseconds from 2000-01-01 00:00:00 UTC.
+const POSTGRES_EPOCH_UNIX_US: i64 = 946_684_800_000_000;
+
+/// The millisecond an ID was made in.
+#[pg_extern(immutable, parallel_safe)]
+fn snowflake_timestamp(id: i64) -> TimestampWithTimeZone {
+    let parts = layout::decompose(id).or_raise("snowflake_timestamp");
+    let postgres_us = parts.unix_ms * 1000 - POSTGRES_EPOCH_UNIX_US;
+    TimestampWithTimeZone::try_from(postgres_us)
+        .map_err(|_| SqlError::new(SqlState::OutOfRange, "timestamp out of range"))
+        .or_raise("snowflake_timestamp")
+}
+
+/// The node that made an ID.
+#[pg_extern(immutable, parallel_safe)]
+fn snowflake_node(id: i64) -> i32 {
+    layout::decompose(id).or_raise("snowflake_node").node
+}
+
+/// An ID's position within its node's millisecond, 0 to 4095.
+#[pg_extern(immutable, parallel_safe)]
+fn snowflake_sequence(id: i64) -> i32 {
+    layout::decompose(id)
+        .or_raise("snowflake_sequence")
+        .sequence
+}
+
+/// The smallest ID made at or after `at`: `id >= snowflake_min(t1) AND id < snowflake_min(t2)`
+/// selects the IDs made in [t1, t2) with a range scan of the primary key.
+#[pg_extern(immutable, parallel_safe)]
+fn snowflake_min(at: TimestampWithTimeZone) -> i64 {
+    at.is_finite()
+        .then(|| at.into_inner().checked_add(POSTGRES_EPOCH_UNIX_US))
+        .flatten()
+        .and_then(layout::min_id)
+        .ok_or_else(|| {
+            SqlError::new(
+                SqlState::OutOfRange,
+                "timestamp is outside the snowflake time range",
+            )
+            .with_detail(layout::TIME_RANGE_DETAIL)
+        })
+        .or_raise("snowflake_min")
+}
+
+extension_sql_file!(
+    "../../sql/snowflake.sql",
+    requires = [snowflake_timestamp, snowflake_node, snowflake_sequence]
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn next_id() -> i64 {
+        Spi::get_one::<i64>("SELECT snowflake_next()")
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Runs `query` and returns its error as "SQLSTATE: message", or None when it succeeds.
+    fn error_of(query: &str) -> Option<String> {
+        Spi::run(
+            "CREATE OR REPLACE FUNCTION pg_temp.error_of(query text) RETURNS text
+             LANGUAGE plpgsql AS $$
+             BEGIN
+                 EXECUTE query;
+                 RETURN NULL;
+             EXCEPTION WHEN OTHERS THEN
+                 RETURN SQLSTATE || ': ' || SQLERRM;
+             END $$",
+        )
+        .unwrap();
+        Spi::get_one_with_args::<String>("SELECT pg_temp.error_of($1)", &[query.into()]).unwrap()
+    }
+
+    #[pg_test]
+    fn a_small_clock_step_back_is_waited_out() {
+        let before = next_id();
+        Spi::run("SET snowlink.test_clock_offset_ms = -4").unwrap();
+        let after = next_id();
+        assert!(after > before, "{after} after {before}");
+    }
+
+    #[pg_test]
+    fn a_large_clock_step_back_fails_and_says_how_far() {
+        let before = next_id();
+        Spi::run("SET snowlink.test_clock_offset_ms = -1000").unwrap();
+        let error = error_of("SELECT snowflake_next()").expect("an error");
+        let behind: i64 = error
+            .strip_prefix("58000: the system clock moved backwards by ")
+            .and_then(|rest| rest.strip_suffix(" ms"))
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected error: {error}"));
+        assert!((900..=1000).contains(&behind), "{error}");
+
+        Spi::run("SET snowlink.test_clock_offset_ms = 0").unwrap();
+        assert!(next_id() > before);
+    }
+
+    /// The previous holder of a node may have used milliseconds that a clock stepped back reads
+    /// again: the new holder waits out the clock tolerance before its first ID.
+    #[pg_test]
+    fn a_reclaimed_node_starts_after_its_previous_holder_despite_a_clock_step() {
+        Spi::run("CREATE EXTENSION IF NOT EXISTS dblink").unwrap();
+        let previous_holder = "format('host=%s port=%s dbname=%s options=''-c snowlink.node_min=7 -c snowlink.node_max=7''',
+                   current_setting('unix_socket_directories'), current_setting('port'), current_database())";
+        Spi::run(&format!(
+            "SELECT dblink_connect('previous', {previous_holder})"
+        ))
+        .unwrap();
+        let last_of_previous = Spi::get_one::<i64>(
+            "SELECT max(id) FROM dblink('previous',
+                 'SELECT snowflake_next() FROM generate_series(1, 10000)') AS t(id bigint)",
+        )
+        .unwrap()
+        .unwrap();
+        Spi::run("SELECT dblink_disconnect('previous')").unwrap();
+        Spi::run(
+            "DO $$ BEGIN
+                 WHILE EXISTS (SELECT FROM snowflake_nodes WHERE node_id = 7) LOOP
+                     PERFORM pg_sleep(0.005);
+                 END LOOP;
+             END $$",
+        )
+        .unwrap();
+
+        Spi::run(
+            "SET snowlink.node_min = 7;
+             SET snowlink.node_max = 7;
+             SET snowlink.max_clock_backward_ms = 200;
+             SET snowlink.test_clock_offset_ms = -100",
+        )
+        .unwrap();
+        let first = next_id();
+        assert_eq!(crate::snowflake::layout::decompose(first).unwrap().node, 7);
+        assert!(
+            first > last_of_previous,
+            "first ID {first} is not after the previous holder's last {last_of_previous}"
+        );
+    }
+}
