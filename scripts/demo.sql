@@ -10,3 +10,20 @@ SELECT base62_encode(56800240435) AS code, base62_encode(125, 7) AS padded;
 -- Any alphabet: bitcoin's base58, binary.
 SELECT base_encode(1000000, '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz') AS base58,
        base_encode(10, '01') AS binary;
+
+-- Snowflake IDs: a primary key default, unique across backends, sorted by time.
+CREATE TABLE orders (
+    id bigint PRIMARY KEY DEFAULT snowflake_next(),
+    item text NOT NULL
+);
+INSERT INTO orders (item) VALUES ('book'), ('pen'), ('lamp');
+SELECT id, base62_encode(id) AS code, (snowflake_parse(id)).* FROM orders ORDER BY id;
+
+-- This backend's node, and every node claimed on the server.
+SELECT snowflake_node_id();
+SELECT node_id, pid = pg_backend_pid() AS mine, datname, application_name FROM snowflake_nodes;
+
+-- The primary key doubles as a time index.
+EXPLAIN (COSTS OFF)
+SELECT * FROM orders
+WHERE id >= snowflake_min(now() - interval '1 day') AND id < snowflake_min(now());

@@ -71,19 +71,33 @@ impl Generator {
     }
 
     /// The next ID: later than every ID this backend issued before, and unique on the server.
+    ///
+    /// The node's range is checked on every call, its lock once per new millisecond: a lost lock
+    /// can only be claimed by another backend that then starts after the millisecond of its claim,
+    /// so IDs issued in the current millisecond cannot collide with its IDs.
     pub fn next_id(
         &mut self,
         clock: &mut impl Clock,
         registry: &mut impl NodeRegistry,
         settings: &Settings,
     ) -> Result<i64, SqlError> {
-        let node = self.node(clock, registry, settings)?;
-        loop {
+        check_range(settings)?;
+        let in_range = |node: i32| (settings.node_min..=settings.node_max).contains(&node);
+        let node = loop {
             let now = clock.now_ms();
-            if now > self.last_ms {
+            let new_millisecond = now > self.last_ms;
+            let node = match self.node {
+                Some(node) if in_range(node) && (!new_millisecond || registry.holds(node)) => node,
+                _ => {
+                    // A claim moves the first allowed millisecond, so read the clock again.
+                    self.node(clock, registry, settings)?;
+                    continue;
+                }
+            };
+            if new_millisecond {
                 self.last_ms = now;
                 self.sequence = 0;
-                break;
+                break node;
             }
             let behind = self.last_ms - now;
             if behind > i64::from(settings.max_clock_backward_ms) {
@@ -98,11 +112,11 @@ impl Generator {
             }
             if behind == 0 && self.sequence < MAX_SEQUENCE {
                 self.sequence += 1;
-                break;
+                break node;
             }
             // The clock is a little behind, or this millisecond's 4096 IDs are used up.
             clock.wait(behind);
-        }
+        };
         layout::compose(self.last_ms, node, self.sequence)
     }
 
@@ -157,6 +171,7 @@ fn check_range(settings: &Settings) -> Result<(), SqlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
     use std::collections::{BTreeSet, HashSet};
 
     /// A clock that only moves when told to, or by 1 ms when waited on.
@@ -175,22 +190,21 @@ mod tests {
         }
     }
 
-    /// One server's node claims, shared by the generators of several simulated backends.
-    #[derive(Default)]
-    struct FakeServer {
-        taken: BTreeSet<i32>,
-    }
+    /// The node claims of one server.
+    type Server = RefCell<BTreeSet<i32>>;
 
+    /// One simulated backend's view of the server's claims.
     struct Backend<'a> {
-        server: &'a std::cell::RefCell<FakeServer>,
+        server: &'a Server,
         held: HashSet<i32>,
+        generator: Generator,
     }
 
-    impl NodeRegistry for Backend<'_> {
+    impl NodeRegistry for HashSetClaims<'_> {
         fn claim_lowest_free(&mut self, min: i32, max: i32) -> Option<i32> {
-            let mut server = self.server.borrow_mut();
-            let node = (min..=max).find(|n| !server.taken.contains(n))?;
-            server.taken.insert(node);
+            let mut taken = self.server.borrow_mut();
+            let node = (min..=max).find(|n| !taken.contains(n))?;
+            taken.insert(node);
             self.held.insert(node);
             Some(node)
         }
@@ -199,15 +213,46 @@ mod tests {
         }
         fn release(&mut self, node: i32) {
             self.held.remove(&node);
-            self.server.borrow_mut().taken.remove(&node);
+            self.server.borrow_mut().remove(&node);
         }
     }
 
-    impl Backend<'_> {
-        /// What `pg_advisory_unlock_all()` does.
+    /// The registry part of a backend, borrowed apart from its generator.
+    struct HashSetClaims<'a> {
+        server: &'a Server,
+        held: &'a mut HashSet<i32>,
+    }
+
+    impl<'a> Backend<'a> {
+        fn connect(server: &'a Server) -> Self {
+            Backend {
+                server,
+                held: HashSet::new(),
+                generator: Generator::new(),
+            }
+        }
+
+        fn next_id(&mut self, clock: &mut FakeClock, settings: &Settings) -> Result<i64, SqlError> {
+            let mut claims = HashSetClaims {
+                server: self.server,
+                held: &mut self.held,
+            };
+            self.generator.next_id(clock, &mut claims, settings)
+        }
+
+        fn node(&mut self, clock: &mut FakeClock, settings: &Settings) -> Result<i32, SqlError> {
+            let mut claims = HashSetClaims {
+                server: self.server,
+                held: &mut self.held,
+            };
+            self.generator.node(clock, &mut claims, settings)
+        }
+
+        /// What `pg_advisory_unlock_all()`, `DISCARD ALL` or the backend's exit do.
         fn unlock_all(&mut self) {
+            let mut taken = self.server.borrow_mut();
             for node in self.held.drain() {
-                self.server.borrow_mut().taken.remove(&node);
+                taken.remove(&node);
             }
         }
     }
@@ -218,6 +263,11 @@ mod tests {
         node_max: 1023,
         max_clock_backward_ms: 5,
     };
+    const ONE_NODE: Settings = Settings {
+        node_min: 7,
+        node_max: 7,
+        max_clock_backward_ms: 5,
+    };
 
     fn clock_at(now: i64) -> FakeClock {
         FakeClock {
@@ -226,107 +276,68 @@ mod tests {
         }
     }
 
+    fn parts(id: i64) -> layout::Parts {
+        layout::decompose(id).unwrap()
+    }
+
     #[test]
     fn the_first_id_comes_after_the_claim_and_the_clock_tolerance() {
-        let server = Default::default();
-        let mut backend = Backend {
-            server: &server,
-            held: HashSet::new(),
-        };
+        let server = Server::default();
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
-        let mut generator = Generator::new();
-        let id = generator
-            .next_id(&mut clock, &mut backend, &DEFAULTS)
+        let id = Backend::connect(&server)
+            .next_id(&mut clock, &DEFAULTS)
             .unwrap();
-        let parts = layout::decompose(id).unwrap();
-        assert_eq!(parts.unix_ms, EPOCH_PLUS_A_YEAR + 5 + 1);
-        assert_eq!((parts.node, parts.sequence), (0, 0));
+        assert_eq!(parts(id).unix_ms, EPOCH_PLUS_A_YEAR + 5 + 1);
+        assert_eq!((parts(id).node, parts(id).sequence), (0, 0));
     }
 
     #[test]
     fn sequence_overflow_waits_for_the_next_millisecond() {
-        let server = Default::default();
-        let mut backend = Backend {
-            server: &server,
-            held: HashSet::new(),
-        };
+        let server = Server::default();
+        let mut backend = Backend::connect(&server);
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
-        let mut generator = Generator::new();
-        let first = generator
-            .next_id(&mut clock, &mut backend, &DEFAULTS)
-            .unwrap();
+        let first = backend.next_id(&mut clock, &DEFAULTS).unwrap();
         clock.waited.clear();
-        let mut previous = first;
-        for _ in 0..MAX_SEQUENCE {
-            let id = generator
-                .next_id(&mut clock, &mut backend, &DEFAULTS)
-                .unwrap();
-            assert_eq!(id, previous + 1);
-            previous = id;
+        for sequence in 1..=MAX_SEQUENCE {
+            let id = backend.next_id(&mut clock, &DEFAULTS).unwrap();
+            assert_eq!(id, first + i64::from(sequence));
         }
         assert!(clock.waited.is_empty(), "4096 IDs fit in one millisecond");
-        let next = generator
-            .next_id(&mut clock, &mut backend, &DEFAULTS)
-            .unwrap();
+        let next = backend.next_id(&mut clock, &DEFAULTS).unwrap();
         assert_eq!(clock.waited, vec![0]);
-        let parts = layout::decompose(next).unwrap();
-        assert_eq!(parts.unix_ms, layout::decompose(first).unwrap().unix_ms + 1);
-        assert_eq!(parts.sequence, 0);
+        assert_eq!(parts(next).unix_ms, parts(first).unix_ms + 1);
+        assert_eq!(parts(next).sequence, 0);
     }
 
     #[test]
     fn small_clock_steps_back_are_waited_out_and_large_ones_fail() {
-        let server = Default::default();
-        let mut backend = Backend {
-            server: &server,
-            held: HashSet::new(),
-        };
+        let server = Server::default();
+        let mut backend = Backend::connect(&server);
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
-        let mut generator = Generator::new();
-        let before = generator
-            .next_id(&mut clock, &mut backend, &DEFAULTS)
-            .unwrap();
+        let before = backend.next_id(&mut clock, &DEFAULTS).unwrap();
         clock.waited.clear();
         clock.now -= 3;
-        let after = generator
-            .next_id(&mut clock, &mut backend, &DEFAULTS)
-            .unwrap();
+        let after = backend.next_id(&mut clock, &DEFAULTS).unwrap();
         assert!(after > before);
         assert_eq!(clock.waited.first(), Some(&3));
 
         clock.now -= 100;
-        let error = generator
-            .next_id(&mut clock, &mut backend, &DEFAULTS)
-            .unwrap_err();
+        let error = backend.next_id(&mut clock, &DEFAULTS).unwrap_err();
         assert_eq!(error.state, SqlState::SystemError);
         assert_eq!(error.message, "the system clock moved backwards by 100 ms");
         clock.now += 100;
-        let resumed = generator
-            .next_id(&mut clock, &mut backend, &DEFAULTS)
-            .unwrap();
-        assert!(resumed > after);
+        assert!(backend.next_id(&mut clock, &DEFAULTS).unwrap() > after);
     }
 
     #[test]
     fn a_reused_node_never_repeats_its_previous_holders_ids() {
-        let server = Default::default();
-        let one_node = Settings {
-            node_min: 7,
-            node_max: 7,
-            ..DEFAULTS
-        };
+        let server = Server::default();
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
         let mut seen = HashSet::new();
-        for _backend in 0..5 {
-            let mut backend = Backend {
-                server: &server,
-                held: HashSet::new(),
-            };
-            let mut generator = Generator::new();
+        for _ in 0..5 {
+            let mut backend = Backend::connect(&server);
             for _ in 0..5000 {
-                let id = generator
-                    .next_id(&mut clock, &mut backend, &one_node)
-                    .unwrap();
+                let id = backend.next_id(&mut clock, &ONE_NODE).unwrap();
                 assert!(seen.insert(id), "duplicate {id}");
             }
             // The backend exits, and the clock steps back into the milliseconds it used.
@@ -336,77 +347,50 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_claim_is_noticed_before_the_next_id() {
-        let server = Default::default();
-        let one_node = Settings {
-            node_min: 7,
-            node_max: 7,
-            ..DEFAULTS
-        };
+    fn a_lost_claim_is_noticed_in_the_next_millisecond() {
+        let server = Server::default();
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
-        let mut first = Backend {
-            server: &server,
-            held: HashSet::new(),
-        };
-        let mut first_generator = Generator::new();
-        first_generator
-            .next_id(&mut clock, &mut first, &one_node)
-            .unwrap();
+        let mut first = Backend::connect(&server);
+        first.next_id(&mut clock, &ONE_NODE).unwrap();
         first.unlock_all();
+        let mut second = Backend::connect(&server);
+        assert_eq!(second.node(&mut clock, &ONE_NODE), Ok(7));
 
-        let mut second = Backend {
-            server: &server,
-            held: HashSet::new(),
-        };
-        assert_eq!(
-            Generator::new().node(&mut clock, &mut second, &one_node),
-            Ok(7)
-        );
-        let error = first_generator
-            .next_id(&mut clock, &mut first, &one_node)
-            .unwrap_err();
+        // The rest of the millisecond is still safe: the new holder starts after it.
+        let late_in_the_same_millisecond = first.next_id(&mut clock, &ONE_NODE).unwrap();
+        assert!(second.next_id(&mut clock, &ONE_NODE).unwrap() > late_in_the_same_millisecond);
+
+        clock.now += 1;
+        let error = first.next_id(&mut clock, &ONE_NODE).unwrap_err();
         assert_eq!(error.state, SqlState::ConfigurationLimitExceeded);
 
         second.unlock_all();
-        assert_eq!(
-            first_generator.node(&mut clock, &mut first, &one_node),
-            Ok(7)
-        );
+        assert_eq!(first.node(&mut clock, &ONE_NODE), Ok(7));
     }
 
     #[test]
-    fn a_node_outside_a_new_range_is_given_up() {
-        let server = Default::default();
-        let mut backend = Backend {
-            server: &server,
-            held: HashSet::new(),
-        };
+    fn a_node_outside_a_new_range_is_given_up_at_once() {
+        let server = Server::default();
+        let mut backend = Backend::connect(&server);
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
-        let mut generator = Generator::new();
-        let before = generator
-            .next_id(&mut clock, &mut backend, &DEFAULTS)
-            .unwrap();
+        let before = backend.next_id(&mut clock, &DEFAULTS).unwrap();
         let narrowed = Settings {
             node_min: 10,
             node_max: 20,
             ..DEFAULTS
         };
-        let after = generator
-            .next_id(&mut clock, &mut backend, &narrowed)
-            .unwrap();
-        assert_eq!(layout::decompose(after).unwrap().node, 10);
+        let after = backend.next_id(&mut clock, &narrowed).unwrap();
+        assert_eq!(parts(after).node, 10);
         assert!(after > before);
         assert_eq!(backend.held, HashSet::from([10]));
-        assert!(!server.borrow().taken.contains(&0));
+        assert_eq!(*server.borrow(), BTreeSet::from([10]));
 
         let inverted = Settings {
             node_min: 20,
             node_max: 10,
             ..DEFAULTS
         };
-        let error = generator
-            .next_id(&mut clock, &mut backend, &inverted)
-            .unwrap_err();
+        let error = backend.next_id(&mut clock, &inverted).unwrap_err();
         assert_eq!(error.state, SqlState::InvalidParameter);
     }
 }
