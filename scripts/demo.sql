@@ -27,3 +27,17 @@ SELECT node_id, pid = pg_backend_pid() AS mine, datname, application_name FROM s
 EXPLAIN (COSTS OFF)
 SELECT * FROM orders
 WHERE id >= snowflake_min(now() - interval '1 day') AND id < snowflake_min(now());
+
+-- Short links: shorten a URL, follow it, read its statistics.
+SET snowlink.visit_flush_interval_ms = 0;  -- write visits at once, for the demo
+SELECT code, url, redirect_status FROM shorten('HTTPS://Example.COM/Docs/Getting-Started?ref=demo');
+SELECT code, url FROM shorten('https://example.com/pricing-2026', code => 'spring-sale', redirect_status => 301);
+SELECT resolve('spring-sale') AS target, resolve('no-such-code') AS unknown;
+SELECT * FROM shortlink_stats('spring-sale');
+-- What PostgREST sends for GET /rpc/shortlink_redirect?code=spring-sale
+SELECT shortlink_redirect('spring-sale') AS body,
+       current_setting('response.status') AS status,
+       current_setting('response.headers') AS headers;
+-- Refused targets (the demo goes on after this error).
+\set ON_ERROR_STOP off
+SELECT shorten('javascript:alert(document.cookie)');

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Command 2: every test. Style checks, the Rust unit and #[pg_test] tests, and the pg_regress suite
-# in pg_test/ against a scratch server. Exits non-zero when anything fails.
+# Command 2: every test. Style checks, the Rust unit and #[pg_test] tests, the pg_regress suite in
+# pg_test/ and a pg_dump/pg_restore round trip against a scratch server. Exits non-zero when
+# anything fails.
 source "$(dirname "$0")/lib.sh"
 
 REGRESS_PORT=${SNOWLINK_REGRESS_PORT:-54325}
@@ -45,10 +46,15 @@ tests=$(cd pg_test/sql && ls ./*.sql | sed 's|^\./||; s|\.sql$||')
     exit 1
 }
 
+say "pg_dump and pg_restore round trip"
+"$PROJECT_DIR/scripts/dump_restore_test.sh" 2>&1 | tee "$LOG_DIR/dump_restore.log"
+
 say "summary"
 grep -h '^test result:' "$LOG_DIR/unit-tests.log" "$LOG_DIR/pg-tests.log"
 grep -h -E '^ *All [0-9]+ tests passed' "$LOG_DIR/pg_regress.log"
 rust_passed=$(grep -h '^test result:' "$LOG_DIR/unit-tests.log" "$LOG_DIR/pg-tests.log" |
     awk '{ total += $4 } END { print total }')
 regress_passed=$(sed -nE 's/^ *All ([0-9]+) tests passed.*/\1/p' "$LOG_DIR/pg_regress.log")
-echo "snowlink: $((rust_passed + regress_passed)) passed, 0 failed"
+grep -h '^dump and restore:' "$LOG_DIR/dump_restore.log"
+dump_passed=$(sed -nE 's/^dump and restore: ([0-9]+) passed.*/\1/p' "$LOG_DIR/dump_restore.log")
+echo "snowlink: $((rust_passed + regress_passed + dump_passed)) passed, 0 failed"

@@ -4,6 +4,7 @@ use pgrx::prelude::*;
 
 mod base62;
 mod error;
+mod shortlinks;
 mod snowflake;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -11,6 +12,7 @@ mod snowflake;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     snowflake::register_settings();
+    shortlinks::register_settings();
 }
 
 extension_sql_file!("../sql/comments.sql", finalize);

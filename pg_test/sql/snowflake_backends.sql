@@ -1,5 +1,5 @@
 -- Uniqueness across real backends, opened with dblink against this same server.
-CREATE EXTENSION IF NOT EXISTS dblink;
+CREATE EXTENSION dblink;
 SELECT format('host=%s port=%s dbname=%s',
               current_setting('unix_socket_directories'), current_setting('port'),
               current_database()) AS server \gset
@@ -101,3 +101,4 @@ SELECT dblink_disconnect('other_db');
 DROP DATABASE snowlink_other_db WITH (FORCE);
 RESET snowlink.node_min;
 RESET snowlink.node_max;
+DROP EXTENSION dblink;

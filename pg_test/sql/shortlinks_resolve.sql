@@ -1,0 +1,66 @@
+-- resolve(code) -> text: the target URL of a live link, with the visit counted; NULL otherwise.
+-- Each test file starts from no links; PL/pgSQL line numbers stay out of the output.
+TRUNCATE shortlinks, shortlink_visits;
+\set SHOW_CONTEXT never
+SET TimeZone = 'UTC';
+-- Write counted visits with every read-write resolve (default: at most once a second per backend).
+SET snowlink.visit_flush_interval_ms = 0;
+
+SELECT (shorten('https://example.com/target', code => 'live')).code;
+SELECT resolve('live') AS live, resolve('unknown') AS unknown, resolve(NULL) AS null_code;
+-- Codes are compared byte-wise: case matters.
+SELECT resolve('LIVE') AS other_case;
+
+-- Disabled, not yet valid, expired, and used-up links resolve to NULL.
+SELECT (shorten('https://example.com/disabled', code => 'disabled')).code;
+SELECT shortlink_disable('disabled') AS disabled, resolve('disabled') AS resolves_to;
+SELECT shortlink_enable('disabled') AS enabled, resolve('disabled') AS resolves_to;
+SELECT shortlink_disable('no-such-code') AS disabled_unknown;
+SELECT (shorten('https://example.com/later', code => 'later',
+                valid_from => now() + interval '1 hour')).code;
+SELECT resolve('later') AS not_yet_valid;
+SELECT (shorten('https://example.com/soon-gone', code => 'expired',
+                expires_at => now() + interval '1 hour')).code;
+SELECT resolve('expired') AS before_expiry;
+UPDATE shortlinks SET expires_at = now() - interval '1 second', valid_from = NULL WHERE code = 'expired';
+SELECT resolve('expired') AS after_expiry;
+
+-- max_visits: each visit counts at once, under the link's row lock; the last one wins, then NULL.
+SELECT (shorten('https://example.com/twice', code => 'twice', max_visits => 2)).code;
+SELECT resolve('twice') AS first, resolve('twice') AS second, resolve('twice') AS third;
+SELECT visits, max_visits FROM shortlinks WHERE code = 'twice';
+
+-- Visit statistics: shortlink_stats(code) -> (visits, first_visit_at, last_visit_at).
+SELECT visits, first_visit_at <= last_visit_at AS ordered, last_visit_at <= clock_timestamp() AS past
+FROM shortlink_stats('live');
+SELECT resolve('live') IS NOT NULL AS resolved;
+SELECT visits FROM shortlink_stats('live');
+SELECT * FROM shortlink_stats('unknown');
+
+-- Read-only transactions (PostgREST runs GET this way) resolve too. Their visits wait in the
+-- backend and are written by its next read-write resolve.
+BEGIN TRANSACTION READ ONLY;
+SELECT resolve('live') AS read_only_1, resolve('live') AS read_only_2;
+SELECT visits AS written_so_far FROM shortlink_stats('live');
+COMMIT;
+SELECT resolve('live') IS NOT NULL AS read_write;
+SELECT visits AS all_counted FROM shortlink_stats('live');
+-- A rolled-back transaction gives its written visits back to the buffer: none is lost.
+BEGIN;
+SELECT resolve('live') IS NOT NULL AS in_rolled_back_transaction;
+ROLLBACK;
+SELECT resolve('live') IS NOT NULL AS read_write;
+SELECT visits AS still_all_counted FROM shortlink_stats('live');
+-- A link with max_visits must count each visit when it happens, which a read-only transaction
+-- cannot do.
+SELECT (shorten('https://example.com/limited', code => 'limited', max_visits => 5)).code;
+BEGIN TRANSACTION READ ONLY;
+SELECT resolve('limited');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
+-- shortlinks_purge_expired() deletes the links that can never resolve again (expired, or every
+-- visit used) and returns how many.
+SELECT shortlinks_purge_expired() AS purged;
+SELECT code FROM shortlinks WHERE code IN ('expired', 'twice', 'live', 'later', 'disabled') ORDER BY code;
+SELECT shortlinks_purge_expired() AS purged_again;

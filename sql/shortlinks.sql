@@ -1,0 +1,383 @@
+-- URL short links: the table, its bookkeeping, and the functions applications call.
+--
+-- Functions that touch the tables run as the extension's owner (SECURITY DEFINER) with
+-- search_path pinned to pg_catalog, pg_temp, and name every object of the extension by schema, so
+-- a caller's search_path cannot redirect them. Ordinary roles reach the tables only through them.
+
+CREATE TABLE shortlinks (
+    id bigint PRIMARY KEY DEFAULT @extschema@.snowflake_next(),
+    code text COLLATE "C" NOT NULL UNIQUE,
+    url text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    valid_from timestamptz,
+    expires_at timestamptz,
+    max_visits bigint CHECK (max_visits > 0),
+    redirect_status smallint NOT NULL DEFAULT 302 CHECK (redirect_status IN (301, 302, 307, 308)),
+    disabled boolean NOT NULL DEFAULT false,
+    -- Visits folded into the row: every visit of a link with max_visits, and for other links
+    -- those that shortlinks_purge_expired() folded in. shortlink_stats() gives the total.
+    visits bigint NOT NULL DEFAULT 0,
+    first_visit_at timestamptz,
+    last_visit_at timestamptz,
+    CHECK (valid_from < expires_at)
+) WITH (fillfactor = 90);
+
+-- Finds the live link of a URL without a b-tree on the URL, whose entries are limited to 2.7 kB.
+CREATE INDEX shortlinks_url_hash ON shortlinks USING hash (url);
+CREATE INDEX shortlinks_expires_at ON shortlinks (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Visits of links without max_visits, one row per link and backend: a backend only ever writes its
+-- own rows, so clicks on a popular link never wait for each other's row locks.
+CREATE TABLE shortlink_visits (
+    link_id bigint NOT NULL,
+    backend_pid int NOT NULL,
+    visits bigint NOT NULL,
+    first_at timestamptz NOT NULL,
+    last_at timestamptz NOT NULL,
+    PRIMARY KEY (link_id, backend_pid)
+);
+
+-- The dense counter behind generated codes, and the key that permutes it.
+CREATE SEQUENCE shortlink_code_seq AS bigint MINVALUE 0 START 0;
+CREATE TABLE shortlink_key (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    key bytea NOT NULL CHECK (length(key) = 16)
+);
+
+-- Custom codes that would shadow an application's own paths. Compared in lower case.
+CREATE TABLE shortlink_reserved_codes (
+    code text COLLATE "C" PRIMARY KEY CHECK (code = lower(code)),
+    builtin boolean NOT NULL DEFAULT false
+);
+INSERT INTO shortlink_reserved_codes (code, builtin)
+SELECT reserved, true
+FROM unnest(ARRAY['admin', 'api', 'app', 'assets', 'auth', 'dashboard', 'favicon', 'health',
+                  'help', 'login', 'logout', 'robots', 'rpc', 'settings', 'signin', 'signup',
+                  'sitemap', 'static', 'stats', 'www']) AS reserved;
+
+-- pg_dump keeps every link, visit, the counter and the key; of the reserved codes, those added.
+SELECT pg_catalog.pg_extension_config_dump('shortlinks', '');
+SELECT pg_catalog.pg_extension_config_dump('shortlink_visits', '');
+SELECT pg_catalog.pg_extension_config_dump('shortlink_code_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('shortlink_key', '');
+SELECT pg_catalog.pg_extension_config_dump('shortlink_reserved_codes', 'WHERE NOT builtin');
+
+-- The key is made on first use, not here: a restore then loads the dumped key instead of meeting
+-- a second one, and codes made after the restore never repeat codes made before.
+CREATE FUNCTION _shortlink_key() RETURNS bytea
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    code_key bytea;
+BEGIN
+    SELECT k.key INTO code_key FROM @extschema@.shortlink_key AS k;
+    IF NOT FOUND THEN
+        INSERT INTO @extschema@.shortlink_key (key)
+        VALUES (pg_catalog.uuid_send(pg_catalog.gen_random_uuid()))
+        ON CONFLICT DO NOTHING;
+        SELECT k.key INTO code_key FROM @extschema@.shortlink_key AS k;
+    END IF;
+    IF code_key IS NULL THEN
+        RAISE EXCEPTION 'the short link key was created by a concurrent transaction'
+            USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
+    END IF;
+    RETURN code_key;
+END
+$$;
+
+CREATE FUNCTION shorten(
+    url text,
+    code text DEFAULT NULL,
+    expires_at timestamptz DEFAULT NULL,
+    max_visits bigint DEFAULT NULL,
+    redirect_status int DEFAULT 302,
+    force_new boolean DEFAULT false,
+    valid_from timestamptz DEFAULT NULL
+) RETURNS shortlinks
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target text := @extschema@.shortlink_normalize_url(shorten.url);
+    link @extschema@.shortlinks;
+    new_id bigint;
+    new_code text;
+BEGIN
+    IF shorten.url IS NULL THEN
+        RAISE EXCEPTION 'url must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF shorten.redirect_status IS NULL OR shorten.redirect_status NOT IN (301, 302, 307, 308) THEN
+        RAISE EXCEPTION 'redirect_status must be 301, 302, 307 or 308, not %',
+            coalesce(shorten.redirect_status::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shorten.max_visits <= 0 THEN
+        RAISE EXCEPTION 'max_visits must be positive, not %', shorten.max_visits
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shorten.expires_at <= now() THEN
+        RAISE EXCEPTION 'expires_at % is not in the future', shorten.expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shorten.valid_from >= shorten.expires_at THEN
+        RAISE EXCEPTION 'valid_from % is not before expires_at %', shorten.valid_from, shorten.expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shorten.code IS NOT NULL THEN
+        IF shorten.code !~ '^[0-9A-Za-z_-]{1,64}$' THEN
+            RAISE EXCEPTION 'custom code "%" is not 1 to 64 characters of 0-9, A-Z, a-z, _ and -',
+                shorten.code
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT FROM @extschema@.shortlink_reserved_codes AS r
+                   WHERE r.code = lower(shorten.code)) THEN
+            RAISE EXCEPTION 'custom code "%" is reserved', shorten.code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'The table shortlink_reserved_codes lists the reserved codes.';
+        END IF;
+    END IF;
+
+    -- The same URL with the same options gets its live link back. A link with max_visits is
+    -- never shared: its visits belong to whoever asked for it.
+    IF NOT coalesce(shorten.force_new, false) AND shorten.max_visits IS NULL THEN
+        -- Concurrent shortens of one URL wait for each other here, and so agree on one link.
+        PERFORM pg_advisory_xact_lock(1936616555, hashtext(target));
+        SELECT * INTO link
+        FROM @extschema@.shortlinks AS s
+        WHERE s.url = target
+          AND (shorten.code IS NULL OR s.code = shorten.code)
+          AND s.redirect_status = shorten.redirect_status
+          AND s.expires_at IS NOT DISTINCT FROM shorten.expires_at
+          AND s.valid_from IS NOT DISTINCT FROM shorten.valid_from
+          AND s.max_visits IS NULL
+          AND NOT s.disabled
+        ORDER BY s.id
+        LIMIT 1;
+        IF FOUND THEN
+            RETURN link;
+        END IF;
+    END IF;
+
+    -- Generated codes never repeat one another; the loop goes round again only when a custom code
+    -- already took the one generated.
+    LOOP
+        new_id := @extschema@.snowflake_next();
+        new_code := CASE
+            WHEN shorten.code IS NOT NULL THEN shorten.code
+            WHEN current_setting('snowlink.code_style') = 'snowflake' THEN @extschema@.base62_encode(new_id)
+            ELSE @extschema@._shortlink_keyed_code(nextval('@extschema@.shortlink_code_seq'),
+                                                   @extschema@._shortlink_key())
+        END;
+        INSERT INTO @extschema@.shortlinks
+            (id, code, url, valid_from, expires_at, max_visits, redirect_status)
+        VALUES (new_id, new_code, target, shorten.valid_from, shorten.expires_at,
+                shorten.max_visits, shorten.redirect_status)
+        ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
+        RETURNING * INTO link;
+        EXIT WHEN FOUND;
+        IF shorten.code IS NOT NULL THEN
+            RAISE EXCEPTION 'custom code "%" is already taken', shorten.code
+                USING ERRCODE = 'unique_violation';
+        END IF;
+    END LOOP;
+    RETURN link;
+END
+$$;
+
+-- Writes this backend's buffered visits into its own rows of shortlink_visits.
+CREATE FUNCTION _shortlinks_flush_visits() RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    INSERT INTO @extschema@.shortlink_visits AS v (link_id, backend_pid, visits, first_at, last_at)
+    SELECT t.link_id, pg_catalog.pg_backend_pid(), t.visits, t.first_at, t.last_at
+    FROM @extschema@._shortlink_take_visits() AS t
+    ON CONFLICT (link_id, backend_pid) DO UPDATE
+    SET visits = v.visits + excluded.visits,
+        first_at = least(v.first_at, excluded.first_at),
+        last_at = greatest(v.last_at, excluded.last_at)
+$$;
+
+-- The live link of a code, with its visit counted; NULL when there is none.
+CREATE FUNCTION _shortlink_visit(code text) RETURNS shortlinks
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    link @extschema@.shortlinks;
+BEGIN
+    SELECT * INTO link
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = _shortlink_visit.code
+      AND NOT s.disabled
+      AND (s.valid_from IS NULL OR s.valid_from <= now())
+      AND (s.expires_at IS NULL OR s.expires_at > now())
+      AND (s.max_visits IS NULL OR s.visits < s.max_visits);
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+
+    IF link.max_visits IS NULL THEN
+        -- Counted in the backend, written in batches: see src/shortlinks/visits.rs.
+        IF @extschema@._shortlink_record_visit(link.id) THEN
+            PERFORM @extschema@._shortlinks_flush_visits();
+        END IF;
+        RETURN link;
+    END IF;
+
+    -- A limited link counts each visit at once, under its row lock, so that its last visit goes to
+    -- one visitor only.
+    IF current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'link "%" has max_visits, so its visits must be counted in a read-write transaction',
+            link.code
+            USING ERRCODE = 'read_only_sql_transaction',
+                  HINT = 'Through PostgREST, call it with POST.';
+    END IF;
+    UPDATE @extschema@.shortlinks AS s
+    SET visits = s.visits + 1,
+        first_visit_at = coalesce(s.first_visit_at, clock_timestamp()),
+        last_visit_at = clock_timestamp()
+    WHERE s.id = link.id AND s.visits < s.max_visits
+    RETURNING * INTO link;
+    IF NOT FOUND THEN
+        RETURN NULL; -- a concurrent visit took the last one
+    END IF;
+    RETURN link;
+END
+$$;
+
+CREATE FUNCTION resolve(code text) RETURNS text
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (@extschema@._shortlink_visit(code)).url
+$$;
+
+-- For PostgREST: the link's status and Location, or 404.
+CREATE FUNCTION shortlink_redirect(code text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    link @extschema@.shortlinks := @extschema@._shortlink_visit(shortlink_redirect.code);
+    cache_control text;
+BEGIN
+    IF link.id IS NULL THEN
+        PERFORM set_config('response.status', '404', true);
+        PERFORM set_config('response.headers',
+                           json_build_array(json_build_object('Cache-Control', 'no-store'))::text, true);
+        RETURN NULL;
+    END IF;
+    -- Browsers keep permanent redirects; a day at most (less when the link expires sooner), so
+    -- that a disabled link stops working. Every visit of a temporary or limited link comes back.
+    cache_control := CASE
+        WHEN link.redirect_status IN (301, 308) AND link.max_visits IS NULL THEN
+            'public, max-age=' || least(86400, floor(extract(epoch FROM link.expires_at - now())))
+        ELSE 'no-store'
+    END;
+    PERFORM set_config('response.status', link.redirect_status::text, true);
+    PERFORM set_config('response.headers',
+                       json_build_array(json_build_object('Location', link.url),
+                                        json_build_object('Cache-Control', cache_control))::text,
+                       true);
+    RETURN link.url;
+END
+$$;
+
+CREATE FUNCTION shortlink_stats(
+    code text,
+    OUT visits bigint,
+    OUT first_visit_at timestamptz,
+    OUT last_visit_at timestamptz
+)
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.visits + coalesce(sum(v.visits), 0),
+           least(s.first_visit_at, min(v.first_at)),
+           greatest(s.last_visit_at, max(v.last_at))
+    FROM @extschema@.shortlinks AS s
+    LEFT JOIN @extschema@.shortlink_visits AS v ON v.link_id = s.id
+    WHERE s.code = shortlink_stats.code
+    GROUP BY s.id
+$$;
+
+CREATE FUNCTION shortlink_disable(code text) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH changed AS (
+        UPDATE @extschema@.shortlinks AS s SET disabled = true
+        WHERE s.code = shortlink_disable.code
+        RETURNING 1
+    )
+    SELECT count(*) > 0 FROM changed
+$$;
+
+CREATE FUNCTION shortlink_enable(code text) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH changed AS (
+        UPDATE @extschema@.shortlinks AS s SET disabled = false
+        WHERE s.code = shortlink_enable.code
+        RETURNING 1
+    )
+    SELECT count(*) > 0 FROM changed
+$$;
+
+-- Deletes the links that can never resolve again (expired, or every visit used) and returns how
+-- many. Also folds the visit rows of backends that have exited into their links.
+CREATE FUNCTION shortlinks_purge_expired() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    purged bigint;
+BEGIN
+    WITH gone AS (
+        DELETE FROM @extschema@.shortlinks AS s
+        WHERE s.expires_at <= now() OR s.visits >= s.max_visits
+        RETURNING s.id
+    ), gone_visits AS (
+        DELETE FROM @extschema@.shortlink_visits AS v USING gone WHERE v.link_id = gone.id
+    )
+    SELECT count(*) INTO purged FROM gone;
+
+    PERFORM pg_stat_clear_snapshot(); -- the backends alive now, not at the start of the transaction
+    WITH folded AS (
+        DELETE FROM @extschema@.shortlink_visits AS v
+        WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = v.backend_pid)
+        RETURNING v.*
+    )
+    UPDATE @extschema@.shortlinks AS s
+    SET visits = s.visits + f.visits,
+        first_visit_at = least(s.first_visit_at, f.first_at),
+        last_visit_at = greatest(s.last_visit_at, f.last_at)
+    FROM (SELECT link_id, sum(visits) AS visits, min(first_at) AS first_at, max(last_at) AS last_at
+          FROM folded GROUP BY link_id) AS f
+    WHERE s.id = f.link_id;
+    RETURN purged;
+END
+$$;
+
+-- Who may do what. Anyone may follow a link; applications get the rest through one role.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'snowlink_user') THEN
+        CREATE ROLE snowlink_user NOLOGIN;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION
+    _shortlink_keyed_code(bigint, bytea), _shortlink_record_visit(bigint), _shortlink_take_visits(),
+    _shortlink_key(), _shortlinks_flush_visits(), _shortlink_visit(text),
+    shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
+    shortlink_stats(text), shortlink_disable(text), shortlink_enable(text),
+    shortlinks_purge_expired()
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
+    shortlink_stats(text), shortlink_disable(text), shortlink_enable(text),
+    shortlinks_purge_expired()
+TO snowlink_user;
+GRANT SELECT ON shortlinks TO snowlink_user;

@@ -1,0 +1,181 @@
+//! URL short links. The table and the SQL functions users call live in sql/shortlinks.sql; this
+//! module gives them URL checks, generated codes and the visit buffer.
+
+pub mod codes;
+pub mod urls;
+pub mod visits;
+
+use std::cell::RefCell;
+use std::ffi::CString;
+
+use pgrx::prelude::*;
+use pgrx::{
+    register_xact_callback, GucContext, GucFlags, GucRegistry, GucSetting, PgXactCallbackEvent,
+};
+
+use crate::error::{OrRaise, SqlError, SqlState};
+use codes::CodeKey;
+use urls::UrlPolicy;
+use visits::VisitBuffer;
+
+/// How shorten() makes codes when it is given none.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CodeStyle {
+    /// A keyed permutation of a counter: 7 characters, reveals nothing.
+    #[name = c"keyed"]
+    Keyed,
+    /// base62 of the link's snowflake ID: up to 11 characters, needs no shared counter.
+    #[name = c"snowflake"]
+    Snowflake,
+}
+
+const DEFAULT_MAX_URL_LENGTH: i32 = 8000;
+const DEFAULT_URL_SCHEMES: &str = "http,https";
+
+static MAX_URL_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_URL_LENGTH);
+static ALLOWED_URL_SCHEMES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"http,https"));
+static CODE_STYLE: GucSetting<CodeStyle> = GucSetting::<CodeStyle>::new(CodeStyle::Keyed);
+static VISIT_FLUSH_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
+thread_local! {
+    static VISITS: RefCell<VisitBuffer> = RefCell::new(VisitBuffer::default());
+}
+
+pub fn register_settings() {
+    GucRegistry::define_int_guc(
+        c"snowlink.max_url_length",
+        c"Longest URL, in bytes, that shorten() accepts.",
+        c"",
+        &MAX_URL_LENGTH,
+        1,
+        1 << 20,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_string_guc(
+        c"snowlink.allowed_url_schemes",
+        c"Comma-separated URL schemes that shorten() accepts.",
+        c"javascript, data, vbscript and file are refused whatever this says.",
+        &ALLOWED_URL_SCHEMES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"snowlink.code_style",
+        c"How shorten() makes codes: keyed (7 characters, unguessable) or snowflake.",
+        c"snowflake codes are base62 of the link's ID and need no counter shared between servers.",
+        &CODE_STYLE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"snowlink.visit_flush_interval_ms",
+        c"How often a backend writes the visits it has counted.",
+        c"0 writes them with every read-write resolve.",
+        &VISIT_FLUSH_INTERVAL_MS,
+        0,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+}
+
+/// The URL as shorten() stores it, or an ERROR saying why it is refused.
+#[pg_extern(stable, parallel_safe)]
+fn shortlink_normalize_url(url: &str) -> String {
+    let schemes = ALLOWED_URL_SCHEMES.get();
+    let policy = UrlPolicy {
+        max_length: MAX_URL_LENGTH.get() as usize,
+        allowed_schemes: schemes
+            .as_deref()
+            .and_then(|s| s.to_str().ok())
+            .unwrap_or(DEFAULT_URL_SCHEMES),
+    };
+    urls::normalize(url, &policy).or_raise("shortlink_normalize_url")
+}
+
+/// The generated code for counter value `counter` under `key`.
+#[pg_extern(immutable, parallel_safe)]
+fn _shortlink_keyed_code(counter: i64, key: &[u8]) -> String {
+    CodeKey::from_bytes(key)
+        .and_then(|key| codes::keyed_code(counter, &key))
+        .or_raise("_shortlink_keyed_code")
+}
+
+/// Counts a visit of `link_id` in this backend. True when the buffered visits are due to be
+/// written and this transaction can write them. A standby counts nothing: it could never write.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _shortlink_record_visit(link_id: i64) -> bool {
+    // SAFETY: plain reads of backend state.
+    let (in_recovery, read_only, now) = unsafe {
+        (
+            pg_sys::RecoveryInProgress(),
+            pg_sys::XactReadOnly,
+            pg_sys::GetCurrentTimestamp(),
+        )
+    };
+    if in_recovery {
+        return false;
+    }
+    let interval_us = i64::from(VISIT_FLUSH_INTERVAL_MS.get()) * 1000;
+    VISITS.with_borrow_mut(|buffer| {
+        buffer.record(link_id, now);
+        !read_only && buffer.flush_due(now, interval_us)
+    })
+}
+
+/// Takes this backend's buffered visits for writing in the current transaction. If it rolls
+/// back, they return to the buffer.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _shortlink_take_visits() -> TableIterator<
+    'static,
+    (
+        name!(link_id, i64),
+        name!(visits, i64),
+        name!(first_at, TimestampWithTimeZone),
+        name!(last_at, TimestampWithTimeZone),
+    ),
+> {
+    // SAFETY: reads the clock.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    let (first_take_in_transaction, batch) =
+        VISITS.with_borrow_mut(|buffer| (!buffer.is_taking(), buffer.take(now)));
+    if first_take_in_transaction {
+        register_xact_callback(PgXactCallbackEvent::Commit, || {
+            VISITS.with_borrow_mut(VisitBuffer::commit)
+        });
+        register_xact_callback(PgXactCallbackEvent::Abort, || {
+            VISITS.with_borrow_mut(VisitBuffer::abort)
+        });
+    }
+    let rows: Result<Vec<_>, SqlError> = batch
+        .into_iter()
+        .map(|(link_id, visits)| {
+            Ok((
+                link_id,
+                visits.count,
+                timestamp(visits.first_at)?,
+                timestamp(visits.last_at)?,
+            ))
+        })
+        .collect();
+    TableIterator::new(rows.or_raise("_shortlink_take_visits"))
+}
+
+fn timestamp(postgres_us: i64) -> Result<TimestampWithTimeZone, SqlError> {
+    TimestampWithTimeZone::try_from(postgres_us)
+        .map_err(|_| SqlError::new(SqlState::OutOfRange, "timestamp out of range"))
+}
+
+extension_sql_file!(
+    "../../sql/shortlinks.sql",
+    requires = [
+        shortlink_normalize_url,
+        _shortlink_keyed_code,
+        _shortlink_record_visit,
+        _shortlink_take_visits,
+        snowflake::snowflake_next,
+        base62::base62_encode
+    ]
+);
