@@ -33,8 +33,8 @@ COMMENT ON FUNCTION shortlink_redirect(text) IS
     'for PostgREST: resolves a code and sets response.status and response.headers (Location, Cache-Control)';
 COMMENT ON FUNCTION shortlink_stats(text) IS
     'visits of a short link, with the first and last visit time';
-COMMENT ON FUNCTION shortlink_disable(text) IS
-    'stops a short link from resolving; false when the code is unknown';
+COMMENT ON FUNCTION shortlink_disable(text, boolean) IS
+    'stops a short link from resolving (disabled => false: lets it resolve again); false when the code is unknown';
 COMMENT ON FUNCTION shortlink_enable(text) IS
     'lets a disabled short link resolve again; false when the code is unknown';
 COMMENT ON FUNCTION shortlinks_purge_expired() IS

@@ -301,12 +301,14 @@ AS $$
     GROUP BY s.id
 $$;
 
-CREATE FUNCTION shortlink_disable(code text) RETURNS boolean
+-- Stops a link from resolving (or, with disabled => false, lets it resolve again). False when the
+-- code is unknown.
+CREATE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true) RETURNS boolean
 LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH changed AS (
-        UPDATE @extschema@.shortlinks AS s SET disabled = true
+        UPDATE @extschema@.shortlinks AS s SET disabled = shortlink_disable.disabled
         WHERE s.code = shortlink_disable.code
         RETURNING 1
     )
@@ -314,15 +316,9 @@ AS $$
 $$;
 
 CREATE FUNCTION shortlink_enable(code text) RETURNS boolean
-LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql VOLATILE STRICT
 AS $$
-    WITH changed AS (
-        UPDATE @extschema@.shortlinks AS s SET disabled = false
-        WHERE s.code = shortlink_enable.code
-        RETURNING 1
-    )
-    SELECT count(*) > 0 FROM changed
+    SELECT @extschema@.shortlink_disable(code, false)
 $$;
 
 -- Deletes the links that can never resolve again (expired, or every visit used) and returns how
@@ -372,12 +368,12 @@ REVOKE ALL ON FUNCTION
     _shortlink_keyed_code(bigint, bytea), _shortlink_record_visit(bigint), _shortlink_take_visits(),
     _shortlink_key(), _shortlinks_flush_visits(), _shortlink_visit(text),
     shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
-    shortlink_stats(text), shortlink_disable(text), shortlink_enable(text),
+    shortlink_stats(text), shortlink_disable(text, boolean), shortlink_enable(text),
     shortlinks_purge_expired()
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
-    shortlink_stats(text), shortlink_disable(text), shortlink_enable(text),
+    shortlink_stats(text), shortlink_disable(text, boolean), shortlink_enable(text),
     shortlinks_purge_expired()
 TO snowlink_user;
 GRANT SELECT ON shortlinks TO snowlink_user;

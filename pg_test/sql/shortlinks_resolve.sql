@@ -15,6 +15,8 @@ SELECT resolve('LIVE') AS other_case;
 SELECT (shorten('https://example.com/disabled', code => 'disabled')).code;
 SELECT shortlink_disable('disabled') AS disabled, resolve('disabled') AS resolves_to;
 SELECT shortlink_enable('disabled') AS enabled, resolve('disabled') AS resolves_to;
+SELECT shortlink_disable('disabled', disabled => true) AS disabled, resolve('disabled') AS resolves_to;
+SELECT shortlink_disable('disabled', disabled => false) AS enabled, resolve('disabled') AS resolves_to;
 SELECT shortlink_disable('no-such-code') AS disabled_unknown;
 SELECT (shorten('https://example.com/later', code => 'later',
                 valid_from => now() + interval '1 hour')).code;
