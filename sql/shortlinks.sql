@@ -197,10 +197,10 @@ AS $$
         last_at = greatest(v.last_at, excluded.last_at)
 $$;
 
--- The live link of a code, with its visit counted; NULL when there is none.
+-- The live link of a code, with its visit counted; NULL when there is none. Called by resolve()
+-- and shortlink_redirect(), which run it as the extension's owner with a pinned search_path.
 CREATE FUNCTION _shortlink_visit(code text) RETURNS shortlinks
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE STRICT
 AS $$
 DECLARE
     link @extschema@.shortlinks;
@@ -245,11 +245,14 @@ BEGIN
 END
 $$;
 
+-- PL/pgSQL rather than SQL: a SECURITY DEFINER SQL function is planned again on every call.
 CREATE FUNCTION resolve(code text) RETURNS text
-LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (@extschema@._shortlink_visit(code)).url
+BEGIN
+    RETURN (@extschema@._shortlink_visit(resolve.code)).url;
+END
 $$;
 
 -- For PostgREST: the link's status and Location, or 404.

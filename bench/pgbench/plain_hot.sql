@@ -1,0 +1,1 @@
+SELECT url FROM plain_links WHERE code = 'c1';
