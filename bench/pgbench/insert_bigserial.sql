@@ -1,0 +1,1 @@
+INSERT INTO keyed_bigserial (payload) VALUES ('x');

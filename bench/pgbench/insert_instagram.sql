@@ -1,0 +1,1 @@
+INSERT INTO keyed_instagram (payload) VALUES ('x');

@@ -1,0 +1,1 @@
+INSERT INTO keyed_snowflake (payload) VALUES ('x');

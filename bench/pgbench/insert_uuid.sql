@@ -1,0 +1,1 @@
+INSERT INTO keyed_uuid (payload) VALUES ('x');

@@ -1,0 +1,1 @@
+SELECT shorten('https://example.com/item/' || random(), force_new => true);

@@ -1,0 +1,179 @@
+"""Turns bench/run.sh's results into BENCHMARKS.md and a plot of the main comparisons.
+
+Every comparison is a ratio against a baseline from the same run: the machines are shared, so
+absolute numbers say little on their own.
+"""
+
+import csv
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+CEILING = 4_096_000  # snowflake IDs per second per backend: 4096 per millisecond
+
+(results_path, markdown_path, png_path, mode, cores, cpu, version, settings, sizes) = sys.argv[1:10]
+
+values = defaultdict(dict)
+with open(results_path) as results:
+    for row in csv.DictReader(results, delimiter="\t"):
+        values[row["section"]][row["name"]] = float(row["value"] or "nan")
+
+
+def ratio(numerator, denominator):
+    return numerator / denominator if denominator else float("nan")
+
+
+lines = [
+    "# Benchmarks",
+    "",
+    "Written by `bench/run.sh" + (" --short" if mode == "short" else "") + "`; do not edit by hand.",
+    "Each comparison is a ratio against a baseline measured in the same run, on the same cluster.",
+    "",
+    "## Machine",
+    "",
+    f"- {cores} cores: {cpu}",
+    f"- PostgreSQL {version}, scratch cluster with default settings: {settings}",
+    f"- mode `{mode}`: {sizes}",
+    "",
+    "Commands: `bench/run.sh` (full) or `bench/run.sh --short`. SQL timings are the best of three",
+    "runs of `SELECT count(f) FROM generate_series(1, N)` through psql's `\\timing`; concurrent numbers",
+    "are `pgbench -n -M prepared -c C -j C -T SECONDS -f bench/pgbench/SCRIPT.sql`.",
+    "",
+    "![main comparisons](bench/benchmarks.png)",
+    "",
+]
+
+bulk = values["bulk"]
+nextval_rate = bulk["nextval('bench_seq')"]
+lines += [
+    "## 1. IDs in bulk, one backend",
+    "",
+    "| function | IDs per second | vs `nextval()` | of the ceiling |",
+    "| --- | ---: | ---: | ---: |",
+]
+for name, rate in bulk.items():
+    if name.startswith("floor"):
+        continue
+    ceiling = f"{rate / CEILING:.2f}" if name.startswith("snowflake_next()") else ""
+    lines.append(
+        f"| `{name}` | {rate:,.0f} | {ratio(rate, nextval_rate):.2f} | {ceiling} |"
+    )
+lines += [
+    f"| floor: `count(*)` over the series, no function | {bulk['floor: count(*)']:,.0f} | | |",
+    "",
+    "The ceiling is 4,096,000 IDs per second per backend (4096 per millisecond); the goal is 0.9 of",
+    "it. `generate_series()` in `FROM` is materialized before the scan, so that query's time is the",
+    "floor plus the IDs; with the series in the select list (`streaming series`) the rows stream and",
+    "the time is that of the IDs.",
+    "",
+]
+
+concurrent = values["concurrent"]
+lines += [
+    "## 2. IDs from concurrent clients",
+    "",
+    "| clients | `snowflake_next()` tps | `nextval()` tps | ratio | snowflake scaling vs 1 client |",
+    "| ---: | ---: | ---: | ---: | ---: |",
+]
+one_client = concurrent["snowflake_next c=1"]
+for clients in (1, 2, 4):
+    snowflake = concurrent[f"snowflake_next c={clients}"]
+    nextval = concurrent[f"nextval c={clients}"]
+    lines.append(
+        f"| {clients} | {snowflake:,.0f} | {nextval:,.0f} | {ratio(snowflake, nextval):.2f} "
+        f"| {ratio(snowflake, one_client):.2f} |"
+    )
+lines.append("")
+
+insert, index_size, insert_concurrent = values["insert"], values["index_size"], values["insert_concurrent"]
+lines += [
+    "## 3. Inserts",
+    "",
+    "| primary key | rows/s, one INSERT ... SELECT | vs bigserial | pkey size | single-row inserts, 4 clients (tps) | vs bigserial |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+]
+for key, label in (
+    ("snowflake", "`bigint DEFAULT snowflake_next()`"),
+    ("bigserial", "`bigserial`"),
+    ("uuid", "`uuid DEFAULT gen_random_uuid()`"),
+    ("instagram", "`bigint DEFAULT instagram_id()` (PL/pgSQL)"),
+):
+    lines.append(
+        f"| {label} | {insert[key]:,.0f} | {ratio(insert[key], insert['bigserial']):.2f} "
+        f"| {index_size[key] / 1048576:.1f} MiB | {insert_concurrent[key + ' c=4']:,.0f} "
+        f"| {ratio(insert_concurrent[key + ' c=4'], insert_concurrent['bigserial c=4']):.2f} |"
+    )
+lines.append("")
+
+base62 = values["base62"]
+floor_ns = base62["floor: count(i)"]
+lines += [
+    "## 4. base62",
+    "",
+    "| expression | ns per row | ns per call (floor subtracted) |",
+    "| --- | ---: | ---: |",
+]
+for name, ns in base62.items():
+    lines.append(f"| `{name}` | {ns:,.0f} | {'' if name.startswith('floor') else f'{ns - floor_ns:,.0f}'} |")
+lines += ["", "The decode rows include one `base62_encode` to make their input.", ""]
+
+shorten, resolve = values["shorten"], values["resolve"]
+lines += [
+    "## 5. Short links",
+    "",
+    f"`shorten()`: {shorten['shorten() c=2']:,.0f} tps against {shorten['plain insert c=2']:,.0f} for a",
+    "hand-written insert into a table with a `nextval()`-based code (2 clients): "
+    f"{ratio(shorten['shorten() c=2'], shorten['plain insert c=2']):.2f}.",
+    "",
+    "| clients | plain SELECT, distinct codes | `resolve()`, distinct | ratio (goal 0.8) | plain SELECT, one hot code | `resolve()`, hot | hot / distinct |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+]
+for clients in (1, 2, 4):
+    plain_distinct = resolve[f"plain_distinct c={clients}"]
+    resolve_distinct = resolve[f"resolve_distinct c={clients}"]
+    plain_hot = resolve[f"plain_hot c={clients}"]
+    resolve_hot = resolve[f"resolve_hot c={clients}"]
+    lines.append(
+        f"| {clients} | {plain_distinct:,.0f} | {resolve_distinct:,.0f} | {ratio(resolve_distinct, plain_distinct):.2f} "
+        f"| {plain_hot:,.0f} | {resolve_hot:,.0f} | {ratio(resolve_hot, resolve_distinct):.2f} |"
+    )
+lines.append("")
+
+with open(markdown_path, "w") as markdown:
+    markdown.write("\n".join(lines))
+
+figure, axes = plt.subplots(2, 3, figsize=(16, 9))
+figure.suptitle(f"snowlink benchmarks ({mode} mode, {cores} cores, PostgreSQL {version})")
+
+
+def bars(axis, title, labels, heights, unit):
+    axis.barh(labels, heights, color="#4c72b0")
+    axis.set_title(title)
+    axis.set_xlabel(unit)
+    axis.invert_yaxis()
+
+
+bars(axes[0][0], "1. IDs in bulk, one backend", list(bulk), list(bulk.values()), "per second")
+axes[0][0].axvline(CEILING, color="#c44e52", linestyle="--", label="ceiling")
+axes[0][0].legend()
+for script in ("snowflake_next", "nextval"):
+    axes[0][1].plot((1, 2, 4), [concurrent[f"{script} c={c}"] for c in (1, 2, 4)], marker="o", label=script)
+axes[0][1].set_title("2. IDs, concurrent clients")
+axes[0][1].set_xlabel("clients")
+axes[0][1].set_ylabel("transactions per second")
+axes[0][1].legend()
+bars(axes[0][2], "3. One INSERT ... SELECT", list(insert), list(insert.values()), "rows per second")
+bars(axes[1][0], "3. Primary-key index size", list(index_size), [v / 1048576 for v in index_size.values()], "MiB")
+bars(axes[1][1], "4. base62", list(base62), list(base62.values()), "ns per row")
+for script in ("plain_distinct", "resolve_distinct", "plain_hot", "resolve_hot"):
+    axes[1][2].plot((1, 2, 4), [resolve[f"{script} c={c}"] for c in (1, 2, 4)], marker="o", label=script)
+axes[1][2].set_title("5. resolve() against a plain SELECT")
+axes[1][2].set_xlabel("clients")
+axes[1][2].set_ylabel("transactions per second")
+axes[1][2].legend()
+figure.tight_layout()
+figure.savefig(png_path, dpi=80)

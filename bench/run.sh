@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The benchmark suite: snowlink against what users would use instead, on one scratch cluster, each
+# comparison a ratio against a baseline measured in the same run. Writes BENCHMARKS.md and
+# bench/benchmarks.png.
+# Usage: bench/run.sh [--short]   (--short: smaller sizes and 3 s pgbench runs, a few minutes)
+source "$(dirname "$0")/../scripts/lib.sh"
+
+if [ "${1:-}" = --short ]; then
+    MODE=short BULK=1000000 INSERT_ROWS=100000 CODEC_VALUES=200000 SECONDS_PER_RUN=3
+else
+    MODE=full BULK=10000000 INSERT_ROWS=1000000 CODEC_VALUES=1000000 SECONDS_PER_RUN=10
+fi
+CLIENTS=(1 2 4)
+BENCH_PORT=${SNOWLINK_BENCH_PORT:-54335}
+BENCH_DIR=$PROJECT_DIR/bench
+RESULTS=$PROJECT_DIR/target/bench/results.tsv
+DB=snowlink_bench
+
+ensure_tools
+say "building and installing snowlink (release)"
+install_extension --release
+cluster_start bench "$BENCH_PORT"
+trap 'cluster_remove bench' EXIT
+mkdir -p "$(dirname "$RESULTS")"
+printf 'section\tname\tvalue\tunit\n' >"$RESULTS"
+
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$BENCH_DIR/setup.sql" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL'
+SELECT shorten('https://example.com/page/' || i, code => 'c' || i) FROM generate_series(1, 10000) AS i;
+INSERT INTO plain_links (code, url) SELECT code, url FROM shortlinks;
+VACUUM ANALYZE;
+SQL
+
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; }
+
+# Best of three runs of one query, in milliseconds.
+best_ms() {
+    local best= run ms
+    for run in 1 2 3; do
+        ms=$(psql -X -q -d "$DB" -c '\timing on' -c "$1" | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p')
+        if [ -z "$best" ] || awk -v a="$ms" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$ms; fi
+    done
+    printf '%s' "$best"
+}
+
+# Transactions per second of a pgbench script with N clients.
+tps() {
+    "$PG_BIN/pgbench" -n -M prepared -c "$2" -j "$2" -T "$SECONDS_PER_RUN" -f "$BENCH_DIR/pgbench/$1.sql" \
+        "$DB" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p'
+}
+
+say "1. IDs in bulk, one backend ($BULK IDs)"
+psql -X -q -d "$DB" -c 'SELECT snowflake_next()' >/dev/null
+for id in "snowflake_next()" "nextval('bench_seq')" "nextval('bench_seq_cached')" \
+    "gen_random_uuid()" "instagram_id()"; do
+    ms=$(best_ms "SELECT count($id) FROM generate_series(1, $BULK)")
+    record bulk "$id" "$(awk -v n="$BULK" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')" ids_per_s
+    echo "$id: $ms ms"
+done
+ms=$(best_ms "SELECT count(*) FROM generate_series(1, $BULK)")
+record bulk "floor: count(*)" "$(awk -v n="$BULK" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')" rows_per_s
+ms=$(best_ms "SELECT count(snowflake_next()) FROM (SELECT generate_series(1, $BULK)) AS s")
+record bulk "snowflake_next(), streaming series" \
+    "$(awk -v n="$BULK" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')" ids_per_s
+
+say "2. IDs from concurrent clients (pgbench, $SECONDS_PER_RUN s per run)"
+for clients in "${CLIENTS[@]}"; do
+    for script in snowflake_next nextval; do
+        record concurrent "$script c=$clients" "$(tps "$script" "$clients")" tps
+    done
+done
+
+say "3. Inserts ($INSERT_ROWS rows in one INSERT ... SELECT, then pgbench single-row inserts)"
+for key in snowflake bigserial uuid instagram; do
+    psql -X -q -d "$DB" -c "TRUNCATE keyed_$key" >/dev/null
+    ms=$(psql -X -q -d "$DB" -c '\timing on' \
+        -c "INSERT INTO keyed_$key (payload) SELECT 'x' FROM generate_series(1, $INSERT_ROWS)" |
+        sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p')
+    record insert "$key" "$(awk -v n="$INSERT_ROWS" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')" rows_per_s
+    record index_size "$key" "$(psql -X -q -At -d "$DB" -c "SELECT pg_relation_size('keyed_${key}_pkey')")" bytes
+    record insert_concurrent "$key c=4" "$(tps "insert_$key" 4)" tps
+done
+
+say "4. base62 over $CODEC_VALUES values"
+codec_ns() {
+    local ms
+    ms=$(best_ms "SELECT count($1) FROM generate_series(1, $CODEC_VALUES) AS i")
+    awk -v n="$CODEC_VALUES" -v ms="$ms" 'BEGIN { printf "%.0f", ms * 1e6 / n }'
+}
+record base62 "floor: count(i)" "$(codec_ns "i")" ns_per_call
+record base62 "to_hex(i)" "$(codec_ns "to_hex(i)")" ns_per_call
+record base62 "base62_encode(i)" "$(codec_ns "base62_encode(i)")" ns_per_call
+record base62 "plpgsql_base62_encode(i)" "$(codec_ns "plpgsql_base62_encode(i)")" ns_per_call
+record base62 "base62_decode(base62_encode(i))" "$(codec_ns "base62_decode(base62_encode(i))")" ns_per_call
+record base62 "plpgsql_base62_decode(base62_encode(i))" "$(codec_ns "plpgsql_base62_decode(base62_encode(i))")" ns_per_call
+
+say "5. Short links (pgbench, $SECONDS_PER_RUN s per run)"
+record shorten "shorten() c=2" "$(tps shorten 2)" tps
+record shorten "plain insert c=2" "$(tps plain_shorten 2)" tps
+for clients in "${CLIENTS[@]}"; do
+    for script in plain_distinct resolve_distinct plain_hot resolve_hot; do
+        record resolve "$script c=$clients" "$(tps "$script" "$clients")" tps
+    done
+done
+
+say "writing BENCHMARKS.md and bench/benchmarks.png"
+venv=$PROJECT_DIR/target/bench-venv
+if ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    python3 -m venv --help >/dev/null 2>&1 || as_root apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q matplotlib
+fi
+settings=$(psql -X -q -At -d "$DB" -c "SELECT string_agg(name || ' = ' || setting || coalesce(' ' || unit, ''), '; ' ORDER BY name)
+    FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'synchronous_commit', 'fsync', 'max_wal_size', 'jit')")
+version=$(psql -X -q -At -d "$DB" -c 'SHOW server_version')
+"$venv/bin/python" "$BENCH_DIR/report.py" "$RESULTS" "$PROJECT_DIR/BENCHMARKS.md" "$BENCH_DIR/benchmarks.png" \
+    "$MODE" "$(nproc)" "$(lscpu | sed -nE 's/^Model name: +//p')" "$version" "$settings" \
+    "BULK=$BULK INSERT_ROWS=$INSERT_ROWS CODEC_VALUES=$CODEC_VALUES SECONDS_PER_RUN=$SECONDS_PER_RUN"
+echo "wrote $PROJECT_DIR/BENCHMARKS.md"
