@@ -92,8 +92,10 @@ cluster_start() {
     local setting
     for setting in "$@"; do options+=" -c $setting"; done
     as_pg_owner "$PG_BIN/pg_ctl" --pgdata="$data" stop --mode=fast >/dev/null 2>&1 || true
-    as_pg_owner "$PG_BIN/pg_ctl" --pgdata="$data" --log="$dir/server.log" --options="$options" \
-        --wait start >/dev/null
+    # Without RUST_BACKTRACE, as on users' servers: with it, errors raised through pgrx carry a
+    # backtrace as their DETAIL.
+    as_pg_owner env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" --pgdata="$data" --log="$dir/server.log" \
+        --options="$options" --wait start >/dev/null
     export PGHOST=$socket PGPORT=$port PGUSER=postgres
 }
 

@@ -186,7 +186,8 @@ $$;
 
 -- Writes this backend's buffered visits into its own rows of shortlink_visits.
 CREATE FUNCTION _shortlinks_flush_visits() RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO @extschema@.shortlink_visits AS v (link_id, backend_pid, visits, first_at, last_at)
     SELECT t.link_id, pg_catalog.pg_backend_pid(), t.visits, t.first_at, t.last_at
@@ -197,10 +198,11 @@ AS $$
         last_at = greatest(v.last_at, excluded.last_at)
 $$;
 
--- The live link of a code, with its visit counted; NULL when there is none. Called by resolve()
--- and shortlink_redirect(), which run it as the extension's owner with a pinned search_path.
+-- The live link of a code, with its visit counted; NULL when there is none. resolve() (in Rust,
+-- src/shortlinks/resolve.rs) comes here for links with max_visits, shortlink_redirect() always.
 CREATE FUNCTION _shortlink_visit(code text) RETURNS shortlinks
-LANGUAGE plpgsql VOLATILE STRICT
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     link @extschema@.shortlinks;
@@ -242,16 +244,6 @@ BEGIN
         RETURN NULL; -- a concurrent visit took the last one
     END IF;
     RETURN link;
-END
-$$;
-
--- PL/pgSQL rather than SQL: a SECURITY DEFINER SQL function is planned again on every call.
-CREATE FUNCTION resolve(code text) RETURNS text
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN (@extschema@._shortlink_visit(resolve.code)).url;
 END
 $$;
 

@@ -45,10 +45,17 @@ CREATE SCHEMA app_schema AUTHORIZATION shortener_app;
 SET ROLE shortener_app;
 CREATE FUNCTION app_schema.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT 'hijacked' $$;
 CREATE FUNCTION app_schema.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT 'epoch'::timestamptz $$;
-SET search_path = app_schema, public;
+CREATE FUNCTION app_schema.texteq_hijacked(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'hijacked';
+END $$;
+CREATE OPERATOR app_schema.= (LEFTARG = text, RIGHTARG = text, FUNCTION = app_schema.texteq_hijacked);
+SET search_path = app_schema, pg_catalog, public;
+SELECT 'a'::text = 'b'::text AS hijacked_here;
 SELECT shorten('https://example.com/', code => 'ADMIN');
 \echo :LAST_ERROR_SQLSTATE
 SELECT resolve('from-app') AS resolved_despite_search_path;
+SELECT shortlink_redirect('from-app') AS redirected_despite_search_path;
 RESET search_path;
 RESET ROLE;
 

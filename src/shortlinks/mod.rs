@@ -2,6 +2,7 @@
 //! module gives them URL checks, generated codes and the visit buffer.
 
 pub mod codes;
+mod resolve;
 pub mod urls;
 pub mod visits;
 
@@ -107,6 +108,10 @@ fn _shortlink_keyed_code(counter: i64, key: &[u8]) -> String {
 /// written and this transaction can write them. A standby counts nothing: it could never write.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _shortlink_record_visit(link_id: i64) -> bool {
+    record_visit(link_id)
+}
+
+fn record_visit(link_id: i64) -> bool {
     // SAFETY: plain reads of backend state.
     let (in_recovery, read_only, now) = unsafe {
         (
