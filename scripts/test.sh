@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Command 2: every test. Style checks, then for each PostgreSQL version: clippy, the Rust unit and
-# #[pg_test] tests, the pg_regress suite in pg_test/ and a pg_dump/pg_restore round trip against a
-# scratch server. Exits non-zero when anything fails.
+# #[pg_test] tests, the pg_regress suite in pg_test/, a pg_dump/pg_restore round trip, and three
+# servers with a hot standby. Exits non-zero when anything fails.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
 source "$(dirname "$0")/lib.sh"
 
@@ -53,6 +53,9 @@ test_version() {
     "$PROJECT_DIR/scripts/dump_restore_test.sh" 2>&1 | tee "$logs/dump_restore.log"
     cluster_remove "regress-$PG_MAJOR"
     trap - EXIT
+
+    say "PostgreSQL $PG_MAJOR: three servers and a hot standby"
+    "$PROJECT_DIR/scripts/servers_test.sh" 2>&1 | tee "$logs/servers.log"
 }
 
 say "cargo fmt --check"
@@ -69,11 +72,13 @@ for version in "${versions[@]}"; do
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
     grep -h '^dump and restore:' "$logs/dump_restore.log"
+    grep -h '^several servers:' "$logs/servers.log"
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^dump and restore: ([0-9]+) passed.*/\1/p' "$logs/dump_restore.log"
+            sed -nE 's/^(dump and restore|several servers): ([0-9]+) passed.*/\2/p' \
+                "$logs/dump_restore.log" "$logs/servers.log"
         } | awk '{ total += $1 } END { print total }'
     )))
 done

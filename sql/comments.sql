@@ -51,3 +51,7 @@ COMMENT ON TABLE shortlinks IS 'short links; change them through the snowlink fu
 COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and backend';
 COMMENT ON TABLE shortlink_key IS 'secret key of generated codes; readable by no ordinary role';
 COMMENT ON TABLE shortlink_reserved_codes IS 'custom codes shorten() refuses (lower case)';
+COMMENT ON FUNCTION snowflake_node_range() IS
+    'this server''s snowflake node range, from snowlink.node_min and snowlink.node_max';
+COMMENT ON FUNCTION snowflake_node_range_conflicts(int4range[]) IS
+    'peer node ranges that overlap this server''s (none when servers cannot repeat each other''s IDs)';

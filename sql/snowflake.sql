@@ -24,3 +24,22 @@ WHERE l.locktype = 'advisory'
   AND l.objsubid = 1
   AND l.granted;
 GRANT SELECT ON snowflake_nodes TO PUBLIC;
+
+-- This server's node range, as the settings give it (defaults when the library is not loaded).
+CREATE FUNCTION snowflake_node_range() RETURNS int4range
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT int4range(coalesce(current_setting('snowlink.node_min', true), '0')::int,
+                     coalesce(current_setting('snowlink.node_max', true), '1023')::int, '[]');
+END;
+
+-- The peers' node ranges that overlap this server's: none when the ranges are disjoint. Servers
+-- whose ranges overlap can issue the same ID.
+CREATE FUNCTION snowflake_node_range_conflicts(peer_ranges int4range[])
+RETURNS TABLE (peer_range int4range, shared_nodes int4range)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT peer, peer * snowflake_node_range()
+    FROM unnest(peer_ranges) AS peer
+    WHERE peer && snowflake_node_range();
+END;

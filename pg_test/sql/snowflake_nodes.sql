@@ -30,6 +30,12 @@ SELECT snowflake_node_id() AS node_after_narrowing;
 SELECT snowflake_node(snowflake_next()) AS node_of_next_id;
 SELECT array_agg(node_id) AS my_claims FROM snowflake_nodes WHERE pid = pg_backend_pid();
 
+-- Servers that make IDs for the same tables need disjoint ranges. snowflake_node_range() is this
+-- server's; snowflake_node_range_conflicts(peers) lists the peers' ranges that overlap it.
+SELECT snowflake_node_range();
+SELECT * FROM snowflake_node_range_conflicts('{"[0,511]", "[910,1023]", "[905,905]"}');
+SELECT count(*) AS conflicts FROM snowflake_node_range_conflicts('{"[0,899]", "[910,1023]"}');
+
 -- Settings errors. Each is followed by its SQLSTATE.
 SET snowlink.node_min = 950;
 SELECT snowflake_next();
