@@ -164,7 +164,11 @@ cluster_start() {
     # Without RUST_BACKTRACE, as on users' servers: with it, errors raised through pgrx carry a
     # backtrace as their DETAIL.
     as_pg_owner env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" --pgdata="$data" --log="$dir/server.log" \
-        --options="$options" --wait start >/dev/null
+        --options="$options" --wait start >/dev/null || {
+        echo "server $name did not start; the end of $dir/server.log:" >&2
+        tail -20 "$dir/server.log" >&2
+        return 1
+    }
     export PGHOST=$socket PGPORT=$port PGUSER=postgres
 }
 

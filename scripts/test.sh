@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Command 2: every test. Style checks, then for each PostgreSQL version: clippy, the Rust unit and
-# #[pg_test] tests, the pg_regress suite in pg_test/, a pg_dump/pg_restore round trip, and three
-# servers with a hot standby. Exits non-zero when anything fails.
+# #[pg_test] tests, the pg_regress suite in pg_test/, a pg_dump/pg_restore round trip, three
+# servers with a hot standby, and clients through PgBouncer. Exits non-zero when anything fails.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
 source "$(dirname "$0")/lib.sh"
 
@@ -41,6 +41,7 @@ test_version() {
     local tests
     tests=$(cd pg_test/sql && ls ./*.sql | sed 's|^\./||; s|\.sql$||')
     local results=$PROJECT_DIR/target/pg_regress/pg$PG_MAJOR
+    mkdir -p "$results"
     # shellcheck disable=SC2086 # one argument per test name
     "$($PG_CONFIG --pkglibdir)/pgxs/src/test/regress/pg_regress" --bindir="$PG_BIN" \
         --host="$PGHOST" --port="$PGPORT" --user=postgres --inputdir=pg_test --outputdir="$results" \
@@ -56,6 +57,9 @@ test_version() {
 
     say "PostgreSQL $PG_MAJOR: three servers and a hot standby"
     "$PROJECT_DIR/scripts/servers_test.sh" 2>&1 | tee "$logs/servers.log"
+
+    say "PostgreSQL $PG_MAJOR: clients through PgBouncer"
+    "$PROJECT_DIR/scripts/pgbouncer_test.sh" 2>&1 | tee "$logs/pgbouncer.log"
 }
 
 say "cargo fmt --check"
@@ -72,13 +76,13 @@ for version in "${versions[@]}"; do
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
     grep -h '^dump and restore:' "$logs/dump_restore.log"
-    grep -h '^several servers:' "$logs/servers.log"
+    grep -h -E '^(several servers|pgbouncer):' "$logs/servers.log" "$logs/pgbouncer.log"
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(dump and restore|several servers): ([0-9]+) passed.*/\2/p' \
-                "$logs/dump_restore.log" "$logs/servers.log"
+            sed -nE 's/^(dump and restore|several servers|pgbouncer): ([0-9]+) passed.*/\2/p' \
+                "$logs/dump_restore.log" "$logs/servers.log" "$logs/pgbouncer.log"
         } | awk '{ total += $1 } END { print total }'
     )))
 done
