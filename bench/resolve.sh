@@ -8,7 +8,7 @@ SECONDS_PER_RUN=${1:-10}
 shift || true
 CLIENTS=("${@:-1}")
 [ $# -gt 0 ] || CLIENTS=(1 2 4)
-BENCH_PORT=${SNOWLINK_BENCH_PORT:-54335}
+BENCH_PORT=${SNOWLINK_BENCH_PORT:-25435}
 SCRIPTS=$PROJECT_DIR/bench/pgbench
 
 ensure_tools

@@ -6,7 +6,7 @@
 source "$(dirname "$0")/../scripts/lib.sh"
 
 IDS=${1:-10000000}
-BENCH_PORT=${SNOWLINK_BENCH_PORT:-54335}
+BENCH_PORT=${SNOWLINK_BENCH_PORT:-25435}
 CEILING_PER_SECOND=4096000
 
 ensure_tools

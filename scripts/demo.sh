@@ -3,7 +3,7 @@
 # shows the extension at work. `scripts/demo.sh stop` stops the cluster and deletes its data.
 source "$(dirname "$0")/lib.sh"
 
-DEMO_PORT=${SNOWLINK_DEMO_PORT:-54315}
+DEMO_PORT=${SNOWLINK_DEMO_PORT:-25415}
 
 if [ "${1:-}" = stop ]; then
     cluster_remove demo

@@ -7,8 +7,6 @@ source "$(dirname "$0")/lib.sh"
 SOURCE_DB=snowlink_dump_source
 RESTORED_DB=snowlink_dump_restored
 DUMP=$PROJECT_DIR/target/snowlink_dump_test.dump
-passed=0
-failed=0
 
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
@@ -36,18 +34,11 @@ SQL
 "$PG_BIN/pg_dump" --format=custom --file="$DUMP" "$SOURCE_DB"
 "$PG_BIN/pg_restore" --exit-on-error --dbname="$RESTORED_DB" "$DUMP"
 
+# check WHAT QUERY: QUERY gives the same, non-empty answer in both databases.
 check() {
-    local what=$1 query=$2 source restored
-    source=$(sql "$SOURCE_DB" "$query")
-    restored=$(sql "$RESTORED_DB" "$query")
-    if [ -n "$source" ] && [ "$source" = "$restored" ]; then
-        echo "ok: $what"
-        passed=$((passed + 1))
-    else
-        echo "FAILED: $what"
-        diff <(echo "$source") <(echo "$restored") | head -20
-        failed=$((failed + 1))
-    fi
+    local source
+    source=$(sql "$SOURCE_DB" "$2")
+    check_equal "$1" "$(sql "$RESTORED_DB" "$2")" "${source:-(nothing in the source database)}"
 }
 
 check "every link, column by column" \
@@ -69,5 +60,4 @@ check "the next generated code" \
 sql postgres "DROP DATABASE $SOURCE_DB"
 sql postgres "DROP DATABASE $RESTORED_DB"
 rm -f "$DUMP"
-echo "dump and restore: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_summary "dump and restore"

@@ -181,3 +181,22 @@ cluster_remove() {
     fi
     rm -rf "$dir"
 }
+
+# Checks of the test scripts. check_equal WHAT GOT EXPECTED prints "ok: WHAT" or "FAILED: ..." and
+# counts; checks_summary LABEL prints "LABEL: N passed, M failed" and fails if any check failed.
+CHECKS_PASSED=0
+CHECKS_FAILED=0
+check_equal() {
+    if [ "$2" = "$3" ]; then
+        echo "ok: $1"
+        CHECKS_PASSED=$((CHECKS_PASSED + 1))
+    else
+        echo "FAILED: $1: expected $3, got $2"
+        CHECKS_FAILED=$((CHECKS_FAILED + 1))
+    fi
+}
+
+checks_summary() {
+    echo "$1: $CHECKS_PASSED passed, $CHECKS_FAILED failed"
+    [ "$CHECKS_FAILED" -eq 0 ]
+}

@@ -4,13 +4,11 @@
 # Nothing may repeat and no client may get an error. Prints one line per check.
 source "$(dirname "$0")/lib.sh"
 
-SERVER_PORT=54361
-BOUNCER_PORT=54362
+SERVER_PORT=25461
+BOUNCER_PORT=25462
 CLIENTS=30
 TRANSACTIONS_PER_CLIENT=200
 WORK=$(reachable_dir cluster)/pgbouncer
-passed=0
-failed=0
 
 command -v pgbouncer >/dev/null ||
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
@@ -34,16 +32,6 @@ INSERT INTO drawn_ids VALUES (snowflake_next());
 SELECT shorten('https://example.com/' || random());
 SQL
 
-check() {
-    if [ "$2" = "$3" ]; then
-        echo "ok: $1"
-        passed=$((passed + 1))
-    else
-        echo "FAILED: $1: expected $3, got $2"
-        failed=$((failed + 1))
-    fi
-}
-
 # run_through_bouncer MODE [PGBENCH_OPTION...]: $CLIENTS clients on 3 server connections.
 run_through_bouncer() {
     local mode=$1
@@ -52,9 +40,9 @@ run_through_bouncer() {
 [databases]
 postgres = host=$server_socket port=$SERVER_PORT dbname=postgres
 [pgbouncer]
-listen_addr = 127.0.0.1
+listen_addr =
 listen_port = $BOUNCER_PORT
-unix_socket_dir =
+unix_socket_dir = $WORK
 auth_type = trust
 auth_file = $WORK/userlist.txt
 pool_mode = $mode
@@ -67,19 +55,19 @@ INI
     echo '"postgres" ""' >"$WORK/userlist.txt"
     [ "$(id -u)" -ne 0 ] || chown -R postgres: "$WORK"
     as_pg_owner pgbouncer --daemon "$WORK/pgbouncer.ini"
-    until psql -X -q -h 127.0.0.1 -p "$BOUNCER_PORT" -d postgres -c 'SELECT 1' >/dev/null 2>&1; do
+    until psql -X -q -h "$WORK" -p "$BOUNCER_PORT" -d postgres -c 'SELECT 1' >/dev/null 2>&1; do
         sleep 0.1
     done
 
     local before output status=0
     before=$(psql -X -At -d postgres -c 'SELECT count(*) FROM drawn_ids')
-    output=$("$PG_BIN/pgbench" -n -M simple -h 127.0.0.1 -p "$BOUNCER_PORT" -U postgres \
+    output=$("$PG_BIN/pgbench" -n -M simple -h "$WORK" -p "$BOUNCER_PORT" -U postgres \
         -c "$CLIENTS" -j 2 -t "$TRANSACTIONS_PER_CLIENT" "$@" -f "$WORK/clients.sql" postgres 2>&1) ||
         status=$?
-    check "$mode pooling: pgbench ran to the end" "$status" 0
-    check "$mode pooling: no client got an error" \
+    check_equal "$mode pooling: pgbench ran to the end" "$status" 0
+    check_equal "$mode pooling: no client got an error" \
         "$(sed -nE 's/^number of failed transactions: ([0-9]+).*/\1/p' <<<"$output")" 0
-    check "$mode pooling: every ID stored once" \
+    check_equal "$mode pooling: every ID stored once" \
         "$(psql -X -At -d postgres -c 'SELECT count(*) FROM drawn_ids')" \
         "$((before + CLIENTS * TRANSACTIONS_PER_CLIENT))"
     stop_bouncer
@@ -89,10 +77,9 @@ INI
 run_through_bouncer transaction
 # A new connection for every transaction: PgBouncer runs DISCARD ALL between its clients.
 run_through_bouncer session --connect
-check "short links: every code unique" \
+check_equal "short links: every code unique" \
     "$(psql -X -At -d postgres -c 'SELECT count(*) = count(DISTINCT code) FROM shortlinks')" t
-check "short links: one per transaction" \
+check_equal "short links: one per transaction" \
     "$(psql -X -At -d postgres -c 'SELECT count(*) FROM shortlinks')" "$((2 * CLIENTS * TRANSACTIONS_PER_CLIENT))"
 
-echo "pgbouncer: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_summary "pgbouncer"

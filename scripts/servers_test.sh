@@ -7,10 +7,8 @@ source "$(dirname "$0")/lib.sh"
 IDS_PER_CLIENT=50000
 CLIENTS_PER_SERVER=2
 # name, port, node_min, node_max
-SERVERS=("one 54351 0 255" "two 54352 256 511" "three 54353 512 767" "standby 54354 768 1023")
+SERVERS=("one 25451 0 255" "two 25452 256 511" "three 25453 512 767" "standby 25454 768 1023")
 WORK=$PROJECT_DIR/target/servers_test
-passed=0
-failed=0
 
 cleanup() {
     local server name
@@ -59,19 +57,9 @@ for server in "${SERVERS[@]}"; do
 done
 wait
 
-check() {
-    if [ "$2" = "$3" ]; then
-        echo "ok: $1"
-        passed=$((passed + 1))
-    else
-        echo "FAILED: $1: expected $3, got $2"
-        failed=$((failed + 1))
-    fi
-}
-
 total=$((${#SERVERS[@]} * CLIENTS_PER_SERVER * IDS_PER_CLIENT))
-check "IDs drawn" "$(cat "$WORK"/*.ids | wc -l)" "$total"
-check "no ID repeats across the servers" "$(sort "$WORK"/*.ids | uniq -d | wc -l)" 0
+check_equal "IDs drawn" "$(cat "$WORK"/*.ids | wc -l)" "$total"
+check_equal "no ID repeats across the servers" "$(sort "$WORK"/*.ids | uniq -d | wc -l)" 0
 read -r _ one_port _ <<<"${SERVERS[0]}"
 for server in "${SERVERS[@]}"; do
     read -r name _ node_min node_max <<<"$server"
@@ -80,7 +68,7 @@ for server in "${SERVERS[@]}"; do
         COPY drawn FROM STDIN;
         SELECT min(snowflake_node(id)) >= $node_min AND max(snowflake_node(id)) <= $node_max FROM drawn;" \
         2>&1 | tail -1)
-    check "every ID of server $name has a node in $node_min..$node_max" "$range" t
+    check_equal "every ID of server $name has a node in $node_min..$node_max" "$range" t
 done
 
 # Each server checks its range against the others': a misconfiguration would show here.
@@ -92,8 +80,7 @@ for server in "${SERVERS[@]}"; do
     done)
     conflicts=$(psql -X -q -At -h "$(cluster_root)/servers-$name/socket" -p "$port" -d postgres \
         -c "SELECT count(*) FROM snowflake_node_range_conflicts('{${peers%,}}')")
-    check "server $name's range overlaps no other" "$conflicts" 0
+    check_equal "server $name's range overlaps no other" "$conflicts" 0
 done
 
-echo "several servers: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_summary "several servers"

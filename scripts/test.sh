@@ -5,7 +5,7 @@
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
 source "$(dirname "$0")/lib.sh"
 
-REGRESS_PORT=${SNOWLINK_REGRESS_PORT:-54325}
+REGRESS_PORT=${SNOWLINK_REGRESS_PORT:-25425}
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=("$DEBIAN_PG_MAJOR")
 [ "${versions[*]}" != all ] || versions=("${SUPPORTED_PG_MAJORS[@]}")
