@@ -123,7 +123,9 @@ fn prepare_reader() -> pg_sys::Oid {
             )?
             .first()
             .get_two()?;
-        let (owner, schema) = owner.zip(schema).expect("snowlink is installed");
+        let (Some(owner), Some(schema)) = (owner, schema) else {
+            error!("resolve: the snowlink extension is not installed in this database");
+        };
         let lookup = client
             .prepare(
                 &format!(
