@@ -2,6 +2,7 @@
 //! module gives them URL checks, generated codes and the visit buffer.
 
 pub mod codes;
+mod link_lookup;
 mod resolve;
 pub mod urls;
 pub mod visits;

@@ -1,0 +1,65 @@
+-- resolve() reads a link straight from the unique index on shortlinks.code, without running a
+-- query, and keeps what it learned about the table (which relations, which columns) until
+-- PostgreSQL invalidates it. It follows changes to the table, and when the table or index is not
+-- as the extension made it, it reads the link with a query instead (PL/pgSQL _shortlink_visit,
+-- which also serves links with max_visits).
+TRUNCATE shortlinks, shortlink_visits;
+\set SHOW_CONTEXT never
+SET snowlink.visit_flush_interval_ms = 0;
+-- resolve_by(code) -> (url, way): resolve(code), and which way it read the link, told by the calls
+-- of _shortlink_visit that pg_stat_xact_user_functions counts.
+SET track_functions = 'pl';
+CREATE FUNCTION pg_temp.resolve_by(code text, OUT url text, OUT way text) LANGUAGE plpgsql AS $$
+DECLARE
+    calls_before bigint := (SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions
+                            WHERE funcname = '_shortlink_visit');
+BEGIN
+    url := resolve(code);
+    way := CASE WHEN (SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions
+                      WHERE funcname = '_shortlink_visit') > calls_before
+                THEN 'query' ELSE 'index' END;
+END
+$$;
+
+SELECT (shorten('https://example.com/target', code => 'live')).code;
+SELECT (shorten('https://example.com/limited', code => 'limited', max_visits => 10)).code;
+
+-- A plain link is read from the index; a link with max_visits goes through the query.
+SELECT * FROM pg_temp.resolve_by('live');
+SELECT * FROM pg_temp.resolve_by('unknown');
+SELECT * FROM pg_temp.resolve_by('limited');
+
+-- The columns move: the url column is replaced by a new one, at another position.
+SELECT resolve('live') AS before_the_change;
+ALTER TABLE shortlinks RENAME COLUMN url TO url_before;
+ALTER TABLE shortlinks ADD COLUMN url text;
+UPDATE shortlinks SET url = 'https://example.com/moved' WHERE code = 'live';
+SELECT * FROM pg_temp.resolve_by('live');
+ALTER TABLE shortlinks DROP COLUMN url;
+ALTER TABLE shortlinks RENAME COLUMN url_before TO url;
+SELECT * FROM pg_temp.resolve_by('live');
+
+-- A column of another type, or the code index under another name: the link is read by query.
+ALTER TABLE shortlinks ALTER COLUMN visits TYPE numeric;
+SELECT * FROM pg_temp.resolve_by('live');
+ALTER TABLE shortlinks ALTER COLUMN visits TYPE bigint;
+SELECT * FROM pg_temp.resolve_by('live');
+ALTER INDEX shortlinks_code_key RENAME TO shortlinks_code_key_renamed;
+SELECT * FROM pg_temp.resolve_by('live');
+ALTER INDEX shortlinks_code_key_renamed RENAME TO shortlinks_code_key;
+SELECT * FROM pg_temp.resolve_by('live');
+
+-- The extension dropped and created again in another schema, within one session.
+\set regress_database :DBNAME
+CREATE DATABASE snowlink_reinstall;
+\c snowlink_reinstall
+CREATE EXTENSION snowlink;
+SELECT (shorten('https://example.com/first', code => 'first')).code;
+SELECT resolve('first') AS in_public;
+DROP EXTENSION snowlink;
+CREATE SCHEMA links;
+CREATE EXTENSION snowlink SCHEMA links;
+SELECT (links.shorten('https://example.com/second', code => 'second')).code;
+SELECT links.resolve('second') AS in_links;
+\c :regress_database
+DROP DATABASE snowlink_reinstall;
