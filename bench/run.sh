@@ -2,13 +2,15 @@
 # The benchmark suite: snowlink against what users would use instead, on one scratch cluster, each
 # comparison a ratio against a baseline measured in the same run. Writes BENCHMARKS.md and
 # bench/benchmarks.png.
-# Usage: bench/run.sh [--short]   (--short: smaller sizes and 3 s pgbench runs, a few minutes)
+# Usage: bench/run.sh [--short]   (--short: smaller sizes, 3 rounds of 3 s pgbench runs, a few
+# minutes; full: 5 rounds of 6 s)
 source "$(dirname "$0")/../scripts/lib.sh"
+source "$PROJECT_DIR/bench/lib.sh"
 
 if [ "${1:-}" = --short ]; then
-    MODE=short BULK=1000000 INSERT_ROWS=100000 CODEC_VALUES=200000 SECONDS_PER_RUN=3
+    MODE=short BULK=1000000 INSERT_ROWS=100000 CODEC_VALUES=200000 SECONDS_PER_RUN=3 ROUNDS=3
 else
-    MODE=full BULK=10000000 INSERT_ROWS=1000000 CODEC_VALUES=1000000 SECONDS_PER_RUN=10
+    MODE=full BULK=10000000 INSERT_ROWS=1000000 CODEC_VALUES=1000000 SECONDS_PER_RUN=6 ROUNDS=5
 fi
 CLIENTS=(1 2 4)
 BENCH_PORT=${SNOWLINK_BENCH_PORT:-25435}
@@ -44,10 +46,13 @@ best_ms() {
     printf '%s' "$best"
 }
 
-# Transactions per second of a pgbench script with N clients.
-tps() {
-    "$PG_BIN/pgbench" -n -M prepared -c "$2" -j "$2" -T "$SECONDS_PER_RUN" -f "$BENCH_DIR/pgbench/$1.sql" \
-        "$DB" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p'
+# Records the median tps of pgbench scripts run in turn (bench/lib.sh).
+record_in_turn() {
+    local section=$1 clients=$2 script median_tps
+    shift 2
+    tps_in_turn "$clients" "$@" | while read -r script median_tps; do
+        record "$section" "$script c=$clients" "$median_tps" tps
+    done
 }
 
 say "1. IDs in bulk, one backend ($BULK IDs)"
@@ -64,11 +69,9 @@ ms=$(best_ms "SELECT count(snowflake_next()) FROM (SELECT generate_series(1, $BU
 record bulk "snowflake_next(), streaming series" \
     "$(awk -v n="$BULK" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')" ids_per_s
 
-say "2. IDs from concurrent clients (pgbench, $SECONDS_PER_RUN s per run)"
+say "2. IDs from concurrent clients (pgbench, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
 for clients in "${CLIENTS[@]}"; do
-    for script in snowflake_next nextval; do
-        record concurrent "$script c=$clients" "$(tps "$script" "$clients")" tps
-    done
+    record_in_turn concurrent "$clients" snowflake_next nextval
 done
 
 say "3. Inserts ($INSERT_ROWS rows in one INSERT ... SELECT, then pgbench single-row inserts)"
@@ -95,13 +98,10 @@ record base62 "plpgsql_base62_encode(i)" "$(codec_ns "plpgsql_base62_encode(i)")
 record base62 "base62_decode(base62_encode(i))" "$(codec_ns "base62_decode(base62_encode(i))")" ns_per_call
 record base62 "plpgsql_base62_decode(base62_encode(i))" "$(codec_ns "plpgsql_base62_decode(base62_encode(i))")" ns_per_call
 
-say "5. Short links (pgbench, $SECONDS_PER_RUN s per run)"
-record shorten "shorten() c=2" "$(tps shorten 2)" tps
-record shorten "plain insert c=2" "$(tps plain_shorten 2)" tps
+say "5. Short links (pgbench, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
+record_in_turn shorten 2 shorten plain_shorten
 for clients in "${CLIENTS[@]}"; do
-    for script in plain_distinct resolve_distinct plain_hot resolve_hot; do
-        record resolve "$script c=$clients" "$(tps "$script" "$clients")" tps
-    done
+    record_in_turn resolve "$clients" plain_distinct resolve_distinct plain_hot resolve_hot
 done
 
 say "writing BENCHMARKS.md and bench/benchmarks.png"

@@ -187,14 +187,29 @@ BEGIN
 END
 $$;
 
--- Writes this backend's buffered visits into its own rows of shortlink_visits.
+-- Writes this backend's buffered visits into its own rows of shortlink_visits. Most of its links
+-- have a row already: a plain UPDATE of those costs about half of what INSERT ... ON CONFLICT costs
+-- per row. The rest are inserted; ON CONFLICT covers rows that appeared meanwhile.
 CREATE FUNCTION _shortlinks_flush_visits() RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    WITH taken AS MATERIALIZED (
+        SELECT t.link_id, t.visits, t.first_at, t.last_at FROM @extschema@._shortlink_take_visits() AS t
+    ),
+    updated AS (
+        UPDATE @extschema@.shortlink_visits AS v
+        SET visits = v.visits + t.visits,
+            first_at = least(v.first_at, t.first_at),
+            last_at = greatest(v.last_at, t.last_at)
+        FROM taken AS t
+        WHERE v.link_id = t.link_id AND v.backend_pid = pg_catalog.pg_backend_pid()
+        RETURNING v.link_id
+    )
     INSERT INTO @extschema@.shortlink_visits AS v (link_id, backend_pid, visits, first_at, last_at)
     SELECT t.link_id, pg_catalog.pg_backend_pid(), t.visits, t.first_at, t.last_at
-    FROM @extschema@._shortlink_take_visits() AS t
+    FROM taken AS t
+    WHERE NOT EXISTS (SELECT FROM updated AS u WHERE u.link_id = t.link_id)
     ON CONFLICT (link_id, backend_pid) DO UPDATE
     SET visits = v.visits + excluded.visits,
         first_at = least(v.first_at, excluded.first_at),

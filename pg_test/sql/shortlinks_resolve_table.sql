@@ -39,13 +39,17 @@ ALTER TABLE shortlinks DROP COLUMN url;
 ALTER TABLE shortlinks RENAME COLUMN url_before TO url;
 SELECT * FROM pg_temp.resolve_by('live');
 
--- A column of another type, or the code index under another name: the link is read by query.
+-- A column of another type, or no code index under the expected name: the link is read by query.
 ALTER TABLE shortlinks ALTER COLUMN visits TYPE numeric;
 SELECT * FROM pg_temp.resolve_by('live');
 ALTER TABLE shortlinks ALTER COLUMN visits TYPE bigint;
 SELECT * FROM pg_temp.resolve_by('live');
 ALTER INDEX shortlinks_code_key RENAME TO shortlinks_code_key_renamed;
 SELECT * FROM pg_temp.resolve_by('live');
+-- Something that is not an index under the index's name.
+CREATE TABLE shortlinks_code_key (code text COLLATE "C");
+SELECT * FROM pg_temp.resolve_by('live');
+DROP TABLE shortlinks_code_key;
 ALTER INDEX shortlinks_code_key_renamed RENAME TO shortlinks_code_key;
 SELECT * FROM pg_temp.resolve_by('live');
 

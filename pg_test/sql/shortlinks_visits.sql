@@ -4,12 +4,24 @@
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
 CREATE EXTENSION dblink;
-SELECT format('host=%s port=%s dbname=%s options=''-c snowlink.visit_flush_interval_ms=0''',
-              current_setting('unix_socket_directories'), current_setting('port'),
-              current_database()) AS server \gset
+SELECT format('host=%s port=%s dbname=%s', current_setting('unix_socket_directories'),
+              current_setting('port'), current_database()) AS server \gset
 SELECT (shorten('https://example.com/popular', code => 'popular')).code;
+-- Backends exit a moment after their client disconnects; this waits for that.
+CREATE FUNCTION pg_temp.wait_for_visitors_to_exit() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    WHILE (SELECT count(*) FROM pg_stat_activity
+           WHERE backend_type = 'client backend' AND datname = current_database()) > 1 LOOP
+        PERFORM pg_sleep(0.01);
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+END
+$$;
 
-SELECT dblink_connect('visitor' || v, :'server') FROM generate_series(1, 4) AS v;
+-- Four visitors that write their visits with every read-write resolve.
+SELECT dblink_connect('visitor' || v,
+                      :'server' || ' options=''-c snowlink.visit_flush_interval_ms=0''')
+FROM generate_series(1, 4) AS v;
 SELECT dblink_send_query('visitor' || v,
            'SELECT count(resolve(''popular'')) FROM generate_series(1, 500)')
 FROM generate_series(1, 4) AS v;
@@ -25,18 +37,36 @@ SELECT visits AS in_the_link_row FROM shortlinks WHERE code = 'popular';
 
 -- Once those backends have exited, shortlinks_purge_expired() folds their rows into the link.
 SELECT dblink_disconnect('visitor' || v) FROM generate_series(1, 4) AS v;
-DO $$
-BEGIN
-    WHILE (SELECT count(*) FROM pg_stat_activity
-           WHERE backend_type = 'client backend' AND datname = current_database()) > 1 LOOP
-        PERFORM pg_sleep(0.01);
-        PERFORM pg_stat_clear_snapshot();
-    END LOOP;
-END
-$$;
+SELECT pg_temp.wait_for_visitors_to_exit();
 SELECT shortlinks_purge_expired() AS purged;
 SELECT visits AS in_the_link_row FROM shortlinks WHERE code = 'popular';
 SELECT count(*) AS rows_left FROM shortlink_visits v JOIN shortlinks s ON s.id = v.link_id
 WHERE s.code = 'popular';
 SELECT visits AS counted FROM shortlink_stats('popular');
+
+-- A backend writes the visits it still holds when it exits. Here they were counted in read-only
+-- transactions, which cannot write them, under the default flush interval.
+SELECT dblink_connect('reader', :'server');
+SELECT dblink_exec('reader', 'BEGIN TRANSACTION READ ONLY');
+SELECT * FROM dblink('reader', 'SELECT count(resolve(''popular'')) FROM generate_series(1, 300)')
+    AS t(resolved bigint);
+SELECT dblink_exec('reader', 'COMMIT');
+SELECT visits AS counted_while_connected FROM shortlink_stats('popular');
+SELECT dblink_disconnect('reader');
+SELECT pg_temp.wait_for_visitors_to_exit();
+SELECT visits AS counted_after_exit FROM shortlink_stats('popular');
+
+-- A backend holds visits of at most 10,000 distinct links; one more makes it write them at once,
+-- whatever the flush interval. No visit is dropped.
+SELECT count(shorten('https://example.com/many/' || i, code => 'many-' || i)) AS links
+FROM generate_series(1, 10100) AS i;
+SELECT dblink_connect('reader', :'server' || ' options=''-c snowlink.visit_flush_interval_ms=1h''');
+SELECT * FROM dblink('reader', 'SELECT count(resolve(''many-'' || i)) FROM generate_series(1, 10100) AS i')
+    AS t(resolved bigint);
+SELECT count(*) AS links_with_written_visits FROM shortlinks AS s
+WHERE s.code LIKE 'many-%' AND EXISTS (SELECT FROM shortlink_visits AS v WHERE v.link_id = s.id);
+SELECT dblink_disconnect('reader');
+SELECT pg_temp.wait_for_visitors_to_exit();
+SELECT sum(st.visits) AS all_counted
+FROM shortlinks AS s, LATERAL shortlink_stats(s.code) AS st WHERE s.code LIKE 'many-%';
 DROP EXTENSION dblink;

@@ -7,6 +7,7 @@
 //! takes the PL/pgSQL path, which reads the table with a query.
 
 use std::cell::Cell;
+use std::ffi::c_char;
 
 use pgrx::prelude::*;
 use pgrx::{PgRelation, PgTupleDesc};
@@ -181,14 +182,20 @@ fn column_numbers(tuple_desc: &PgTupleDesc) -> Option<[i16; COLUMNS.len()]> {
     Some(attnums)
 }
 
-/// Whether `index` is a valid b-tree on `table`.code alone, in the "C" collation, as the UNIQUE
-/// constraint made it; the scan key below relies on each of these.
+/// Whether `table` is a plain table and `index` a valid b-tree on its code column alone, in the "C"
+/// collation, as the UNIQUE constraint made it; the scan relies on each of these.
 ///
 /// # Safety
 /// Both relations are open.
 unsafe fn is_code_index(table: &PgRelation, index: &PgRelation, code_attnum: i16) -> bool {
+    let relkind = |relation: &PgRelation| relation.rd_rel.as_ref().map(|class| class.relkind);
+    if relkind(table) != Some(pg_sys::RELKIND_RELATION as c_char)
+        || relkind(index) != Some(pg_sys::RELKIND_INDEX as c_char)
+    {
+        return false;
+    }
     let index_form = &*index.rd_index;
-    index.rd_rel.as_ref().map(|rel| rel.relam) == Some(pg_sys::BTREE_AM_OID)
+    (*index.rd_rel).relam == pg_sys::BTREE_AM_OID
         && index_form.indrelid == table.oid()
         && index_form.indisvalid
         && index_form.indnkeyatts == 1

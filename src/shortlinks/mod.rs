@@ -2,13 +2,14 @@
 //! module gives them URL checks, generated codes and the visit buffer.
 
 pub mod codes;
+mod extension;
 mod link_lookup;
 mod resolve;
 pub mod urls;
 pub mod visits;
 
-use std::cell::RefCell;
-use std::ffi::CString;
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, CString};
 
 use pgrx::prelude::*;
 use pgrx::{
@@ -17,6 +18,7 @@ use pgrx::{
 
 use crate::error::{OrRaise, SqlError, SqlState};
 use codes::CodeKey;
+use extension::Extension;
 use urls::UrlPolicy;
 use visits::VisitBuffer;
 
@@ -42,6 +44,7 @@ static VISIT_FLUSH_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 thread_local! {
     static VISITS: RefCell<VisitBuffer> = RefCell::new(VisitBuffer::default());
+    static WRITES_VISITS_AT_EXIT: Cell<bool> = const { Cell::new(false) };
 }
 
 pub fn register_settings() {
@@ -124,11 +127,49 @@ fn record_visit(link_id: i64) -> bool {
     if in_recovery {
         return false;
     }
+    if !WRITES_VISITS_AT_EXIT.replace(true) {
+        // SAFETY: registers a callback for this backend's exit.
+        unsafe { pg_sys::before_shmem_exit(Some(write_visits_at_exit), pg_sys::Datum::from(0)) };
+    }
     let interval_us = i64::from(VISIT_FLUSH_INTERVAL_MS.get()) * 1000;
     VISITS.with_borrow_mut(|buffer| {
-        buffer.record(link_id, now);
+        buffer.record(link_id, now, !read_only);
         !read_only && buffer.flush_due(now, interval_us)
     })
+}
+
+/// Writes the visits this backend still holds when it exits, in a transaction of its own, as
+/// PostgreSQL drops a backend's temporary tables. An error here is logged (as FATAL: the backend
+/// is exiting) and loses only these visits. A read-only default transaction mode writes nothing.
+#[pg_guard]
+unsafe extern "C-unwind" fn write_visits_at_exit(_code: c_int, _arg: pg_sys::Datum) {
+    // An open transaction may hold taken visits: aborting it returns them to the buffer.
+    pg_sys::AbortOutOfAnyTransaction();
+    if !VISITS.with_borrow(VisitBuffer::has_pending) || pg_sys::RecoveryInProgress() {
+        return;
+    }
+    pg_sys::StartTransactionCommand();
+    if !pg_sys::XactReadOnly {
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        if let Some(extension) = Extension::find() {
+            let visits_table =
+                pg_sys::get_relname_relid(c"shortlink_visits".as_ptr(), extension.schema);
+            // An exiting backend ignores lock_timeout and cancels: it must not wait behind a lock.
+            if visits_table != pg_sys::InvalidOid
+                && pg_sys::ConditionalLockRelationOid(
+                    visits_table,
+                    pg_sys::RowExclusiveLock as pg_sys::LOCKMODE,
+                )
+            {
+                extension.run_as_owner(extension::flush_visits);
+            } else {
+                let lost = VISITS.with_borrow(VisitBuffer::pending_count);
+                log!("snowlink: {lost} visits counted by this backend are lost at its exit: shortlink_visits is locked");
+            }
+        }
+        pg_sys::PopActiveSnapshot();
+    }
+    pg_sys::CommitTransactionCommand();
 }
 
 /// Takes this backend's buffered visits for writing in the current transaction. If it rolls

@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 
-/// More distinct links than this wait for a flush before their visits count.
+/// A buffer of this many distinct links is written at once, whatever the flush interval. A
+/// read-only transaction, which cannot write it, counts no further links while it is full.
 pub const MAX_PENDING_LINKS: usize = 10_000;
 
 /// Visits of one link. Times are PostgreSQL timestamps (microseconds since 2000-01-01).
@@ -34,8 +35,10 @@ pub struct VisitBuffer {
 }
 
 impl VisitBuffer {
-    /// Counts a visit of `link_id` at `at`; false when the buffer is full.
-    pub fn record(&mut self, link_id: i64, at: i64) -> bool {
+    /// Counts a visit of `link_id` at `at`; false when the buffer is full and `can_write` is
+    /// false. A transaction that can write may add one link past the limit: it is then due to
+    /// write the buffer at once.
+    pub fn record(&mut self, link_id: i64, at: i64, can_write: bool) -> bool {
         let visit = Visits {
             count: 1,
             first_at: at,
@@ -43,7 +46,7 @@ impl VisitBuffer {
         };
         if let Some(visits) = self.pending.get_mut(&link_id) {
             visits.merge(visit);
-        } else if self.pending.len() < MAX_PENDING_LINKS {
+        } else if can_write || self.pending.len() < MAX_PENDING_LINKS {
             self.pending.insert(link_id, visit);
         } else {
             return false;
@@ -52,10 +55,20 @@ impl VisitBuffer {
     }
 
     pub fn flush_due(&self, now: i64, interval_us: i64) -> bool {
+        self.has_pending()
+            && (self.pending.len() >= MAX_PENDING_LINKS
+                || self
+                    .last_flush_at
+                    .is_none_or(|last| now - last >= interval_us))
+    }
+
+    pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
-            && self
-                .last_flush_at
-                .is_none_or(|last| now - last >= interval_us)
+    }
+
+    /// How many visits wait to be written.
+    pub fn pending_count(&self) -> i64 {
+        self.pending.values().map(|visits| visits.count).sum()
     }
 
     /// Hands the pending visits over for writing.
@@ -101,12 +114,14 @@ mod tests {
     #[test]
     fn visits_of_a_link_add_up() {
         let mut buffer = VisitBuffer::default();
-        assert!(buffer.record(1, 100));
-        assert!(buffer.record(1, 50));
-        assert!(buffer.record(2, 70));
+        assert!(buffer.record(1, 100, true));
+        assert!(buffer.record(1, 50, false));
+        assert!(buffer.record(2, 70, true));
+        assert_eq!(buffer.pending_count(), 3);
         let mut batch = buffer.take(200);
         batch.sort_by_key(|(link, _)| *link);
         assert_eq!(batch, vec![(1, visits(2, 50, 100)), (2, visits(1, 70, 70))]);
+        assert_eq!(buffer.pending_count(), 0);
         assert!(buffer.take(300).is_empty());
     }
 
@@ -114,10 +129,10 @@ mod tests {
     fn flushes_wait_for_the_interval() {
         let mut buffer = VisitBuffer::default();
         assert!(!buffer.flush_due(0, 1000), "nothing to flush");
-        buffer.record(1, 0);
+        buffer.record(1, 0, true);
         assert!(buffer.flush_due(0, 1000), "the first flush is due at once");
         buffer.take(0);
-        buffer.record(1, 10);
+        buffer.record(1, 10, true);
         assert!(!buffer.flush_due(999, 1000));
         assert!(buffer.flush_due(1000, 1000));
     }
@@ -125,10 +140,10 @@ mod tests {
     #[test]
     fn a_rolled_back_flush_returns_its_visits() {
         let mut buffer = VisitBuffer::default();
-        buffer.record(1, 10);
+        buffer.record(1, 10, true);
         buffer.take(20);
         assert!(buffer.is_taking());
-        buffer.record(1, 30);
+        buffer.record(1, 30, true);
         buffer.abort();
         assert!(!buffer.is_taking());
         assert_eq!(buffer.take(40), vec![(1, visits(2, 10, 30))]);
@@ -137,12 +152,31 @@ mod tests {
     }
 
     #[test]
-    fn a_full_buffer_refuses_new_links_but_counts_known_ones() {
+    fn a_full_buffer_is_due_at_once_and_refuses_new_links_only_when_it_cannot_be_written() {
         let mut buffer = VisitBuffer::default();
-        for link in 0..MAX_PENDING_LINKS as i64 {
-            assert!(buffer.record(link, 0));
+        buffer.record(0, 0, true);
+        buffer.take(0);
+        for link in 0..MAX_PENDING_LINKS as i64 - 1 {
+            assert!(buffer.record(link, 1, false));
         }
-        assert!(!buffer.record(-1, 0));
-        assert!(buffer.record(0, 0));
+        assert!(
+            !buffer.flush_due(2, 1000),
+            "below the limit, the interval applies"
+        );
+        assert!(buffer.record(-1, 2, false));
+        assert!(buffer.flush_due(2, 1000), "a full buffer is due at once");
+        assert!(
+            !buffer.record(-2, 3, false),
+            "read-only: a new link is refused"
+        );
+        assert!(
+            buffer.record(0, 3, false),
+            "read-only: a known link still counts"
+        );
+        assert!(
+            buffer.record(-2, 3, true),
+            "read-write: counted, written at once"
+        );
+        assert_eq!(buffer.take(3).len(), MAX_PENDING_LINKS + 1);
     }
 }
