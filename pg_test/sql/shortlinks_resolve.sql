@@ -3,7 +3,7 @@
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
 SET TimeZone = 'UTC';
--- Write counted visits with every read-write resolve (default: at most once a second per backend).
+-- Write counted visits with every read-write resolve (default: at most every 10 s per backend).
 SET snowlink.visit_flush_interval_ms = 0;
 
 SELECT (shorten('https://example.com/target', code => 'live')).code;

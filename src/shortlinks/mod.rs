@@ -40,7 +40,7 @@ static MAX_URL_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_URL_
 static ALLOWED_URL_SCHEMES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"http,https"));
 static CODE_STYLE: GucSetting<CodeStyle> = GucSetting::<CodeStyle>::new(CodeStyle::Keyed);
-static VISIT_FLUSH_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static VISIT_FLUSH_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
 thread_local! {
     static VISITS: RefCell<VisitBuffer> = RefCell::new(VisitBuffer::default());
