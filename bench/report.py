@@ -195,6 +195,7 @@ def bars(axis, title, labels, heights, unit):
     axis.barh(labels, heights, color="#4c72b0")
     axis.set_title(title)
     axis.set_xlabel(unit)
+    axis.tick_params(axis="x", labelrotation=30)  # large counts would overlap
     axis.invert_yaxis()
 
 

@@ -15,17 +15,22 @@ pub struct Extension {
 impl Extension {
     /// The snowlink extension of the current database, if it is installed.
     pub fn find() -> Option<Extension> {
-        let (owner, schema) = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(
-            "SELECT (SELECT e.extowner FROM pg_catalog.pg_extension AS e
-                     WHERE e.extname OPERATOR(pg_catalog.=) 'snowlink'),
-                    (SELECT e.extnamespace FROM pg_catalog.pg_extension AS e
-                     WHERE e.extname OPERATOR(pg_catalog.=) 'snowlink')",
-        )
-        .unwrap_or_else(|error| error!("snowlink: {error}"));
-        Some(Extension {
-            owner: owner?,
-            schema: schema?,
+        Spi::connect(|client| {
+            let rows = client.select(
+                "SELECT e.extowner, e.extnamespace FROM pg_catalog.pg_extension AS e
+                 WHERE e.extname OPERATOR(pg_catalog.=) 'snowlink'",
+                Some(1),
+                &[],
+            )?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let (owner, schema) = rows.first().get_two::<pg_sys::Oid, pg_sys::Oid>()?;
+            Ok(owner
+                .zip(schema)
+                .map(|(owner, schema)| Extension { owner, schema }))
         })
+        .unwrap_or_else(|error: pgrx::spi::SpiError| error!("snowlink: {error}"))
     }
 
     /// Runs `work` through SPI as the extension's owner, who may call its internal functions,
