@@ -155,7 +155,7 @@ lines += [
     "  materializes the series into a tuplestore (spilled to a temporary file beyond `work_mem`); that",
     "  time adds to the IDs' time instead of overlapping it, so the query cannot reach 0.9 of the",
     "  ceiling on this machine whatever the function costs. With the series in the select list the",
-    "  rows stream and the IDs reach about 0.97 of it. Replacing `SystemTime` with a direct",
+    "  rows stream and the IDs reach 0.97 to 0.99 of it. Replacing `SystemTime` with a direct",
     "  `clock_gettime()` or dropping the thread-local made no measurable difference.",
     "- **resolve().** The first version was PL/pgSQL: a SECURITY DEFINER SQL wrapper over a",
     "  SECURITY DEFINER PL/pgSQL function, about 0.4 of the plain SELECT. Measured variants, one client:",

@@ -65,5 +65,22 @@ CREATE SCHEMA links;
 CREATE EXTENSION snowlink SCHEMA links;
 SELECT (links.shorten('https://example.com/second', code => 'second')).code;
 SELECT links.resolve('second') AS in_links;
+
+-- The extension's owner changes (REASSIGN OWNED) after this session has resolved links: visits are
+-- still written, and links with max_visits counted, as the owner, now the new one.
+DROP EXTENSION snowlink;
+CREATE ROLE snowlink_first_owner SUPERUSER;
+SET ROLE snowlink_first_owner;
+CREATE EXTENSION snowlink SCHEMA links;
+RESET ROLE;
+SET snowlink.visit_flush_interval_ms = 0;
+SELECT (links.shorten('https://example.com/third', code => 'third')).code;
+SELECT (links.shorten('https://example.com/limited', code => 'limited', max_visits => 5)).code;
+SELECT links.resolve('third') AS before, links.resolve('limited') AS limited_before;
+REASSIGN OWNED BY snowlink_first_owner TO CURRENT_USER;
+DROP ROLE snowlink_first_owner;
+SELECT links.resolve('third') AS after, links.resolve('limited') AS limited_after;
+SELECT visits FROM links.shortlink_stats('third');
+SELECT visits FROM links.shortlink_stats('limited');
 \c :regress_database
 DROP DATABASE snowlink_reinstall;
