@@ -2,37 +2,53 @@
 # pg_dump of a database that uses snowlink, restored into a new database, keeps every link, every
 # visit count, the code counter and the code key. Runs against the server in PGHOST/PGPORT (the
 # test command's scratch cluster) and prints one line per check.
+# Usage: scripts/dump_restore_test.sh                   a database made at the current version
+#        scripts/dump_restore_test.sh --updated-from V  made at released version V and updated
+#                                                       before the dump
+#        scripts/dump_restore_test.sh --dumped-at V     dumped at version V (a backup from before
+#                                                       the update), restored into a database made
+#                                                       at V, then both are updated
 source "$(dirname "$0")/lib.sh"
 
 SOURCE_DB=snowlink_dump_source
 RESTORED_DB=snowlink_dump_restored
 DUMP=$PROJECT_DIR/target/snowlink_dump_test.dump
 
+mode=${1:-}
+from_version=${2:-}
+case "$mode" in
+    "") label="dump and restore" ;;
+    --updated-from) label="dump and restore, updated from $from_version before the dump" ;;
+    --dumped-at) label="dump and restore, dumped at $from_version and updated after the restore" ;;
+    *) echo "usage: $0 [--updated-from VERSION | --dumped-at VERSION]" >&2; exit 2 ;;
+esac
+if [ -n "$mode" ] && [ -z "$from_version" ]; then
+    echo "$0 $mode needs a version" >&2
+    exit 2
+fi
+
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+create_extension() { sql "$1" "CREATE EXTENSION snowlink ${from_version:+VERSION '$from_version'}"; }
+update_extension() { sql "$1" "ALTER EXTENSION snowlink UPDATE"; }
 
 for db in "$SOURCE_DB" "$RESTORED_DB"; do
     sql postgres "DROP DATABASE IF EXISTS $db" 2>/dev/null
     sql postgres "CREATE DATABASE $db"
 done
 
-psql -X -q -v ON_ERROR_STOP=1 -d "$SOURCE_DB" >/dev/null <<'SQL'
-CREATE EXTENSION snowlink;
-SET snowlink.visit_flush_interval_ms = 0;
-SELECT shorten('https://example.com/page/' || n) FROM generate_series(1, 50) AS n;
-SELECT shorten('https://example.com/custom', code => 'custom-code', redirect_status => 301);
-SELECT shorten('https://example.com/limited', code => 'limited', max_visits => 3);
-SELECT shorten('https://example.com/expiring', code => 'expiring', expires_at => now() + interval '1 day',
-               valid_from => now() - interval '1 hour');
-SET snowlink.code_style = 'snowflake';
-SELECT shorten('https://example.com/snowflake-style');
-SELECT resolve('custom-code') FROM generate_series(1, 7);
-SELECT resolve('limited'), resolve('limited');
-SELECT shortlink_disable('expiring');
-INSERT INTO shortlink_reserved_codes (code) VALUES ('pricing');
-SQL
+create_extension "$SOURCE_DB"
+psql -X -q -d "$SOURCE_DB" -f "$PROJECT_DIR/scripts/sample_links.sql" >/dev/null
+[ "$mode" != --updated-from ] || update_extension "$SOURCE_DB"
 
 "$PG_BIN/pg_dump" --format=custom --file="$DUMP" "$SOURCE_DB"
+# The dump says CREATE EXTENSION IF NOT EXISTS: an old backup goes into the version it was made
+# with, which the update then carries forward like any other database.
+[ "$mode" != --dumped-at ] || create_extension "$RESTORED_DB"
 "$PG_BIN/pg_restore" --exit-on-error --dbname="$RESTORED_DB" "$DUMP"
+if [ "$mode" = --dumped-at ]; then
+    update_extension "$SOURCE_DB"
+    update_extension "$RESTORED_DB"
+fi
 
 # check WHAT QUERY: QUERY gives the same, non-empty answer in both databases.
 check() {
@@ -41,6 +57,8 @@ check() {
     check_equal "$1" "$(sql "$RESTORED_DB" "$2")" "${source:-(nothing in the source database)}"
 }
 
+check "the extension's version" \
+    "SELECT extversion FROM pg_extension WHERE extname = 'snowlink'"
 check "every link, column by column" \
     "SELECT count(*), md5(string_agg(s::text, '|' ORDER BY id)) FROM shortlinks AS s"
 check "every visit count" \
@@ -60,4 +78,4 @@ check "the next generated code" \
 sql postgres "DROP DATABASE $SOURCE_DB"
 sql postgres "DROP DATABASE $RESTORED_DB"
 rm -f "$DUMP"
-checks_summary "dump and restore"
+checks_summary "$label"

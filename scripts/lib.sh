@@ -125,12 +125,28 @@ ensure_tools() {
     fi
 }
 
-# Builds and installs the extension into PostgreSQL's own directories.
-# Arguments go to `cargo pgrx install` (for example --release).
+# The released versions, oldest first: those whose install script sql/snowlink--VERSION.sql is
+# kept in the repository.
+released_versions() {
+    local script
+    for script in "$PROJECT_DIR"/sql/snowlink--*.sql; do
+        script=${script##*/snowlink--}
+        [[ $script =~ ^[0-9.]+\.sql$ ]] && echo "${script%.sql}"
+    done | sort -V
+}
+
+# Builds and installs the extension into PostgreSQL's own directories. `cargo pgrx install` puts
+# there the library, the control file, the current version's install script and the update
+# scripts; the install scripts of released versions, which CREATE EXTENSION ... VERSION needs,
+# are copied beside them. Arguments go to `cargo pgrx install` (for example --release).
 install_extension() {
     local sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(--sudo)
     (cd "$PROJECT_DIR" && cargo pgrx install "${sudo[@]}" --pg-config "$PG_CONFIG" "$@")
+    local version
+    for version in $(released_versions); do
+        as_root install -m 644 "$PROJECT_DIR/sql/snowlink--$version.sql" "$("$PG_CONFIG" --sharedir)/extension/"
+    done
 }
 
 # Where scratch clusters live: .cluster/ in the project, owned by the server's user.

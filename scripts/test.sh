@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command 2: every test. Style checks, then for each PostgreSQL version: clippy, the Rust unit and
-# #[pg_test] tests, the pg_regress suite in pg_test/, a pg_dump/pg_restore round trip, three
-# servers with a hot standby, and clients through PgBouncer. Exits non-zero when anything fails.
+# #[pg_test] tests, the pg_regress suite in pg_test/, pg_dump/pg_restore round trips, updates
+# from every released version, three servers with a hot standby, and clients through PgBouncer.
+# Exits non-zero when anything fails.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
 source "$(dirname "$0")/lib.sh"
 
@@ -50,8 +51,16 @@ test_version() {
         exit 1
     }
 
-    say "PostgreSQL $PG_MAJOR: pg_dump and pg_restore round trip"
+    say "PostgreSQL $PG_MAJOR: pg_dump and pg_restore round trips"
     "$PROJECT_DIR/scripts/dump_restore_test.sh" 2>&1 | tee "$logs/dump_restore.log"
+    local version
+    for version in $(released_versions); do
+        "$PROJECT_DIR/scripts/dump_restore_test.sh" --updated-from "$version" 2>&1 | tee -a "$logs/dump_restore.log"
+        "$PROJECT_DIR/scripts/dump_restore_test.sh" --dumped-at "$version" 2>&1 | tee -a "$logs/dump_restore.log"
+    done
+
+    say "PostgreSQL $PG_MAJOR: ALTER EXTENSION UPDATE from every released version"
+    "$PROJECT_DIR/scripts/upgrade_test.sh" 2>&1 | tee "$logs/upgrade.log"
     cluster_remove "regress-$PG_MAJOR"
     trap - EXIT
 
@@ -64,6 +73,8 @@ test_version() {
 
 say "cargo fmt --check"
 cargo fmt --check
+say "released SQL scripts are unchanged (sql/SHA256SUMS)"
+(cd sql && sha256sum --check --strict SHA256SUMS)
 for version in "${versions[@]}"; do
     test_version "$version"
 done
@@ -75,14 +86,14 @@ for version in "${versions[@]}"; do
     echo "PostgreSQL $version:"
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
-    grep -h '^dump and restore:' "$logs/dump_restore.log"
-    grep -h -E '^(several servers|pgbouncer):' "$logs/servers.log" "$logs/pgbouncer.log"
+    grep -h -E '^(dump and restore|upgrade|several servers|pgbouncer)[^:]*: [0-9]+ passed' \
+        "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/servers.log" "$logs/pgbouncer.log"
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(dump and restore|several servers|pgbouncer): ([0-9]+) passed.*/\2/p' \
-                "$logs/dump_restore.log" "$logs/servers.log" "$logs/pgbouncer.log"
+            sed -nE 's/^(dump and restore|upgrade|several servers|pgbouncer)[^:]*: ([0-9]+) passed.*/\2/p' \
+                "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/servers.log" "$logs/pgbouncer.log"
         } | awk '{ total += $1 } END { print total }'
     )))
 done
