@@ -1,9 +1,12 @@
 # Shared by the benchmark scripts: pgbench runs on the scratch cluster that scripts/lib.sh starts.
 # Needs DB, SECONDS_PER_RUN and ROUNDS set.
 
+# Options for every pgbench run, such as --connect.
+PGBENCH_OPTIONS=()
+
 # Transactions per second of one run of bench/pgbench/SCRIPT.sql with N clients.
 tps() {
-    "$PG_BIN/pgbench" -n -M prepared -c "$2" -j "$2" -T "$SECONDS_PER_RUN" \
+    "$PG_BIN/pgbench" -n -M prepared "${PGBENCH_OPTIONS[@]}" -c "$2" -j "$2" -T "$SECONDS_PER_RUN" \
         -f "$PROJECT_DIR/bench/pgbench/$1.sql" "$DB" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p'
 }
 

@@ -92,6 +92,29 @@ for clients in (1, 2, 4):
     )
 lines.append("")
 
+lines += [
+    "### The first ID of a new connection",
+    "",
+    "`pgbench --connect`: every transaction opens a connection, draws one ID and closes it, as with",
+    "a connection per request (PHP-FPM, serverless functions). Each new backend loads the library",
+    "(unless the postmaster has, with `shared_preload_libraries`), claims a node and reads its",
+    "high-water mark before its first ID.",
+    "",
+    "| library | clients | `snowflake_next()` tps | `nextval()` tps | ratio (goal 0.85) |",
+    "| --- | ---: | ---: | ---: | ---: |",
+]
+for section, library in (
+    ("new_connection", "loaded by each backend (default)"),
+    ("new_connection_preloaded", "`shared_preload_libraries = 'snowlink'`"),
+):
+    for clients in (1, 2):
+        snowflake = values[section][f"snowflake_next c={clients}"]
+        nextval = values[section][f"nextval c={clients}"]
+        lines.append(
+            f"| {library} | {clients} | {snowflake:,.0f} | {nextval:,.0f} | {ratio(snowflake, nextval):.2f} |"
+        )
+lines.append("")
+
 insert, index_size, insert_concurrent = values["insert"], values["index_size"], values["insert_concurrent"]
 lines += [
     "## 3. Inserts",

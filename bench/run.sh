@@ -74,6 +74,19 @@ for clients in "${CLIENTS[@]}"; do
     record_in_turn concurrent "$clients" snowflake_next nextval
 done
 
+say "2b. The first ID of a new connection (pgbench --connect, median of $ROUNDS runs in turn)"
+PGBENCH_OPTIONS=(--connect)
+for clients in 1 2; do
+    record_in_turn new_connection "$clients" snowflake_next nextval
+done
+# The same with the library loaded by the postmaster, so that a new backend does not load it.
+cluster_start bench "$BENCH_PORT" shared_preload_libraries=snowlink >/dev/null
+for clients in 1 2; do
+    record_in_turn new_connection_preloaded "$clients" snowflake_next nextval
+done
+cluster_start bench "$BENCH_PORT" >/dev/null
+PGBENCH_OPTIONS=()
+
 say "3. Inserts ($INSERT_ROWS rows in one INSERT ... SELECT, then pgbench single-row inserts)"
 for key in snowflake bigserial uuid instagram; do
     psql -X -q -d "$DB" -c "TRUNCATE keyed_$key" >/dev/null

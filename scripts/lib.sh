@@ -157,6 +157,9 @@ cluster_root() {
     printf '%s' "$root"
 }
 
+# Environment variables for the servers that cluster_start starts (for example LD_PRELOAD).
+CLUSTER_ENV=()
+
 # cluster_start NAME PORT [SETTING=VALUE ...]: starts (or restarts) the scratch cluster NAME with
 # its socket in its own folder, listening on loopback only, and sets PGHOST and PGPORT for it.
 cluster_start() {
@@ -179,7 +182,7 @@ cluster_start() {
     as_pg_owner "$PG_BIN/pg_ctl" --pgdata="$data" stop --mode=fast >/dev/null 2>&1 || true
     # Without RUST_BACKTRACE, as on users' servers: with it, errors raised through pgrx carry a
     # backtrace as their DETAIL.
-    as_pg_owner env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" --pgdata="$data" --log="$dir/server.log" \
+    as_pg_owner env -u RUST_BACKTRACE "${CLUSTER_ENV[@]}" "$PG_BIN/pg_ctl" --pgdata="$data" --log="$dir/server.log" \
         --options="$options" --wait start >/dev/null || {
         echo "server $name did not start; the end of $dir/server.log:" >&2
         tail -20 "$dir/server.log" >&2

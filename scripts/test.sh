@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command 2: every test. Style checks, then for each PostgreSQL version: clippy, the Rust unit and
 # #[pg_test] tests, the pg_regress suite in pg_test/, pg_dump/pg_restore round trips, updates
-# from every released version, three servers with a hot standby, and clients through PgBouncer.
+# from every released version, IDs under clock steps, three servers with a hot standby, and
+# clients through PgBouncer.
 # Exits non-zero when anything fails.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
 source "$(dirname "$0")/lib.sh"
@@ -64,6 +65,9 @@ test_version() {
     cluster_remove "regress-$PG_MAJOR"
     trap - EXIT
 
+    say "PostgreSQL $PG_MAJOR: snowflake IDs under clock steps (libfaketime)"
+    "$PROJECT_DIR/scripts/clock_test.sh" 2>&1 | tee "$logs/clock.log"
+
     say "PostgreSQL $PG_MAJOR: three servers and a hot standby"
     "$PROJECT_DIR/scripts/servers_test.sh" 2>&1 | tee "$logs/servers.log"
 
@@ -86,14 +90,15 @@ for version in "${versions[@]}"; do
     echo "PostgreSQL $version:"
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
-    grep -h -E '^(dump and restore|upgrade|several servers|pgbouncer)[^:]*: [0-9]+ passed' \
-        "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/servers.log" "$logs/pgbouncer.log"
+    grep -h -E '^(dump and restore|upgrade|clock steps|several servers|pgbouncer)[^:]*: [0-9]+ passed' \
+        "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/clock.log" "$logs/servers.log" "$logs/pgbouncer.log"
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(dump and restore|upgrade|several servers|pgbouncer)[^:]*: ([0-9]+) passed.*/\2/p' \
-                "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/servers.log" "$logs/pgbouncer.log"
+            sed -nE 's/^(dump and restore|upgrade|clock steps|several servers|pgbouncer)[^:]*: ([0-9]+) passed.*/\2/p' \
+                "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/clock.log" "$logs/servers.log" \
+                "$logs/pgbouncer.log"
         } | awk '{ total += $1 } END { print total }'
     )))
 done

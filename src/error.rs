@@ -17,6 +17,10 @@ pub enum SqlState {
     ConfigurationLimitExceeded,
     /// 58000 system_error: something outside PostgreSQL, such as the system clock
     SystemError,
+    /// 58030 io_error
+    IoError,
+    /// XX001 data_corrupted
+    DataCorrupted,
 }
 
 impl SqlState {
@@ -29,6 +33,8 @@ impl SqlState {
                 PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
             }
             SqlState::SystemError => PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
+            SqlState::IoError => PgSqlErrorCode::ERRCODE_IO_ERROR,
+            SqlState::DataCorrupted => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
         }
     }
 }

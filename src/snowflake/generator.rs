@@ -1,5 +1,6 @@
 //! The per-backend ID generator: a node number, the last millisecond used and a sequence within
-//! it. Plain Rust over two traits, so that clock steps and lost nodes can be tested without a server.
+//! it. Plain Rust over three traits, so that clock steps, lost nodes and takeovers can be tested
+//! without a server.
 
 use crate::error::{SqlError, SqlState};
 use crate::snowflake::layout::{self, MAX_NODE, MAX_SEQUENCE};
@@ -22,6 +23,16 @@ pub trait NodeRegistry {
     fn release(&mut self, node: i32);
 }
 
+/// What the server remembers of each node across its holders, restarts and reboots: the
+/// high-water marks of highwater.rs.
+pub trait NodeMarks {
+    /// The last millisecond in which an earlier holder of `node` may have issued IDs. Read just
+    /// after claiming the node.
+    fn last_used(&mut self, node: i32) -> Result<i64, SqlError>;
+    /// Records that `node` issues IDs in millisecond `ms`, before the first of them.
+    fn record_use(&mut self, node: i32, ms: i64) -> Result<(), SqlError>;
+}
+
 /// The settings that govern the generator, read afresh for every ID.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -33,8 +44,8 @@ pub struct Settings {
 #[derive(Debug, Default)]
 pub struct Generator {
     node: Option<i32>,
-    /// The millisecond of the last ID, or the earliest millisecond before which this node must not
-    /// issue (see `claim`).
+    /// The millisecond of the last ID, or the last millisecond a node's earlier holders used
+    /// (see `claim`).
     last_ms: i64,
     sequence: i32,
 }
@@ -52,8 +63,8 @@ impl Generator {
     /// the configured range, or has lost its claim (`pg_advisory_unlock_all()`, `DISCARD ALL`).
     pub fn node(
         &mut self,
-        clock: &mut impl Clock,
         registry: &mut impl NodeRegistry,
+        marks: &mut impl NodeMarks,
         settings: &Settings,
     ) -> Result<i32, SqlError> {
         check_range(settings)?;
@@ -67,18 +78,19 @@ impl Generator {
             }
             self.node = None;
         }
-        self.claim(clock, registry, settings)
+        self.claim(registry, marks, settings)
     }
 
     /// The next ID: later than every ID this backend issued before, and unique on the server.
     ///
-    /// The node's range is checked on every call, its lock once per new millisecond: a lost lock
-    /// can only be claimed by another backend that then starts after the millisecond of its claim,
-    /// so IDs issued in the current millisecond cannot collide with its IDs.
+    /// The node's range is checked on every call, its lock and its mark once per new millisecond:
+    /// the mark says this millisecond is used before its first ID, so another backend that claims
+    /// a lost lock starts after it, and IDs issued in the rest of it cannot collide with its IDs.
     pub fn next_id(
         &mut self,
         clock: &mut impl Clock,
         registry: &mut impl NodeRegistry,
+        marks: &mut impl NodeMarks,
         settings: &Settings,
     ) -> Result<i64, SqlError> {
         check_range(settings)?;
@@ -89,12 +101,13 @@ impl Generator {
             let node = match self.node {
                 Some(node) if in_range(node) && (!new_millisecond || registry.holds(node)) => node,
                 _ => {
-                    // A claim moves the first allowed millisecond, so read the clock again.
-                    self.node(clock, registry, settings)?;
+                    // A claim moves the last millisecond used, so read the clock again.
+                    self.node(registry, marks, settings)?;
                     continue;
                 }
             };
             if new_millisecond {
+                marks.record_use(node, now)?;
                 self.last_ms = now;
                 self.sequence = 0;
                 break node;
@@ -122,8 +135,8 @@ impl Generator {
 
     fn claim(
         &mut self,
-        clock: &mut impl Clock,
         registry: &mut impl NodeRegistry,
+        marks: &mut impl NodeMarks,
         settings: &Settings,
     ) -> Result<i32, SqlError> {
         let node = registry
@@ -140,15 +153,20 @@ impl Generator {
                     "The view snowflake_nodes shows the backends that hold them. Widen the range or end idle sessions.",
                 )
             })?;
-        // Read after the claim: the node's previous holder released it before we claimed it, so all
-        // of its IDs are from this millisecond or earlier. Starting strictly after it, and after the
-        // clock tolerance in case the clock stepped back in between, no ID can repeat one of theirs.
-        let claimed_at = clock.now_ms();
-        let first_allowed = claimed_at + i64::from(settings.max_clock_backward_ms);
-        if first_allowed >= self.last_ms {
-            self.last_ms = first_allowed;
-            self.sequence = MAX_SEQUENCE;
-        }
+        // Read after the claim: the node's earlier holders recorded every millisecond they used
+        // before its first ID, and released the node before we claimed it. Starting strictly after
+        // the last of them, no ID repeats one of theirs; a clock that is behind it now is waited
+        // out or refused in next_id, as when a running backend sees its clock step back. Starting
+        // in a new millisecond also records it as this node's before its first ID here.
+        let last_used = match marks.last_used(node) {
+            Ok(last_used) => last_used,
+            Err(error) => {
+                registry.release(node);
+                return Err(error);
+            }
+        };
+        self.last_ms = self.last_ms.max(last_used);
+        self.sequence = MAX_SEQUENCE;
         self.node = Some(node);
         Ok(node)
     }
@@ -172,7 +190,7 @@ fn check_range(settings: &Settings) -> Result<(), SqlError> {
 mod tests {
     use super::*;
     use std::cell::RefCell;
-    use std::collections::{BTreeSet, HashSet};
+    use std::collections::{BTreeSet, HashMap, HashSet};
 
     /// A clock that only moves when told to, or by 1 ms when waited on.
     struct FakeClock {
@@ -190,19 +208,34 @@ mod tests {
         }
     }
 
-    /// The node claims of one server.
-    type Server = RefCell<BTreeSet<i32>>;
+    /// What one server shares between its backends: node claims and high-water marks.
+    #[derive(Default)]
+    struct Server {
+        claims: RefCell<BTreeSet<i32>>,
+        marks: RefCell<HashMap<i32, i64>>,
+        /// The error that reading or recording a mark fails with, if any.
+        mark_error: RefCell<Option<SqlError>>,
+    }
 
-    /// One simulated backend's view of the server's claims.
+    /// One simulated backend: its generator and the claims it holds.
     struct Backend<'a> {
         server: &'a Server,
         held: HashSet<i32>,
         generator: Generator,
     }
 
-    impl NodeRegistry for HashSetClaims<'_> {
+    /// A backend's claims on the server, borrowed apart from its generator.
+    struct Claims<'a> {
+        server: &'a Server,
+        held: &'a mut HashSet<i32>,
+    }
+
+    /// The server's marks.
+    struct Marks<'a>(&'a Server);
+
+    impl NodeRegistry for Claims<'_> {
         fn claim_lowest_free(&mut self, min: i32, max: i32) -> Option<i32> {
-            let mut taken = self.server.borrow_mut();
+            let mut taken = self.server.claims.borrow_mut();
             let node = (min..=max).find(|n| !taken.contains(n))?;
             taken.insert(node);
             self.held.insert(node);
@@ -213,14 +246,26 @@ mod tests {
         }
         fn release(&mut self, node: i32) {
             self.held.remove(&node);
-            self.server.borrow_mut().remove(&node);
+            self.server.claims.borrow_mut().remove(&node);
         }
     }
 
-    /// The registry part of a backend, borrowed apart from its generator.
-    struct HashSetClaims<'a> {
-        server: &'a Server,
-        held: &'a mut HashSet<i32>,
+    impl NodeMarks for Marks<'_> {
+        fn last_used(&mut self, node: i32) -> Result<i64, SqlError> {
+            match self.0.mark_error.borrow().clone() {
+                Some(error) => Err(error),
+                None => Ok(*self.0.marks.borrow().get(&node).unwrap_or(&i64::MIN)),
+            }
+        }
+        fn record_use(&mut self, node: i32, ms: i64) -> Result<(), SqlError> {
+            if let Some(error) = self.0.mark_error.borrow().clone() {
+                return Err(error);
+            }
+            let mut marks = self.0.marks.borrow_mut();
+            let mark = marks.entry(node).or_insert(ms);
+            *mark = (*mark).max(ms);
+            Ok(())
+        }
     }
 
     impl<'a> Backend<'a> {
@@ -233,24 +278,27 @@ mod tests {
         }
 
         fn next_id(&mut self, clock: &mut FakeClock, settings: &Settings) -> Result<i64, SqlError> {
-            let mut claims = HashSetClaims {
+            let mut claims = Claims {
                 server: self.server,
                 held: &mut self.held,
             };
-            self.generator.next_id(clock, &mut claims, settings)
+            let mut marks = Marks(self.server);
+            self.generator
+                .next_id(clock, &mut claims, &mut marks, settings)
         }
 
-        fn node(&mut self, clock: &mut FakeClock, settings: &Settings) -> Result<i32, SqlError> {
-            let mut claims = HashSetClaims {
+        fn node(&mut self, settings: &Settings) -> Result<i32, SqlError> {
+            let mut claims = Claims {
                 server: self.server,
                 held: &mut self.held,
             };
-            self.generator.node(clock, &mut claims, settings)
+            let mut marks = Marks(self.server);
+            self.generator.node(&mut claims, &mut marks, settings)
         }
 
         /// What `pg_advisory_unlock_all()`, `DISCARD ALL` or the backend's exit do.
         fn unlock_all(&mut self) {
-            let mut taken = self.server.borrow_mut();
+            let mut taken = self.server.claims.borrow_mut();
             for node in self.held.drain() {
                 taken.remove(&node);
             }
@@ -281,14 +329,16 @@ mod tests {
     }
 
     #[test]
-    fn the_first_id_comes_after_the_claim_and_the_clock_tolerance() {
+    fn the_first_id_of_a_new_backend_comes_at_once() {
         let server = Server::default();
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
         let id = Backend::connect(&server)
             .next_id(&mut clock, &DEFAULTS)
             .unwrap();
-        assert_eq!(parts(id).unix_ms, EPOCH_PLUS_A_YEAR + 5 + 1);
+        assert!(clock.waited.is_empty());
+        assert_eq!(parts(id).unix_ms, EPOCH_PLUS_A_YEAR);
         assert_eq!((parts(id).node, parts(id).sequence), (0, 0));
+        assert_eq!(server.marks.borrow()[&0], EPOCH_PLUS_A_YEAR);
     }
 
     #[test]
@@ -297,7 +347,6 @@ mod tests {
         let mut backend = Backend::connect(&server);
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
         let first = backend.next_id(&mut clock, &DEFAULTS).unwrap();
-        clock.waited.clear();
         for sequence in 1..=MAX_SEQUENCE {
             let id = backend.next_id(&mut clock, &DEFAULTS).unwrap();
             assert_eq!(id, first + i64::from(sequence));
@@ -307,6 +356,7 @@ mod tests {
         assert_eq!(clock.waited, vec![0]);
         assert_eq!(parts(next).unix_ms, parts(first).unix_ms + 1);
         assert_eq!(parts(next).sequence, 0);
+        assert_eq!(server.marks.borrow()[&0], parts(next).unix_ms);
     }
 
     #[test]
@@ -315,7 +365,6 @@ mod tests {
         let mut backend = Backend::connect(&server);
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
         let before = backend.next_id(&mut clock, &DEFAULTS).unwrap();
-        clock.waited.clear();
         clock.now -= 3;
         let after = backend.next_id(&mut clock, &DEFAULTS).unwrap();
         assert!(after > before);
@@ -329,20 +378,47 @@ mod tests {
         assert!(backend.next_id(&mut clock, &DEFAULTS).unwrap() > after);
     }
 
+    /// Backends take turns on one node while the clock steps back by any amount: a new holder
+    /// starts after its predecessors' last millisecond, waiting within the tolerance and failing
+    /// beyond it until the clock has caught up.
     #[test]
-    fn a_reused_node_never_repeats_its_previous_holders_ids() {
+    fn a_new_holder_of_a_node_starts_after_every_earlier_holder_whatever_the_clock_does() {
         let server = Server::default();
         let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
         let mut seen = HashSet::new();
-        for _ in 0..5 {
+        let mut last = 0;
+        for step_back_ms in [0, 1, 4, 5, 6, 1_000, 60_000, 3_600_000] {
+            // The previous holder has exited, and the clock steps back into the milliseconds it
+            // used.
+            clock.now -= step_back_ms;
+            clock.waited.clear();
             let mut backend = Backend::connect(&server);
-            for _ in 0..5000 {
-                let id = backend.next_id(&mut clock, &ONE_NODE).unwrap();
-                assert!(seen.insert(id), "duplicate {id}");
+            let first = loop {
+                match backend.next_id(&mut clock, &ONE_NODE) {
+                    Ok(id) => break id,
+                    Err(error) => {
+                        assert!(step_back_ms > 5, "{step_back_ms} ms is waited out");
+                        assert_eq!(error.state, SqlState::SystemError);
+                        let behind = parts(last).unix_ms - clock.now;
+                        assert_eq!(
+                            error.message,
+                            format!("the system clock moved backwards by {behind} ms")
+                        );
+                        clock.now += 1_000.min(behind); // the clock catches up
+                    }
+                }
+            };
+            assert!(first > last, "{first} after {last}");
+            if (1..=5).contains(&step_back_ms) {
+                assert_eq!(clock.waited.len() as i64, step_back_ms + 1);
             }
-            // The backend exits, and the clock steps back into the milliseconds it used.
+            for id in std::iter::once(first)
+                .chain((0..5000).map(|_| backend.next_id(&mut clock, &ONE_NODE).unwrap()))
+            {
+                assert!(seen.insert(id), "duplicate {id}");
+                last = id;
+            }
             backend.unlock_all();
-            clock.now -= 2;
         }
     }
 
@@ -354,7 +430,7 @@ mod tests {
         first.next_id(&mut clock, &ONE_NODE).unwrap();
         first.unlock_all();
         let mut second = Backend::connect(&server);
-        assert_eq!(second.node(&mut clock, &ONE_NODE), Ok(7));
+        assert_eq!(second.node(&ONE_NODE), Ok(7));
 
         // The rest of the millisecond is still safe: the new holder starts after it.
         let late_in_the_same_millisecond = first.next_id(&mut clock, &ONE_NODE).unwrap();
@@ -365,7 +441,39 @@ mod tests {
         assert_eq!(error.state, SqlState::ConfigurationLimitExceeded);
 
         second.unlock_all();
-        assert_eq!(first.node(&mut clock, &ONE_NODE), Ok(7));
+        assert_eq!(first.node(&ONE_NODE), Ok(7));
+    }
+
+    #[test]
+    fn no_id_without_its_mark() {
+        let server = Server::default();
+        let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
+        let mut backend = Backend::connect(&server);
+        let before = backend.next_id(&mut clock, &ONE_NODE).unwrap();
+        *server.mark_error.borrow_mut() = Some(SqlError::new(SqlState::IoError, "disk full"));
+        // Within the millisecond the mark is already recorded; the next one needs a new mark.
+        assert!(backend.next_id(&mut clock, &ONE_NODE).is_ok());
+        clock.now += 1;
+        assert_eq!(
+            backend.next_id(&mut clock, &ONE_NODE).unwrap_err().message,
+            "disk full"
+        );
+        *server.mark_error.borrow_mut() = None;
+        let after = backend.next_id(&mut clock, &ONE_NODE).unwrap();
+        assert_eq!(parts(after).unix_ms, parts(before).unix_ms + 1);
+        assert_eq!(server.marks.borrow()[&7], parts(after).unix_ms);
+    }
+
+    #[test]
+    fn a_node_whose_mark_cannot_be_read_is_given_back() {
+        let server = Server::default();
+        let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
+        let mut backend = Backend::connect(&server);
+        *server.mark_error.borrow_mut() = Some(SqlError::new(SqlState::DataCorrupted, "damaged"));
+        let error = backend.next_id(&mut clock, &ONE_NODE).unwrap_err();
+        assert_eq!(error.state, SqlState::DataCorrupted);
+        assert!(backend.held.is_empty() && server.claims.borrow().is_empty());
+        assert_eq!(backend.generator.node, None);
     }
 
     #[test]
@@ -382,8 +490,10 @@ mod tests {
         let after = backend.next_id(&mut clock, &narrowed).unwrap();
         assert_eq!(parts(after).node, 10);
         assert!(after > before);
+        // Node 10's first ID from this backend comes in a millisecond recorded as its own.
+        assert_eq!(server.marks.borrow()[&10], parts(after).unix_ms);
         assert_eq!(backend.held, HashSet::from([10]));
-        assert_eq!(*server.borrow(), BTreeSet::from([10]));
+        assert_eq!(*server.claims.borrow(), BTreeSet::from([10]));
 
         let inverted = Settings {
             node_min: 20,

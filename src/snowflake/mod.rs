@@ -1,17 +1,22 @@
 //! Snowflake IDs: SQL functions, settings, and the backend's generator.
 
 pub mod generator;
+pub mod highwater;
 pub mod layout;
 mod registry;
 
 use std::cell::RefCell;
+use std::ffi::{CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 use crate::error::{OrRaise, SqlError, SqlState};
-use generator::{Clock, Generator, Settings};
+use generator::{Clock, Generator, NodeMarks, Settings};
+use highwater::MarkFile;
 use layout::MAX_NODE;
 use registry::AdvisoryLocks;
 
@@ -25,8 +30,12 @@ static TEST_CLOCK_OFFSET_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// Longest clock step back that snowlink.max_clock_backward_ms may wait out.
 const MAX_CLOCK_TOLERANCE_MS: i32 = 10_000;
 
+/// The file in the data directory that holds the nodes' high-water marks (highwater.rs).
+const MARK_FILE_NAME: &str = "snowlink_highwater";
+
 thread_local! {
     static GENERATOR: RefCell<Generator> = const { RefCell::new(Generator::new()) };
+    static MARK_FILE: RefCell<Option<MarkFile>> = const { RefCell::new(None) };
 }
 
 pub fn register_settings() {
@@ -53,7 +62,7 @@ pub fn register_settings() {
     GucRegistry::define_int_guc(
         c"snowlink.max_clock_backward_ms",
         c"Longest step back of the system clock that snowflake_next() waits out instead of failing.",
-        c"A backend that claims a node also waits this long before its first ID.",
+        c"The same holds for a backend that claims a node whose last use is ahead of the clock.",
         &MAX_CLOCK_BACKWARD_MS,
         0,
         MAX_CLOCK_TOLERANCE_MS,
@@ -106,6 +115,43 @@ impl Clock for SystemClock {
     }
 }
 
+/// The server's high-water marks, from the file that this backend maps on its first claim.
+struct ServerMarks;
+
+impl ServerMarks {
+    fn with_file<T>(
+        work: impl FnOnce(&mut MarkFile) -> Result<T, SqlError>,
+    ) -> Result<T, SqlError> {
+        MARK_FILE.with_borrow_mut(|mapped| {
+            let file = match mapped {
+                Some(file) => file,
+                None => mapped.insert(open_mark_file()?),
+            };
+            work(file)
+        })
+    }
+}
+
+impl NodeMarks for ServerMarks {
+    fn last_used(&mut self, node: i32) -> Result<i64, SqlError> {
+        Self::with_file(|file| file.last_used(node))
+    }
+
+    fn record_use(&mut self, node: i32, ms: i64) -> Result<(), SqlError> {
+        Self::with_file(|file| file.record_use(node, ms))
+    }
+}
+
+fn open_mark_file() -> Result<MarkFile, SqlError> {
+    // SAFETY: DataDir is set before any backend runs SQL and never changes.
+    let data_dir = unsafe { CStr::from_ptr(pg_sys::DataDir) };
+    let path = Path::new(OsStr::from_bytes(data_dir.to_bytes())).join(MARK_FILE_NAME);
+    // A new file knows nothing of the IDs made before it: they are older than now, give or take
+    // the clock tolerance.
+    let start_ms = SystemClock.now_ms() + i64::from(MAX_CLOCK_BACKWARD_MS.get());
+    MarkFile::open(&path, highwater::current_boot()?, start_ms)
+}
+
 /// A new unique ID, later than every ID this backend made before. Like `nextval()`, an ID is not
 /// given back when the transaction rolls back.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -113,7 +159,12 @@ fn snowflake_next() -> i64 {
     let settings = settings();
     GENERATOR
         .with_borrow_mut(|generator| {
-            generator.next_id(&mut SystemClock, &mut AdvisoryLocks, &settings)
+            generator.next_id(
+                &mut SystemClock,
+                &mut AdvisoryLocks,
+                &mut ServerMarks,
+                &settings,
+            )
         })
         .or_raise("snowflake_next")
 }
@@ -124,7 +175,7 @@ fn snowflake_node_id() -> i32 {
     let settings = settings();
     GENERATOR
         .with_borrow_mut(|generator| {
-            generator.node(&mut SystemClock, &mut AdvisoryLocks, &settings)
+            generator.node(&mut AdvisoryLocks, &mut ServerMarks, &settings)
         })
         .or_raise("snowflake_node_id")
 }
