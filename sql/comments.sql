@@ -23,6 +23,7 @@ COMMENT ON FUNCTION snowflake_parse(bigint) IS
     'time, node and sequence of a snowflake ID';
 COMMENT ON FUNCTION snowflake_min(timestamptz) IS
     'smallest snowflake ID made at or after the given time, for range scans of an ID key';
+COMMENT ON FUNCTION _snowflake_lock_tag() IS 'internal: the advisory lock tag of node claims';
 COMMENT ON VIEW snowflake_nodes IS
     'snowflake nodes claimed on this server, with the backends that hold them';
 COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, timestamptz) IS
@@ -50,6 +51,7 @@ COMMENT ON FUNCTION _shortlink_visit(text) IS 'internal: live link of a code, wi
 COMMENT ON TABLE shortlinks IS 'short links; change them through the snowlink functions';
 COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and backend';
 COMMENT ON TABLE shortlink_key IS 'secret key of generated codes; readable by no ordinary role';
+COMMENT ON TABLE shortlink_url_locks IS 'rows on which concurrent shorten() calls for one URL wait for each other';
 COMMENT ON TABLE shortlink_reserved_codes IS 'custom codes shorten() refuses (lower case)';
 COMMENT ON FUNCTION snowflake_node_range() IS
     'this server''s snowflake node range, from snowlink.node_min and snowlink.node_max';

@@ -4,22 +4,25 @@
 -- search_path pinned to pg_catalog, pg_temp, and name every object of the extension by schema, so
 -- a caller's search_path cannot redirect them. Ordinary roles reach the tables only through them.
 
+-- Defaults and CHECK constraints are bound when they are created: they name their operators and
+-- functions with their schema, so that nothing in the extension's schema can be chosen instead.
 CREATE TABLE shortlinks (
     id bigint PRIMARY KEY DEFAULT @extschema@.snowflake_next(),
     code text COLLATE "C" NOT NULL UNIQUE,
     url text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     valid_from timestamptz,
     expires_at timestamptz,
-    max_visits bigint CHECK (max_visits > 0),
-    redirect_status smallint NOT NULL DEFAULT 302 CHECK (redirect_status IN (301, 302, 307, 308)),
+    max_visits bigint CHECK (max_visits OPERATOR(pg_catalog.>) 0),
+    redirect_status smallint NOT NULL DEFAULT 302
+        CHECK (redirect_status OPERATOR(pg_catalog.=) ANY (ARRAY[301, 302, 307, 308])),
     disabled boolean NOT NULL DEFAULT false,
     -- Visits folded into the row: every visit of a link with max_visits, and for other links
     -- those that shortlinks_purge_expired() folded in. shortlink_stats() gives the total.
     visits bigint NOT NULL DEFAULT 0,
     first_visit_at timestamptz,
     last_visit_at timestamptz,
-    CHECK (valid_from < expires_at)
+    CHECK (valid_from OPERATOR(pg_catalog.<) expires_at)
 ) WITH (fillfactor = 90);
 
 -- Finds the live link of a URL without a b-tree on the URL, whose entries are limited to 2.7 kB.
@@ -44,12 +47,24 @@ CREATE TABLE shortlink_visits (
 CREATE SEQUENCE shortlink_code_seq AS bigint MINVALUE 0 START 0;
 CREATE TABLE shortlink_key (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-    key bytea NOT NULL CHECK (length(key) = 16)
+    key bytea NOT NULL CHECK (pg_catalog.length(key) OPERATOR(pg_catalog.=) 16)
 );
+
+-- shorten() calls for one URL (and options) wait for each other on one of these rows, so that they
+-- agree on one link. No role but the extension's owner can lock a row here, unlike an advisory
+-- lock, which any role can take. And a row's update, unlike a lock, makes a REPEATABLE READ or
+-- SERIALIZABLE caller whose snapshot cannot see the link the other call made fail with 40001,
+-- instead of making a second link. URLs share the rows by hash: two URLs that share one only wait
+-- for each other.
+CREATE TABLE shortlink_url_locks (
+    bucket int PRIMARY KEY,
+    updates bigint NOT NULL DEFAULT 0
+);
+INSERT INTO shortlink_url_locks (bucket) SELECT pg_catalog.generate_series(0, 65535);
 
 -- Custom codes that would shadow an application's own paths. Compared in lower case.
 CREATE TABLE shortlink_reserved_codes (
-    code text COLLATE "C" PRIMARY KEY CHECK (code = lower(code)),
+    code text COLLATE "C" PRIMARY KEY CHECK (code OPERATOR(pg_catalog.=) pg_catalog.lower(code)),
     builtin boolean NOT NULL DEFAULT false
 );
 INSERT INTO shortlink_reserved_codes (code, builtin)
@@ -75,14 +90,13 @@ DECLARE
 BEGIN
     SELECT k.key INTO code_key FROM @extschema@.shortlink_key AS k;
     IF NOT FOUND THEN
+        -- Two first shorten() calls may make a key at once. Under READ COMMITTED the second
+        -- insert waits for the first and the read after it sees the first key; under REPEATABLE
+        -- READ and SERIALIZABLE the second insert fails with 40001.
         INSERT INTO @extschema@.shortlink_key (key)
         VALUES (pg_catalog.uuid_send(pg_catalog.gen_random_uuid()))
         ON CONFLICT DO NOTHING;
         SELECT k.key INTO code_key FROM @extschema@.shortlink_key AS k;
-    END IF;
-    IF code_key IS NULL THEN
-        RAISE EXCEPTION 'the short link key was created by a concurrent transaction'
-            USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
     END IF;
     RETURN code_key;
 END
@@ -144,7 +158,9 @@ BEGIN
     -- never shared: its visits belong to whoever asked for it.
     IF NOT coalesce(shorten.force_new, false) AND shorten.max_visits IS NULL THEN
         -- Concurrent shortens of one URL wait for each other here, and so agree on one link.
-        PERFORM pg_advisory_xact_lock(1936616555, hashtext(target));
+        UPDATE @extschema@.shortlink_url_locks AS l
+        SET updates = l.updates + 1
+        WHERE l.bucket = hashtext(target) & 65535;
         SELECT * INTO link
         FROM @extschema@.shortlinks AS s
         WHERE s.url = target
@@ -282,9 +298,11 @@ BEGIN
     END IF;
     -- Browsers keep permanent redirects; a day at most (less when the link expires sooner), so
     -- that a disabled link stops working. Every visit of a temporary or limited link comes back.
+    -- Epochs, not an interval: expires_at may be 'infinity'.
     cache_control := CASE
         WHEN link.redirect_status IN (301, 308) AND link.max_visits IS NULL THEN
-            'public, max-age=' || least(86400, floor(extract(epoch FROM link.expires_at - now())))
+            'public, max-age='
+            || least(86400, floor(extract(epoch FROM link.expires_at) - extract(epoch FROM now())))
         ELSE 'no-store'
     END;
     PERFORM set_config('response.status', link.redirect_status::text, true);

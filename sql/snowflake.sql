@@ -1,15 +1,19 @@
+-- Everything here is bound when it is created, so it names its operators and functions with their
+-- schema: nothing a user puts in the extension's schema or search_path can be chosen instead.
+
 -- A snowflake ID taken apart in one call.
 CREATE FUNCTION snowflake_parse(id bigint, OUT ts timestamptz, OUT node int, OUT seq int)
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT snowflake_timestamp(id), snowflake_node(id), snowflake_sequence(id);
+    SELECT @extschema@.snowflake_timestamp(id), @extschema@.snowflake_node(id),
+           @extschema@.snowflake_sequence(id);
 END;
 
 -- The claimed nodes of the whole server, read from the lock table itself so that it cannot be stale.
--- A claim is a session advisory lock on database 0, classid 1936616555 ('snlk'), objsubid 1,
--- objid = node (src/snowflake/registry.rs).
+-- A claim is a session advisory lock on database 0 with the tag of _snowflake_lock_tag()
+-- (src/snowflake/registry.rs), objid = node.
 CREATE VIEW snowflake_nodes AS
-SELECT l.objid::int AS node_id,
+SELECT l.objid::pg_catalog.int4 AS node_id,
        l.pid,
        a.datname,
        a.usename,
@@ -17,21 +21,14 @@ SELECT l.objid::int AS node_id,
        a.client_addr,
        a.backend_start
 FROM pg_catalog.pg_locks AS l
-LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
-WHERE l.locktype = 'advisory'
-  AND l.database = 0
-  AND l.classid = 1936616555
-  AND l.objsubid = 1
+CROSS JOIN @extschema@._snowflake_lock_tag() AS tag
+LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid OPERATOR(pg_catalog.=) l.pid
+WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'::pg_catalog.text
+  AND l.database OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+  AND l.classid OPERATOR(pg_catalog.=) tag.classid
+  AND l.objsubid OPERATOR(pg_catalog.=) tag.objsubid
   AND l.granted;
 GRANT SELECT ON snowflake_nodes TO PUBLIC;
-
--- This server's node range, as the settings give it (defaults when the library is not loaded).
-CREATE FUNCTION snowflake_node_range() RETURNS int4range
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT int4range(coalesce(current_setting('snowlink.node_min', true), '0')::int,
-                     coalesce(current_setting('snowlink.node_max', true), '1023')::int, '[]');
-END;
 
 -- The peers' node ranges that overlap this server's: none when the ranges are disjoint. Servers
 -- whose ranges overlap can issue the same ID.
@@ -39,7 +36,7 @@ CREATE FUNCTION snowflake_node_range_conflicts(peer_ranges int4range[])
 RETURNS TABLE (peer_range int4range, shared_nodes int4range)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT peer, peer * snowflake_node_range()
-    FROM unnest(peer_ranges) AS peer
-    WHERE peer && snowflake_node_range();
+    SELECT peer, peer OPERATOR(pg_catalog.*) @extschema@.snowflake_node_range()
+    FROM pg_catalog.unnest(peer_ranges) AS peer
+    WHERE peer OPERATOR(pg_catalog.&&) @extschema@.snowflake_node_range();
 END;

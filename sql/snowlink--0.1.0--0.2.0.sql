@@ -6,3 +6,225 @@
 -- REPLACE, ALTER) rather than dropping them: a drop loses grants and the application objects that
 -- depend on them, and breaks the plans of sessions that are calling them at that moment.
 \echo Use "ALTER EXTENSION snowlink UPDATE TO '0.2.0'" to load this file. \quit
+
+-- shortlink_redirect(): a permanent link with expires_at = 'infinity' gets a cache lifetime instead
+-- of an error.
+CREATE OR REPLACE FUNCTION shortlink_redirect(code text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    link @extschema@.shortlinks := @extschema@._shortlink_visit(shortlink_redirect.code);
+    cache_control text;
+BEGIN
+    IF link.id IS NULL THEN
+        PERFORM set_config('response.status', '404', true);
+        PERFORM set_config('response.headers',
+                           json_build_array(json_build_object('Cache-Control', 'no-store'))::text, true);
+        RETURN NULL;
+    END IF;
+    -- Browsers keep permanent redirects; a day at most (less when the link expires sooner), so
+    -- that a disabled link stops working. Every visit of a temporary or limited link comes back.
+    -- Epochs, not an interval: expires_at may be 'infinity'.
+    cache_control := CASE
+        WHEN link.redirect_status IN (301, 308) AND link.max_visits IS NULL THEN
+            'public, max-age='
+            || least(86400, floor(extract(epoch FROM link.expires_at) - extract(epoch FROM now())))
+        ELSE 'no-store'
+    END;
+    PERFORM set_config('response.status', link.redirect_status::text, true);
+    PERFORM set_config('response.headers',
+                       json_build_array(json_build_object('Location', link.url),
+                                        json_build_object('Cache-Control', cache_control))::text,
+                       true);
+    RETURN link.url;
+END
+$$;
+
+-- Node claims: the library holds the one definition of their lock tag and of the node range's
+-- defaults. What is bound at creation names its operators and functions with their schema, so the
+-- view and the SQL function that an operator planted in the extension's schema could have bound
+-- are made again.
+CREATE FUNCTION "_snowflake_lock_tag"() RETURNS TABLE (
+	"classid" oid,  /* pg_sys :: Oid */
+	"objsubid" smallint  /* i16 */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_snowflake_lock_tag_wrapper';
+COMMENT ON FUNCTION _snowflake_lock_tag() IS 'internal: the advisory lock tag of node claims';
+CREATE OR REPLACE FUNCTION "snowflake_node_range"() RETURNS int4range /* Range < i32 > */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'snowflake_node_range_wrapper';
+CREATE OR REPLACE VIEW snowflake_nodes AS
+SELECT l.objid::pg_catalog.int4 AS node_id,
+       l.pid,
+       a.datname,
+       a.usename,
+       a.application_name,
+       a.client_addr,
+       a.backend_start
+FROM pg_catalog.pg_locks AS l
+CROSS JOIN @extschema@._snowflake_lock_tag() AS tag
+LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid OPERATOR(pg_catalog.=) l.pid
+WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'::pg_catalog.text
+  AND l.database OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+  AND l.classid OPERATOR(pg_catalog.=) tag.classid
+  AND l.objsubid OPERATOR(pg_catalog.=) tag.objsubid
+  AND l.granted;
+CREATE OR REPLACE FUNCTION snowflake_node_range_conflicts(peer_ranges int4range[])
+RETURNS TABLE (peer_range int4range, shared_nodes int4range)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT peer, peer OPERATOR(pg_catalog.*) @extschema@.snowflake_node_range()
+    FROM pg_catalog.unnest(peer_ranges) AS peer
+    WHERE peer OPERATOR(pg_catalog.&&) @extschema@.snowflake_node_range();
+END;
+
+-- shorten(): concurrent calls for one URL wait on a row of shortlink_url_locks, which no other role
+-- can lock, instead of an advisory lock that any role can take, and agree on one link at every
+-- isolation level. _shortlink_key() loses a branch for a case that cannot happen.
+CREATE TABLE shortlink_url_locks (
+    bucket int PRIMARY KEY,
+    updates bigint NOT NULL DEFAULT 0
+);
+INSERT INTO shortlink_url_locks (bucket) SELECT pg_catalog.generate_series(0, 65535);
+COMMENT ON TABLE shortlink_url_locks IS 'rows on which concurrent shorten() calls for one URL wait for each other';
+CREATE OR REPLACE FUNCTION _shortlink_key() RETURNS bytea
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    code_key bytea;
+BEGIN
+    SELECT k.key INTO code_key FROM @extschema@.shortlink_key AS k;
+    IF NOT FOUND THEN
+        -- Two first shorten() calls may make a key at once. Under READ COMMITTED the second
+        -- insert waits for the first and the read after it sees the first key; under REPEATABLE
+        -- READ and SERIALIZABLE the second insert fails with 40001.
+        INSERT INTO @extschema@.shortlink_key (key)
+        VALUES (pg_catalog.uuid_send(pg_catalog.gen_random_uuid()))
+        ON CONFLICT DO NOTHING;
+        SELECT k.key INTO code_key FROM @extschema@.shortlink_key AS k;
+    END IF;
+    RETURN code_key;
+END
+$$;
+CREATE OR REPLACE FUNCTION shorten(
+    url text,
+    code text DEFAULT NULL,
+    expires_at timestamptz DEFAULT NULL,
+    max_visits bigint DEFAULT NULL,
+    redirect_status int DEFAULT 302,
+    force_new boolean DEFAULT false,
+    valid_from timestamptz DEFAULT NULL
+) RETURNS shortlinks
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target text := @extschema@.shortlink_normalize_url(shorten.url);
+    link @extschema@.shortlinks;
+    new_id bigint;
+    new_code text;
+BEGIN
+    IF shorten.url IS NULL THEN
+        RAISE EXCEPTION 'url must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF shorten.redirect_status IS NULL OR shorten.redirect_status NOT IN (301, 302, 307, 308) THEN
+        RAISE EXCEPTION 'redirect_status must be 301, 302, 307 or 308, not %',
+            coalesce(shorten.redirect_status::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shorten.max_visits <= 0 THEN
+        RAISE EXCEPTION 'max_visits must be positive, not %', shorten.max_visits
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shorten.expires_at <= now() THEN
+        RAISE EXCEPTION 'expires_at % is not in the future', shorten.expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shorten.valid_from >= shorten.expires_at THEN
+        RAISE EXCEPTION 'valid_from % is not before expires_at %', shorten.valid_from, shorten.expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shorten.code IS NOT NULL THEN
+        IF shorten.code !~ '^[0-9A-Za-z_-]{1,64}$' THEN
+            RAISE EXCEPTION 'custom code "%" is not 1 to 64 characters of 0-9, A-Z, a-z, _ and -',
+                shorten.code
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT FROM @extschema@.shortlink_reserved_codes AS r
+                   WHERE r.code = lower(shorten.code)) THEN
+            RAISE EXCEPTION 'custom code "%" is reserved', shorten.code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'The table shortlink_reserved_codes lists the reserved codes.';
+        END IF;
+    END IF;
+
+    -- The same URL with the same options gets its live link back. A link with max_visits is
+    -- never shared: its visits belong to whoever asked for it.
+    IF NOT coalesce(shorten.force_new, false) AND shorten.max_visits IS NULL THEN
+        -- Concurrent shortens of one URL wait for each other here, and so agree on one link.
+        UPDATE @extschema@.shortlink_url_locks AS l
+        SET updates = l.updates + 1
+        WHERE l.bucket = hashtext(target) & 65535;
+        SELECT * INTO link
+        FROM @extschema@.shortlinks AS s
+        WHERE s.url = target
+          AND (shorten.code IS NULL OR s.code = shorten.code)
+          AND s.redirect_status = shorten.redirect_status
+          AND s.expires_at IS NOT DISTINCT FROM shorten.expires_at
+          AND s.valid_from IS NOT DISTINCT FROM shorten.valid_from
+          AND s.max_visits IS NULL
+          AND NOT s.disabled
+        ORDER BY s.id
+        LIMIT 1;
+        IF FOUND THEN
+            RETURN link;
+        END IF;
+    END IF;
+
+    -- Generated codes never repeat one another; the loop goes round again only when a custom code
+    -- already took the one generated.
+    LOOP
+        new_id := @extschema@.snowflake_next();
+        new_code := CASE
+            WHEN shorten.code IS NOT NULL THEN shorten.code
+            WHEN current_setting('snowlink.code_style') = 'snowflake' THEN @extschema@.base62_encode(new_id)
+            ELSE @extschema@._shortlink_keyed_code(nextval('@extschema@.shortlink_code_seq'),
+                                                   @extschema@._shortlink_key())
+        END;
+        INSERT INTO @extschema@.shortlinks
+            (id, code, url, valid_from, expires_at, max_visits, redirect_status)
+        VALUES (new_id, new_code, target, shorten.valid_from, shorten.expires_at,
+                shorten.max_visits, shorten.redirect_status)
+        ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
+        RETURNING * INTO link;
+        EXIT WHEN FOUND;
+        IF shorten.code IS NOT NULL THEN
+            RAISE EXCEPTION 'custom code "%" is already taken', shorten.code
+                USING ERRCODE = 'unique_violation';
+        END IF;
+    END LOOP;
+    RETURN link;
+END
+$$;
+
+-- URLs are stored as browsers serialize them: those stored with characters outside printable ASCII
+-- are written that way now (a URL refused by this server's settings keeps its text, with a notice).
+DO $$
+DECLARE
+    link record;
+BEGIN
+    FOR link IN SELECT s.id, s.url FROM @extschema@.shortlinks AS s WHERE s.url ~ '[^!-~]' LOOP
+        BEGIN
+            UPDATE @extschema@.shortlinks AS s
+            SET url = @extschema@.shortlink_normalize_url(link.url)
+            WHERE s.id = link.id;
+        EXCEPTION WHEN invalid_parameter_value OR invalid_text_representation THEN
+            RAISE NOTICE 'short link % keeps its URL: %', link.id, SQLERRM;
+        END;
+    END LOOP;
+END
+$$;

@@ -11,6 +11,10 @@ mod snowflake;
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx adds a Rust backtrace to the DETAIL of an error that it raises again after Rust code
+    // called into PostgreSQL, when RUST_BACKTRACE is set in the server's environment. Errors read
+    // the same whatever that environment: RUST_LIB_BACKTRACE, which backtraces read first, is off.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     snowflake::register_settings();
     shortlinks::register_settings();
 }

@@ -52,3 +52,26 @@ SELECT base_decode('αδ', 'αβγ');
 -- 2^63 in binary: one more than the largest bigint.
 SELECT base_decode('1' || repeat('0', 63), '01');
 \echo :LAST_ERROR_SQLSTATE
+
+-- An ASCII character is a digit wherever it stands in an alphabet, position 255 included.
+SELECT string_agg(chr(256 + n), '' ORDER BY n) || 'x' || 'yz' AS mixed FROM generate_series(0, 254) AS n \gset
+SELECT length(:'mixed') AS characters, base_encode(255, :'mixed') AS code_of_255,
+       base_decode('x', :'mixed') AS value_of_x, base_decode('xz', :'mixed') AS value_of_xz;
+
+-- Decoding takes time in proportion to the code, not to the code times the alphabet: a code of
+-- a million characters in an alphabet of 200,000.
+SELECT string_agg(chr(65536 + n), '' ORDER BY n) AS huge FROM generate_series(0, 199999) AS n \gset
+SELECT base_decode(repeat(chr(65536), 1000000) || chr(65537), :'huge') AS one;
+-- It stops at the character that makes the value too large, however long the code.
+SELECT base_decode(repeat(chr(265535), 1000000), :'huge');
+\echo :LAST_ERROR_SQLSTATE
+\unset huge
+
+-- Long loops over a code or an alphabet can be cancelled: here the cancel is already pending when
+-- the decoding starts, and it stops within its first 65,536 characters.
+CREATE TEMP TABLE long_code AS SELECT repeat('0', 200000) || '1' AS code;
+SELECT pg_cancel_backend(pg_backend_pid()) AS cancelled, base62_decode(code) FROM long_code;
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_cancel_backend(pg_backend_pid()) AS cancelled,
+       base_decode(code, '0123456789') FROM long_code;
+\echo :LAST_ERROR_SQLSTATE

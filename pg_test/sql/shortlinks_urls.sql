@@ -1,14 +1,24 @@
 -- Which URLs shorten() accepts, and their normal form: shortlink_normalize_url(url) -> text.
--- Only absolute http and https URLs with a host; only the scheme and host are normalised (lower
--- case, IDN to punycode); the port, path, query and fragment stay as given.
+-- Only absolute http and https URLs with a host, written scheme://host. They are stored as a
+-- browser reads them (the WHATWG URL standard): scheme and host in lower case, IDN to punycode,
+-- no default port, dot segments resolved, and what may not stand in a URL percent-encoded.
 -- Each test file starts from no links; PL/pgSQL line numbers stay out of the output.
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
-SELECT shortlink_normalize_url('HTTPS://Example.COM') AS lower_case,
-       shortlink_normalize_url('https://EXAMPLE.com:8443/A/../B/%7e?Q=1&q=2#Frag') AS rest_as_given,
-       shortlink_normalize_url('http://example.com:80/') AS port_as_given;
+SELECT shortlink_normalize_url('HTTPS://Example.COM') AS lower_case_with_a_path,
+       shortlink_normalize_url('https://EXAMPLE.com:8443/A/../B/%7e?Q=1&q=2#Frag') AS dot_segments,
+       shortlink_normalize_url('http://example.com:80/') AS default_port;
 SELECT shortlink_normalize_url('https://Bücher.example/straße?q=ü') AS idn_to_punycode,
        shortlink_normalize_url('http://[::1]:8080/x') AS ipv6;
+
+-- Invisible, direction-changing and non-ASCII characters never reach a Location header as they
+-- are: the stored URL, resolve() and the header are the same ASCII text.
+SELECT name, shortlink_normalize_url(format('https://example.com/a%sb?q=%s#%s', c, c, c)) AS stored
+FROM (VALUES ('right-to-left override', E'\u202E'), ('zero width space', E'\u200B'),
+             ('byte order mark', E'\uFEFF'), ('word joiner', E'\u2060'), ('a with umlaut', 'ä'))
+     AS chars(name, c);
+SELECT url, resolve(code) = url AS resolves_to_it
+FROM shorten(E'https://example.com/\u202Etxt.exe?x="y"');
 
 -- A URL of 8000 bytes (snowlink.max_url_length) shortens and resolves; one more byte does not.
 SET snowlink.visit_flush_interval_ms = 0;
@@ -37,6 +47,12 @@ SELECT shortlink_normalize_url('/relative/path');
 SELECT shortlink_normalize_url('');
 \echo :LAST_ERROR_SQLSTATE
 SELECT shortlink_normalize_url('https://');
+\echo :LAST_ERROR_SQLSTATE
+-- A browser would read these as https://example.com/ and https://evil.com/x: a third reading is
+-- never stored, so they are refused.
+SELECT shortlink_normalize_url('https:///example.com');
+\echo :LAST_ERROR_SQLSTATE
+SELECT shortlink_normalize_url('https:////evil.com/x');
 \echo :LAST_ERROR_SQLSTATE
 SELECT shortlink_normalize_url('http:example.com');
 \echo :LAST_ERROR_SQLSTATE

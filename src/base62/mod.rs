@@ -22,22 +22,27 @@ fn base62_encode_padded(value: i64, min_length: i32) -> String {
 /// Decodes a base 62 code; leading `'0'`s are allowed.
 #[pg_extern(immutable, parallel_safe)]
 fn base62_decode(code: &str) -> i64 {
-    codec::decode(code, Alphabet::base62()).or_raise("base62_decode")
+    codec::decode(code, Alphabet::base62(), &mut check_for_interrupts).or_raise("base62_decode")
 }
 
 /// Encodes a non-negative bigint with any alphabet of at least 2 distinct characters; the first
 /// character is the zero digit.
 #[pg_extern(immutable, parallel_safe)]
 fn base_encode(value: i64, alphabet: &str) -> String {
-    let alphabet = Alphabet::new(alphabet).or_raise("base_encode");
+    let alphabet = Alphabet::new(alphabet, &mut check_for_interrupts).or_raise("base_encode");
     codec::encode(value, &alphabet, 0).or_raise("base_encode")
 }
 
 /// Decodes a code written with `alphabet`, the inverse of `base_encode`.
 #[pg_extern(immutable, parallel_safe)]
 fn base_decode(code: &str, alphabet: &str) -> i64 {
-    let alphabet = Alphabet::new(alphabet).or_raise("base_decode");
-    codec::decode(code, &alphabet).or_raise("base_decode")
+    let alphabet = Alphabet::new(alphabet, &mut check_for_interrupts).or_raise("base_decode");
+    codec::decode(code, &alphabet, &mut check_for_interrupts).or_raise("base_decode")
+}
+
+/// Lets a cancel, a statement timeout or a termination end a long loop over a huge input.
+fn check_for_interrupts() {
+    pg_sys::check_for_interrupts!();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

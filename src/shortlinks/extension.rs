@@ -1,94 +1,92 @@
-//! The installed extension as Rust code needs it: its schema, and its owner, as whom resolve()
-//! and the flush at backend exit run the extension's internal SQL functions.
+//! The extension's SQL functions that Rust code calls: the narrow SECURITY DEFINER functions of
+//! sql/shortlinks.sql that write this backend's counted visits and count a visit of a limited
+//! link. They are called through the function manager, so PostgreSQL switches to the extension's
+//! owner and pins their search_path as for any SECURITY DEFINER call; no Rust code changes the
+//! user id, and no query text is parsed. They need no grant: only resolve() and the visit flush
+//! at backend exit call them, on behalf of a caller who may call resolve().
 
 use std::ffi::CStr;
 
 use pgrx::prelude::*;
-use pgrx::spi::{SpiClient, SpiResult};
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Extension {
-    pub owner: pg_sys::Oid,
-    pub schema: pg_sys::Oid,
+/// Writes this backend's counted visits: `_shortlinks_flush_visits()`.
+pub fn flush_visits(schema: pg_sys::Oid) {
+    let function = function_oid(schema, c"_shortlinks_flush_visits", &[]);
+    // SAFETY: a function of the extension that takes no argument and returns void.
+    unsafe { call(function, &[]) };
 }
 
-impl Extension {
-    /// The snowlink extension of the current database, if it is installed.
-    pub fn find() -> Option<Extension> {
-        Spi::connect(|client| {
-            let rows = client.select(
-                "SELECT e.extowner, e.extnamespace FROM pg_catalog.pg_extension AS e
-                 WHERE e.extname OPERATOR(pg_catalog.=) 'snowlink'",
-                Some(1),
-                &[],
-            )?;
-            if rows.is_empty() {
-                return Ok(None);
-            }
-            let (owner, schema) = rows.first().get_two::<pg_sys::Oid, pg_sys::Oid>()?;
-            Ok(owner
-                .zip(schema)
-                .map(|(owner, schema)| Extension { owner, schema }))
-        })
-        .unwrap_or_else(|error: pgrx::spi::SpiError| error!("snowlink: {error}"))
+/// The URL of the live link of `code`, with its visit counted: `_shortlink_visit(code)`.
+pub fn visit(schema: pg_sys::Oid, code: &str) -> Option<String> {
+    let function = function_oid(schema, c"_shortlink_visit", &[pg_sys::TEXTOID]);
+    let argument = code.into_datum().expect("a &str is never NULL");
+    // SAFETY: the function takes text and returns a shortlinks row, or NULL when the code does not
+    // resolve; the row is read in the memory context it was made in.
+    unsafe {
+        let link = call(function, &[argument])?;
+        // PL/pgSQL may return the row as an expanded record: flatten it into a tuple.
+        let tuple = pg_sys::pg_detoast_datum(link.cast_mut_ptr()).cast();
+        let mut is_null = false;
+        let url = pg_sys::GetAttributeByName(tuple, c"url".as_ptr(), &mut is_null);
+        String::from_datum(url, is_null)
     }
+}
 
-    /// Runs `work` through SPI as the extension's owner, who may call its internal functions,
-    /// with the quoted schema name.
-    pub fn run_as_owner<T>(self, work: impl FnOnce(&mut SpiClient, &str) -> SpiResult<T>) -> T {
-        // SAFETY: catalog lookup and quoting of a name; both return palloc'd C strings.
-        let schema = unsafe {
-            let name = pg_sys::get_namespace_name(self.schema);
-            if name.is_null() {
-                error!("snowlink: the extension's schema no longer exists");
-            }
-            CStr::from_ptr(pg_sys::quote_identifier(name))
-                .to_string_lossy()
-                .into_owned()
+/// Calls `function` with `arguments` (none NULL) through the function manager, which runs a
+/// SECURITY DEFINER function as its owner; None for a NULL result, which the function manager's
+/// own helpers refuse.
+///
+/// # Safety
+/// The function takes exactly these arguments, of its argument types.
+unsafe fn call(function: pg_sys::Oid, arguments: &[pg_sys::Datum]) -> Option<pg_sys::Datum> {
+    let mut lookup = pg_sys::FmgrInfo::default();
+    pg_sys::fmgr_info(function, &mut lookup);
+    let fcinfo = pg_sys::palloc0(
+        std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+            + std::mem::size_of::<pg_sys::NullableDatum>() * arguments.len(),
+    )
+    .cast::<pg_sys::FunctionCallInfoBaseData>();
+    (*fcinfo).flinfo = &mut lookup;
+    (*fcinfo).fncollation = pg_sys::InvalidOid;
+    (*fcinfo).nargs = arguments.len() as i16;
+    for (slot, value) in (*fcinfo)
+        .args
+        .as_mut_slice(arguments.len())
+        .iter_mut()
+        .zip(arguments)
+    {
+        *slot = pg_sys::NullableDatum {
+            value: *value,
+            isnull: false,
         };
-        let caller = Identity::switch_to(self.owner);
-        let result = Spi::connect_mut(|client| work(client, &schema));
-        caller.restore();
-        result.unwrap_or_else(|error| error!("snowlink: {error}"))
     }
+    let function_pointer = lookup.fn_addr.expect("fmgr_info sets fn_addr");
+    let result = pg_sys::ffi::pg_guard_ffi_boundary(|| function_pointer(fcinfo));
+    let is_null = (*fcinfo).isnull;
+    pg_sys::pfree(fcinfo.cast());
+    (!is_null).then_some(result)
 }
 
-/// Writes this backend's counted visits (sql/shortlinks.sql).
-pub fn flush_visits(client: &mut SpiClient, schema: &str) -> SpiResult<()> {
-    client.update(
-        &format!("SELECT {schema}._shortlinks_flush_visits()"),
-        None,
-        &[],
-    )?;
-    Ok(())
-}
-
-/// The user a backend acts as. An ERROR needs no restore: aborting the (sub)transaction restores
-/// the user it started with, as it does for SECURITY DEFINER functions.
-struct Identity {
-    user: pg_sys::Oid,
-    security_context: i32,
-}
-
-impl Identity {
-    fn switch_to(user: pg_sys::Oid) -> Identity {
-        let mut caller = Identity {
-            user: pg_sys::Oid::INVALID,
-            security_context: 0,
-        };
-        // SAFETY: reads and sets the backend's current user, as fmgr_security_definer() does.
-        unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut caller.user, &mut caller.security_context);
-            pg_sys::SetUserIdAndSecContext(
-                user,
-                caller.security_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-            );
-        }
-        caller
+/// The OID of the extension's function `name(argument_types)` in `schema`.
+fn function_oid(schema: pg_sys::Oid, name: &CStr, argument_types: &[pg_sys::Oid]) -> pg_sys::Oid {
+    // SAFETY: a syscache lookup with keys of the types the cache expects.
+    let oid = unsafe {
+        let arguments =
+            pg_sys::buildoidvector(argument_types.as_ptr(), argument_types.len() as i32);
+        pg_sys::GetSysCacheOid(
+            pg_sys::SysCacheIdentifier::PROCNAMEARGSNSP as i32,
+            pg_sys::Anum_pg_proc_oid as pg_sys::AttrNumber,
+            pg_sys::Datum::from(name.as_ptr()),
+            pg_sys::Datum::from(arguments),
+            pg_sys::Datum::from(schema),
+            pg_sys::Datum::from(0),
+        )
+    };
+    if oid == pg_sys::InvalidOid {
+        error!(
+            "snowlink: the extension's function {}() is missing",
+            name.to_string_lossy()
+        );
     }
-
-    fn restore(self) {
-        // SAFETY: puts back what switch_to() read.
-        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.security_context) };
-    }
+    oid
 }

@@ -157,6 +157,10 @@ fn check(schema: pg_sys::Oid, table: &PgRelation, index: &PgRelation) -> Option<
 }
 
 /// Relcache invalidation callback; relid is InvalidOid when every relation is invalidated.
+///
+/// # Safety
+/// Called by PostgreSQL's invalidation processing, with no further requirement: it only clears
+/// this backend's cache.
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_checked_table(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     let affected = CHECKED_TABLE.get().is_some_and(|checked| {

@@ -9,7 +9,7 @@ pub mod urls;
 pub mod visits;
 
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_int, CString};
+use std::ffi::{c_int, CStr, CString};
 
 use pgrx::prelude::*;
 use pgrx::{
@@ -18,7 +18,6 @@ use pgrx::{
 
 use crate::error::{OrRaise, SqlError, SqlState};
 use codes::CodeKey;
-use extension::Extension;
 use urls::UrlPolicy;
 use visits::VisitBuffer;
 
@@ -34,17 +33,19 @@ pub enum CodeStyle {
 }
 
 const DEFAULT_MAX_URL_LENGTH: i32 = 8000;
-const DEFAULT_URL_SCHEMES: &str = "http,https";
+const DEFAULT_URL_SCHEMES: &CStr = c"http,https";
 
 static MAX_URL_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_URL_LENGTH);
 static ALLOWED_URL_SCHEMES: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"http,https"));
+    GucSetting::<Option<CString>>::new(Some(DEFAULT_URL_SCHEMES));
 static CODE_STYLE: GucSetting<CodeStyle> = GucSetting::<CodeStyle>::new(CodeStyle::Keyed);
 static VISIT_FLUSH_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
 thread_local! {
     static VISITS: RefCell<VisitBuffer> = RefCell::new(VisitBuffer::default());
-    static WRITES_VISITS_AT_EXIT: Cell<bool> = const { Cell::new(false) };
+    /// The schema of the extension whose visits the buffer holds, once this backend has counted
+    /// one: the visits are written at its exit too.
+    static VISITS_SCHEMA: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
 }
 
 pub fn register_settings() {
@@ -89,13 +90,16 @@ pub fn register_settings() {
 /// The URL as shorten() stores it, or an ERROR saying why it is refused.
 #[pg_extern(stable, parallel_safe)]
 fn shortlink_normalize_url(url: &str) -> String {
+    // A string setting with a default is never NULL; schemes are ASCII, so no byte of another
+    // encoding can match one.
     let schemes = ALLOWED_URL_SCHEMES.get();
+    let schemes = schemes
+        .as_deref()
+        .map(CStr::to_string_lossy)
+        .unwrap_or_default();
     let policy = UrlPolicy {
         max_length: MAX_URL_LENGTH.get() as usize,
-        allowed_schemes: schemes
-            .as_deref()
-            .and_then(|s| s.to_str().ok())
-            .unwrap_or(DEFAULT_URL_SCHEMES),
+        allowed_schemes: &schemes,
     };
     urls::normalize(url, &policy).or_raise("shortlink_normalize_url")
 }
@@ -111,11 +115,18 @@ fn _shortlink_keyed_code(counter: i64, key: &[u8]) -> String {
 /// Counts a visit of `link_id` in this backend. True when the buffered visits are due to be
 /// written and this transaction can write them. A standby counts nothing: it could never write.
 #[pg_extern(volatile, parallel_unsafe)]
-fn _shortlink_record_visit(link_id: i64) -> bool {
-    record_visit(link_id)
+fn _shortlink_record_visit(link_id: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    record_visit(function_schema(fcinfo), link_id)
 }
 
-fn record_visit(link_id: i64) -> bool {
+/// The schema of the called function: the extension's.
+fn function_schema(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
+    // SAFETY: PostgreSQL passes this call's valid fcinfo and flinfo.
+    unsafe { pg_sys::get_func_namespace((*(*fcinfo).flinfo).fn_oid) }
+}
+
+/// Counts a visit of `link_id` of the extension in `schema`; see `_shortlink_record_visit`.
+fn record_visit(schema: pg_sys::Oid, link_id: i64) -> bool {
     // SAFETY: plain reads of backend state.
     let (in_recovery, read_only, now) = unsafe {
         (
@@ -127,7 +138,7 @@ fn record_visit(link_id: i64) -> bool {
     if in_recovery {
         return false;
     }
-    if !WRITES_VISITS_AT_EXIT.replace(true) {
+    if VISITS_SCHEMA.replace(Some(schema)).is_none() {
         // SAFETY: registers a callback for this backend's exit.
         unsafe { pg_sys::before_shmem_exit(Some(write_visits_at_exit), pg_sys::Datum::from(0)) };
     }
@@ -141,31 +152,35 @@ fn record_visit(link_id: i64) -> bool {
 /// Writes the visits this backend still holds when it exits, in a transaction of its own, as
 /// PostgreSQL drops a backend's temporary tables. An error here is logged (as FATAL: the backend
 /// is exiting) and loses only these visits. A read-only default transaction mode writes nothing.
+///
+/// # Safety
+/// Called by PostgreSQL as a `before_shmem_exit` callback, in a backend that can still run
+/// transactions.
 #[pg_guard]
 unsafe extern "C-unwind" fn write_visits_at_exit(_code: c_int, _arg: pg_sys::Datum) {
     // An open transaction may hold taken visits: aborting it returns them to the buffer.
     pg_sys::AbortOutOfAnyTransaction();
+    let Some(schema) = VISITS_SCHEMA.get() else {
+        return;
+    };
     if !VISITS.with_borrow(VisitBuffer::has_pending) || pg_sys::RecoveryInProgress() {
         return;
     }
     pg_sys::StartTransactionCommand();
     if !pg_sys::XactReadOnly {
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        if let Some(extension) = Extension::find() {
-            let visits_table =
-                pg_sys::get_relname_relid(c"shortlink_visits".as_ptr(), extension.schema);
+        let lost = VISITS.with_borrow(VisitBuffer::pending_count);
+        let visits_table = pg_sys::get_relname_relid(c"shortlink_visits".as_ptr(), schema);
+        if visits_table == pg_sys::InvalidOid {
+            log!("snowlink: {lost} visits counted by this backend are lost at its exit: shortlink_visits no longer exists");
+        } else if pg_sys::ConditionalLockRelationOid(
+            visits_table,
+            pg_sys::RowExclusiveLock as pg_sys::LOCKMODE,
+        ) {
+            extension::flush_visits(schema);
+        } else {
             // An exiting backend ignores lock_timeout and cancels: it must not wait behind a lock.
-            if visits_table != pg_sys::InvalidOid
-                && pg_sys::ConditionalLockRelationOid(
-                    visits_table,
-                    pg_sys::RowExclusiveLock as pg_sys::LOCKMODE,
-                )
-            {
-                extension.run_as_owner(extension::flush_visits);
-            } else {
-                let lost = VISITS.with_borrow(VisitBuffer::pending_count);
-                log!("snowlink: {lost} visits counted by this backend are lost at its exit: shortlink_visits is locked");
-            }
+            log!("snowlink: {lost} visits counted by this backend are lost at its exit: shortlink_visits is locked");
         }
         pg_sys::PopActiveSnapshot();
     }

@@ -172,7 +172,8 @@ impl Generator {
     }
 }
 
-fn check_range(settings: &Settings) -> Result<(), SqlError> {
+/// Whether the settings make a node range.
+pub fn check_range(settings: &Settings) -> Result<(), SqlError> {
     if settings.node_min > settings.node_max {
         return Err(SqlError::new(
             SqlState::InvalidParameter,

@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use pgrx::datum::{Range, RangeBound};
 use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
@@ -225,9 +226,36 @@ fn snowflake_min(at: TimestampWithTimeZone) -> i64 {
         .or_raise("snowflake_min")
 }
 
+/// This server's node range, from snowlink.node_min and snowlink.node_max.
+#[pg_extern(stable, parallel_safe)]
+fn snowflake_node_range() -> Range<i32> {
+    let settings = settings();
+    generator::check_range(&settings).or_raise("snowflake_node_range");
+    Range::new(
+        RangeBound::Inclusive(settings.node_min),
+        RangeBound::Inclusive(settings.node_max),
+    )
+}
+
+/// The advisory lock tag of node claims (registry.rs), for the view snowflake_nodes.
+#[pg_extern(immutable, parallel_safe)]
+fn _snowflake_lock_tag(
+) -> TableIterator<'static, (name!(classid, pg_sys::Oid), name!(objsubid, i16))> {
+    TableIterator::once((
+        pg_sys::Oid::from(registry::LOCK_CLASS),
+        registry::LOCK_KIND as i16,
+    ))
+}
+
 extension_sql_file!(
     "../../sql/snowflake.sql",
-    requires = [snowflake_timestamp, snowflake_node, snowflake_sequence]
+    requires = [
+        snowflake_timestamp,
+        snowflake_node,
+        snowflake_sequence,
+        snowflake_node_range,
+        _snowflake_lock_tag
+    ]
 );
 
 #[cfg(any(test, feature = "pg_test"))]

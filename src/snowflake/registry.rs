@@ -9,7 +9,8 @@ use pgrx::pg_sys;
 
 use crate::snowflake::generator::NodeRegistry;
 
-/// `classid` of the claims in pg_locks: "snlk" in ASCII. sql/snowflake.sql filters on it.
+/// `classid` of the claims in pg_locks: "snlk" in ASCII. The view snowflake_nodes reads it and
+/// LOCK_KIND through _snowflake_lock_tag().
 pub const LOCK_CLASS: u32 = 0x736E_6C6B;
 /// `objsubid` of the claims in pg_locks.
 pub const LOCK_KIND: u16 = 1;
