@@ -40,7 +40,7 @@ test_version() {
     install_extension
     # With Rust backtraces on, as some servers have them: errors must read the same.
     CLUSTER_ENV=(RUST_BACKTRACE=1)
-    cluster_start "regress-$PG_MAJOR" "$REGRESS_PORT"
+    cluster_start "regress-$PG_MAJOR" "$REGRESS_PORT" max_prepared_transactions=2
     CLUSTER_ENV=()
     trap 'cluster_remove "regress-$PG_MAJOR"' EXIT
     local tests

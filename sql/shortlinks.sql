@@ -253,10 +253,8 @@ BEGIN
     END IF;
 
     IF link.max_visits IS NULL THEN
-        -- Counted in the backend, written in batches: see src/shortlinks/visits.rs.
-        IF @extschema@._shortlink_record_visit(link.id) THEN
-            PERFORM @extschema@._shortlinks_flush_visits();
-        END IF;
+        -- Counted in the backend, written in batches before a commit: see src/visits/.
+        PERFORM @extschema@._shortlink_record_visit(link.id);
         RETURN link;
     END IF;
 

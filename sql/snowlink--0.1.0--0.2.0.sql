@@ -211,6 +211,53 @@ BEGIN
 END
 $$;
 
+-- Visits are written just before a commit, in a subtransaction of their own (src/visits/), not in
+-- the statement that counted them.
+CREATE OR REPLACE FUNCTION _shortlink_visit(code text) RETURNS shortlinks
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    link @extschema@.shortlinks;
+BEGIN
+    SELECT * INTO link
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = _shortlink_visit.code
+      AND NOT s.disabled
+      AND (s.valid_from IS NULL OR s.valid_from <= now())
+      AND (s.expires_at IS NULL OR s.expires_at > now())
+      AND (s.max_visits IS NULL OR s.visits < s.max_visits);
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+
+    IF link.max_visits IS NULL THEN
+        -- Counted in the backend, written in batches before a commit: see src/visits/.
+        PERFORM @extschema@._shortlink_record_visit(link.id);
+        RETURN link;
+    END IF;
+
+    -- A limited link counts each visit at once, under its row lock, so that its last visit goes to
+    -- one visitor only.
+    IF current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'link "%" has max_visits, so its visits must be counted in a read-write transaction',
+            link.code
+            USING ERRCODE = 'read_only_sql_transaction',
+                  HINT = 'Through PostgREST, call it with POST.';
+    END IF;
+    UPDATE @extschema@.shortlinks AS s
+    SET visits = s.visits + 1,
+        first_visit_at = coalesce(s.first_visit_at, clock_timestamp()),
+        last_visit_at = clock_timestamp()
+    WHERE s.id = link.id AND s.visits < s.max_visits
+    RETURNING * INTO link;
+    IF NOT FOUND THEN
+        RETURN NULL; -- a concurrent visit took the last one
+    END IF;
+    RETURN link;
+END
+$$;
+
 -- URLs are stored as browsers serialize them: those stored with characters outside printable ASCII
 -- are written that way now (a URL refused by this server's settings keeps its text, with a notice).
 DO $$

@@ -13,6 +13,8 @@ pub enum SqlState {
     InvalidText,
     /// 22023 invalid_parameter_value
     InvalidParameter,
+    /// 0A000 feature_not_supported
+    FeatureNotSupported,
     /// 53400 configuration_limit_exceeded
     ConfigurationLimitExceeded,
     /// 58000 system_error: something outside PostgreSQL, such as the system clock
@@ -29,6 +31,7 @@ impl SqlState {
             SqlState::OutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             SqlState::InvalidText => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
             SqlState::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            SqlState::FeatureNotSupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             SqlState::ConfigurationLimitExceeded => {
                 PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
             }

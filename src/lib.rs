@@ -6,6 +6,7 @@ mod base62;
 mod error;
 mod shortlinks;
 mod snowflake;
+mod visits;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -17,6 +18,7 @@ pub extern "C-unwind" fn _PG_init() {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     snowflake::register_settings();
     shortlinks::register_settings();
+    visits::register_settings();
 }
 
 extension_sql_file!("../sql/comments.sql", finalize);

@@ -18,7 +18,7 @@ BEGIN
 END
 $$;
 
--- Four visitors that write their visits with every read-write resolve.
+-- Four visitors that write their visits with every read-write transaction.
 SELECT dblink_connect('visitor' || v,
                       :'server' || ' options=''-c snowlink.visit_flush_interval_ms=0''')
 FROM generate_series(1, 4) AS v;
@@ -56,8 +56,8 @@ SELECT dblink_disconnect('reader');
 SELECT pg_temp.wait_for_visitors_to_exit();
 SELECT visits AS counted_after_exit FROM shortlink_stats('popular');
 
--- A backend holds visits of at most 10,000 distinct links; one more makes it write them at once,
--- whatever the flush interval. No visit is dropped.
+-- A backend holds visits of at most 10,000 distinct links; one more makes the transaction write
+-- them when it commits, whatever the flush interval. No visit is dropped.
 SELECT count(shorten('https://example.com/many/' || i, code => 'many-' || i)) AS links
 FROM generate_series(1, 10100) AS i;
 SELECT dblink_connect('reader', :'server' || ' options=''-c snowlink.visit_flush_interval_ms=1h''');
@@ -69,4 +69,56 @@ SELECT dblink_disconnect('reader');
 SELECT pg_temp.wait_for_visitors_to_exit();
 SELECT sum(st.visits) AS all_counted
 FROM shortlinks AS s, LATERAL shortlink_stats(s.code) AS st WHERE s.code LIKE 'many-%';
+
+-- A visit that resolve() counted is written exactly once, whatever happens to the transactions
+-- around it: savepoints and exception blocks that roll back, two-phase commit, an error while
+-- writing. Visits are written just before a read-write transaction commits.
+SET snowlink.visit_flush_interval_ms = 0;
+SELECT (shorten('https://example.com/exactly-once', code => 'once')).code;
+BEGIN;
+SELECT resolve('once');
+SAVEPOINT before_the_second;
+SELECT resolve('once');
+ROLLBACK TO SAVEPOINT before_the_second;
+SAVEPOINT before_the_third;
+SELECT resolve('once');
+RELEASE SAVEPOINT before_the_third;
+DO $$
+BEGIN
+    PERFORM resolve('once');
+    RAISE EXCEPTION 'rolled back';
+EXCEPTION WHEN OTHERS THEN
+END
+$$;
+SELECT shortlink_redirect('once') IS NOT NULL AS redirected;
+SELECT resolve('once');
+COMMIT;
+SELECT visits AS six FROM shortlink_stats('once');
+-- A prepared transaction writes none (this backend would not learn whether it commits); a later
+-- transaction writes them, whether the prepared one commits or rolls back.
+BEGIN;
+SELECT resolve('once');
+PREPARE TRANSACTION 'counted';
+COMMIT PREPARED 'counted';
+BEGIN;
+SELECT resolve('once');
+PREPARE TRANSACTION 'counted';
+ROLLBACK PREPARED 'counted';
+SELECT visits AS still_six FROM shortlink_stats('once');
+SELECT resolve('once');
+SELECT visits AS nine FROM shortlink_stats('once');
+-- An error while writing (a lock timeout here: another session holds shortlink_visits) leaves the
+-- visits to a later transaction, and the caller's transaction commits.
+SELECT dblink_connect('locker', :'server');
+SELECT dblink_exec('locker', 'BEGIN');
+SELECT dblink_exec('locker', 'LOCK TABLE shortlink_visits IN EXCLUSIVE MODE');
+SET lock_timeout = '100ms';
+SELECT resolve('once');
+RESET lock_timeout;
+SELECT visits AS still_nine FROM shortlink_stats('once');
+SELECT dblink_exec('locker', 'COMMIT');
+SELECT dblink_disconnect('locker');
+SELECT resolve('once');
+SELECT visits AS eleven FROM shortlink_stats('once');
+RESET snowlink.visit_flush_interval_ms;
 DROP EXTENSION dblink;

@@ -2,12 +2,18 @@
 //! sql/shortlinks.sql that write this backend's counted visits and count a visit of a limited
 //! link. They are called through the function manager, so PostgreSQL switches to the extension's
 //! owner and pins their search_path as for any SECURITY DEFINER call; no Rust code changes the
-//! user id, and no query text is parsed. They need no grant: only resolve() and the visit flush
-//! at backend exit call them, on behalf of a caller who may call resolve().
+//! user id, and no query text is parsed. They need no grant: only resolve() and the visit writes
+//! of src/visits/ call them, on behalf of a caller who may call resolve().
 
 use std::ffi::CStr;
 
 use pgrx::prelude::*;
+
+/// The schema of the called function: the extension's.
+pub fn schema_of(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
+    // SAFETY: PostgreSQL passes the call's valid fcinfo and flinfo.
+    unsafe { pg_sys::get_func_namespace((*(*fcinfo).flinfo).fn_oid) }
+}
 
 /// Writes this backend's counted visits: `_shortlinks_flush_visits()`.
 pub fn flush_visits(schema: pg_sys::Oid) {

@@ -1,9 +1,10 @@
 //! Visit counts buffered in the backend, so that clicks on a popular link never queue behind one
 //! row lock and read-only transactions can still count.
 //!
-//! Visits collect here and are written in batches (at most once per flush interval) by a
-//! read-write transaction of the same backend. A written batch stays "taken" until its transaction
-//! ends: committed, it is forgotten; rolled back, it returns to the buffer.
+//! Visits collect here and are written in batches by a read-write transaction of the same backend.
+//! A batch stays "taken" by the (sub)transaction that writes it until that ends: committed at the
+//! top level, it is forgotten; rolled back at any level, it returns to the buffer; a subtransaction
+//! that commits hands it to its parent. So a counted visit is written exactly once.
 
 use std::collections::HashMap;
 
@@ -27,10 +28,20 @@ impl Visits {
     }
 }
 
+/// PostgreSQL's SubTransactionId: 1 is the top level, inner ones count up.
+pub type SubTransaction = u32;
+
+/// A batch being written: by which (sub)transaction, and its visits.
+#[derive(Debug)]
+struct Taken {
+    by: SubTransaction,
+    batch: Vec<(i64, Visits)>,
+}
+
 #[derive(Debug, Default)]
 pub struct VisitBuffer {
     pending: HashMap<i64, Visits>,
-    taken: Vec<(i64, Visits)>,
+    taken: Vec<Taken>,
     last_flush_at: Option<i64>,
 }
 
@@ -71,12 +82,38 @@ impl VisitBuffer {
         self.pending.values().map(|visits| visits.count).sum()
     }
 
-    /// Hands the pending visits over for writing.
-    pub fn take(&mut self, now: i64) -> Vec<(i64, Visits)> {
+    /// Hands the pending visits over for writing by subtransaction `by`.
+    pub fn take(&mut self, now: i64, by: SubTransaction) -> Vec<(i64, Visits)> {
         self.last_flush_at = Some(now);
         let batch: Vec<(i64, Visits)> = self.pending.drain().collect();
-        self.taken.extend_from_slice(&batch);
+        if !batch.is_empty() {
+            self.taken.push(Taken {
+                by,
+                batch: batch.clone(),
+            });
+        }
         batch
+    }
+
+    /// Whether a batch is being written in the current transaction.
+    pub fn is_taking(&self) -> bool {
+        !self.taken.is_empty()
+    }
+
+    /// Subtransaction `sub` committed into `parent`: its batches are the parent's now.
+    pub fn subtransaction_committed(&mut self, sub: SubTransaction, parent: SubTransaction) {
+        for taken in self.taken.iter_mut().filter(|taken| taken.by == sub) {
+            taken.by = parent;
+        }
+    }
+
+    /// Subtransaction `sub` rolled back: its batches count again.
+    pub fn subtransaction_aborted(&mut self, sub: SubTransaction) {
+        let (aborted, kept) = std::mem::take(&mut self.taken)
+            .into_iter()
+            .partition(|taken| taken.by == sub);
+        self.taken = kept;
+        self.restore(aborted);
     }
 
     /// The transaction that wrote the taken visits committed.
@@ -86,22 +123,25 @@ impl VisitBuffer {
 
     /// The transaction that wrote the taken visits rolled back: count them again.
     pub fn abort(&mut self) {
-        for (link_id, visits) in self.taken.drain(..) {
+        let aborted = std::mem::take(&mut self.taken);
+        self.restore(aborted);
+    }
+
+    fn restore(&mut self, aborted: Vec<Taken>) {
+        for (link_id, visits) in aborted.into_iter().flat_map(|taken| taken.batch) {
             self.pending
                 .entry(link_id)
                 .and_modify(|pending| pending.merge(visits))
                 .or_insert(visits);
         }
     }
-
-    pub fn is_taking(&self) -> bool {
-        !self.taken.is_empty()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TOP: SubTransaction = 1;
 
     fn visits(count: i64, first_at: i64, last_at: i64) -> Visits {
         Visits {
@@ -118,11 +158,11 @@ mod tests {
         assert!(buffer.record(1, 50, false));
         assert!(buffer.record(2, 70, true));
         assert_eq!(buffer.pending_count(), 3);
-        let mut batch = buffer.take(200);
+        let mut batch = buffer.take(200, TOP);
         batch.sort_by_key(|(link, _)| *link);
         assert_eq!(batch, vec![(1, visits(2, 50, 100)), (2, visits(1, 70, 70))]);
         assert_eq!(buffer.pending_count(), 0);
-        assert!(buffer.take(300).is_empty());
+        assert!(buffer.take(300, TOP).is_empty());
     }
 
     #[test]
@@ -131,7 +171,7 @@ mod tests {
         assert!(!buffer.flush_due(0, 1000), "nothing to flush");
         buffer.record(1, 0, true);
         assert!(buffer.flush_due(0, 1000), "the first flush is due at once");
-        buffer.take(0);
+        buffer.take(0, TOP);
         buffer.record(1, 10, true);
         assert!(!buffer.flush_due(999, 1000));
         assert!(buffer.flush_due(1000, 1000));
@@ -141,21 +181,21 @@ mod tests {
     fn a_rolled_back_flush_returns_its_visits() {
         let mut buffer = VisitBuffer::default();
         buffer.record(1, 10, true);
-        buffer.take(20);
+        buffer.take(20, TOP);
         assert!(buffer.is_taking());
         buffer.record(1, 30, true);
         buffer.abort();
         assert!(!buffer.is_taking());
-        assert_eq!(buffer.take(40), vec![(1, visits(2, 10, 30))]);
+        assert_eq!(buffer.take(40, TOP), vec![(1, visits(2, 10, 30))]);
         buffer.commit();
-        assert!(buffer.take(50).is_empty());
+        assert!(buffer.take(50, TOP).is_empty());
     }
 
     #[test]
     fn a_full_buffer_is_due_at_once_and_refuses_new_links_only_when_it_cannot_be_written() {
         let mut buffer = VisitBuffer::default();
         buffer.record(0, 0, true);
-        buffer.take(0);
+        buffer.take(0, TOP);
         for link in 0..MAX_PENDING_LINKS as i64 - 1 {
             assert!(buffer.record(link, 1, false));
         }
@@ -177,6 +217,33 @@ mod tests {
             buffer.record(-2, 3, true),
             "read-write: counted, written at once"
         );
-        assert_eq!(buffer.take(3).len(), MAX_PENDING_LINKS + 1);
+        assert_eq!(buffer.take(3, TOP).len(), MAX_PENDING_LINKS + 1);
+    }
+
+    #[test]
+    fn a_batch_written_in_a_subtransaction_follows_it() {
+        let mut buffer = VisitBuffer::default();
+        buffer.record(1, 10, true);
+        buffer.take(20, 2);
+        // The subtransaction rolls back: the visits count again, and the top level commits.
+        buffer.subtransaction_aborted(2);
+        buffer.commit();
+        assert_eq!(buffer.pending_count(), 1);
+
+        buffer.take(30, 3);
+        buffer.record(2, 35, true);
+        buffer.take(40, 4);
+        // 4 commits into 3, which commits into the top level, which rolls back.
+        buffer.subtransaction_committed(4, 3);
+        buffer.subtransaction_aborted(5);
+        assert_eq!(buffer.pending_count(), 0);
+        buffer.subtransaction_committed(3, TOP);
+        buffer.abort();
+        assert_eq!(buffer.pending_count(), 2);
+
+        buffer.take(50, 6);
+        buffer.subtransaction_committed(6, TOP);
+        buffer.commit();
+        assert!(!buffer.has_pending() && !buffer.is_taking());
     }
 }
