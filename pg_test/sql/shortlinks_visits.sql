@@ -120,5 +120,14 @@ SELECT dblink_exec('locker', 'COMMIT');
 SELECT dblink_disconnect('locker');
 SELECT resolve('once');
 SELECT visits AS eleven FROM shortlink_stats('once');
+-- Visits written inside a transaction through the internal functions (here as a superuser) cannot
+-- go into a prepared transaction; the visits stay counted.
+BEGIN;
+SELECT resolve('once');
+SELECT _shortlinks_flush_visits();
+PREPARE TRANSACTION 'counted';
+\echo :LAST_ERROR_SQLSTATE
+SELECT resolve('once');
+SELECT visits AS thirteen FROM shortlink_stats('once');
 RESET snowlink.visit_flush_interval_ms;
 DROP EXTENSION dblink;

@@ -20,6 +20,8 @@ FROM snowflake_nodes WHERE pid = pg_backend_pid();
 -- pg_advisory_lock() keys, so an application's advisory locks never collide with them.
 SELECT locktype, database, classid, objsubid, mode, granted
 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory';
+-- The view finds them by that tag, which the library defines.
+SELECT * FROM _snowflake_lock_tag();
 SELECT pg_try_advisory_lock(:my_node) AS application_lock_on_same_number;
 SELECT pg_advisory_unlock(:my_node);
 
@@ -39,6 +41,8 @@ SELECT count(*) AS conflicts FROM snowflake_node_range_conflicts('{"[0,899]", "[
 -- Settings errors. Each is followed by its SQLSTATE.
 SET snowlink.node_min = 950;
 SELECT snowflake_next();
+\echo :LAST_ERROR_SQLSTATE
+SELECT snowflake_node_range();
 \echo :LAST_ERROR_SQLSTATE
 SET snowlink.node_max = 1024;
 \echo :LAST_ERROR_SQLSTATE
