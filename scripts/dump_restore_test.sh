@@ -63,7 +63,7 @@ check "every link, column by column" \
     "SELECT count(*), md5(string_agg(s::text, '|' ORDER BY id)) FROM shortlinks AS s"
 check "every visit count" \
     "SELECT string_agg(format('%s=%s', code, (shortlink_stats(code)).visits), ',' ORDER BY code) FROM shortlinks"
-check "the per-backend visit rows" \
+check "the visit rows" \
     "SELECT count(*), coalesce(sum(visits), 0) FROM shortlink_visits"
 check "the code counter" \
     "SELECT last_value, is_called FROM shortlink_code_seq"

@@ -34,22 +34,24 @@ COMMENT ON FUNCTION shortlink_redirect(text) IS
     'for PostgREST: resolves a code and sets response.status and response.headers (Location, Cache-Control)';
 COMMENT ON FUNCTION shortlink_stats(text) IS
     'visits of a short link, with the first and last visit time';
+COMMENT ON FUNCTION shortlink_daily_visits(text, date, date) IS
+    'visits of a short link per day (UTC), 0 for days without, from the day it was made to today by default';
 COMMENT ON FUNCTION shortlink_disable(text, boolean) IS
     'stops a short link from resolving (disabled => false: lets it resolve again); false when the code is unknown';
 COMMENT ON FUNCTION shortlink_enable(text) IS
     'lets a disabled short link resolve again; false when the code is unknown';
 COMMENT ON FUNCTION shortlinks_purge_expired() IS
-    'deletes expired and used-up short links and returns how many; folds visit rows of exited backends';
+    'deletes expired and used-up short links with their visit rows, and returns how many';
 COMMENT ON FUNCTION shortlink_normalize_url(text) IS
     'URL as shorten() stores it, or an error saying why shorten() refuses it';
 COMMENT ON FUNCTION _shortlink_key() IS 'internal: the code key, made on first use';
 COMMENT ON FUNCTION _shortlink_keyed_code(bigint, bytea) IS 'internal: generated code of a counter value';
 COMMENT ON FUNCTION _shortlink_record_visit(bigint) IS 'internal: counts a visit in this backend';
-COMMENT ON FUNCTION _shortlink_take_visits() IS 'internal: this backend''s counted visits, for writing';
+COMMENT ON FUNCTION _shortlink_take_daily_visits() IS 'internal: this backend''s counted visits per link and day, for writing';
 COMMENT ON FUNCTION _shortlinks_flush_visits() IS 'internal: writes this backend''s counted visits';
 COMMENT ON FUNCTION _shortlink_visit(text) IS 'internal: live link of a code, with its visit counted';
 COMMENT ON TABLE shortlinks IS 'short links; change them through the snowlink functions';
-COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and backend';
+COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and day (UTC)';
 COMMENT ON TABLE shortlink_key IS 'secret key of generated codes; readable by no ordinary role';
 COMMENT ON TABLE shortlink_url_locks IS 'rows on which concurrent shorten() calls for one URL wait for each other';
 COMMENT ON TABLE shortlink_reserved_codes IS 'custom codes shorten() refuses (lower case)';

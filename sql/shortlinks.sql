@@ -29,18 +29,19 @@ CREATE TABLE shortlinks (
 CREATE INDEX shortlinks_url_hash ON shortlinks USING hash (url);
 CREATE INDEX shortlinks_expires_at ON shortlinks (expires_at) WHERE expires_at IS NOT NULL;
 
--- Visits of links without max_visits, one row per link and backend: a backend only ever writes its
--- own rows, so clicks on a popular link never wait for each other's row locks. Half of each page
--- stays free, so that a flush, which updates every row of a page at once, writes the new versions
--- beside the old (HOT) instead of into new pages and new index entries: twice as fast, and a
--- fifth of the size.
+-- Visits of links without max_visits, one row per link and day (UTC): rows grow with links and
+-- days, never with backends. Backends write batches of their counted visits, each in the order
+-- of link and day, so that two batches never wait for each other in a cycle. Half of each page
+-- stays free, so that a batch, which updates many rows of a page at once, writes the new versions
+-- beside the old (HOT) instead of into new pages and new index entries. (The day comes last
+-- because an update from 0.1.0 adds it to the table that had a backend's pid there.)
 CREATE TABLE shortlink_visits (
     link_id bigint NOT NULL,
-    backend_pid int NOT NULL,
     visits bigint NOT NULL,
     first_at timestamptz NOT NULL,
     last_at timestamptz NOT NULL,
-    PRIMARY KEY (link_id, backend_pid)
+    day date NOT NULL,
+    PRIMARY KEY (link_id, day)
 ) WITH (fillfactor = 50);
 
 -- The dense counter behind generated codes, and the key that permutes it.
@@ -203,30 +204,16 @@ BEGIN
 END
 $$;
 
--- Writes this backend's buffered visits into its own rows of shortlink_visits. Most of its links
--- have a row already: a plain UPDATE of those costs about half of what INSERT ... ON CONFLICT costs
--- per row. The rest are inserted; ON CONFLICT covers rows that appeared meanwhile.
+-- Writes this backend's buffered visits into the rows of their links and days, in that order.
 CREATE FUNCTION _shortlinks_flush_visits() RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH taken AS MATERIALIZED (
-        SELECT t.link_id, t.visits, t.first_at, t.last_at FROM @extschema@._shortlink_take_visits() AS t
-    ),
-    updated AS (
-        UPDATE @extschema@.shortlink_visits AS v
-        SET visits = v.visits + t.visits,
-            first_at = least(v.first_at, t.first_at),
-            last_at = greatest(v.last_at, t.last_at)
-        FROM taken AS t
-        WHERE v.link_id = t.link_id AND v.backend_pid = pg_catalog.pg_backend_pid()
-        RETURNING v.link_id
-    )
-    INSERT INTO @extschema@.shortlink_visits AS v (link_id, backend_pid, visits, first_at, last_at)
-    SELECT t.link_id, pg_catalog.pg_backend_pid(), t.visits, t.first_at, t.last_at
-    FROM taken AS t
-    WHERE NOT EXISTS (SELECT FROM updated AS u WHERE u.link_id = t.link_id)
-    ON CONFLICT (link_id, backend_pid) DO UPDATE
+    INSERT INTO @extschema@.shortlink_visits AS v (link_id, day, visits, first_at, last_at)
+    SELECT t.link_id, t.day, t.visits, t.first_at, t.last_at
+    FROM @extschema@._shortlink_take_daily_visits() AS t
+    ORDER BY t.link_id, t.day
+    ON CONFLICT (link_id, day) DO UPDATE
     SET visits = v.visits + excluded.visits,
         first_at = least(v.first_at, excluded.first_at),
         last_at = greatest(v.last_at, excluded.last_at)
@@ -330,6 +317,39 @@ AS $$
     GROUP BY s.id
 $$;
 
+-- The visits of a link per day (UTC), from from_day (by default the day it was made) to to_day
+-- (by default today), with 0 for a day without visits; no row for an unknown code. Links with
+-- max_visits count their visits in their row only, and have no days here.
+CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to_day date DEFAULT NULL)
+RETURNS TABLE (day date, visits bigint)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    visited_link bigint;
+    created_on date;
+BEGIN
+    IF NOT isfinite(from_day) OR NOT isfinite(to_day) THEN
+        RAISE EXCEPTION 'from_day and to_day must be dates, not infinity'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT s.id, (s.created_at AT TIME ZONE 'UTC')::date INTO visited_link, created_on
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = shortlink_daily_visits.code;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT d.day::date, coalesce(v.visits, 0)
+    FROM generate_series(coalesce(from_day, created_on)::timestamp,
+                         coalesce(to_day, (now() AT TIME ZONE 'UTC')::date)::timestamp,
+                         interval '1 day') AS d (day)
+    LEFT JOIN @extschema@.shortlink_visits AS v
+      ON v.link_id = visited_link AND v.day = d.day::date
+    ORDER BY d.day;
+END
+$$;
+
 -- Stops a link from resolving (or, with disabled => false, lets it resolve again). False when the
 -- code is unknown.
 CREATE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true) RETURNS boolean
@@ -367,20 +387,6 @@ BEGIN
         DELETE FROM @extschema@.shortlink_visits AS v USING gone WHERE v.link_id = gone.id
     )
     SELECT count(*) INTO purged FROM gone;
-
-    PERFORM pg_stat_clear_snapshot(); -- the backends alive now, not at the start of the transaction
-    WITH folded AS (
-        DELETE FROM @extschema@.shortlink_visits AS v
-        WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = v.backend_pid)
-        RETURNING v.*
-    )
-    UPDATE @extschema@.shortlinks AS s
-    SET visits = s.visits + f.visits,
-        first_visit_at = least(s.first_visit_at, f.first_at),
-        last_visit_at = greatest(s.last_visit_at, f.last_at)
-    FROM (SELECT link_id, sum(visits) AS visits, min(first_at) AS first_at, max(last_at) AS last_at
-          FROM folded GROUP BY link_id) AS f
-    WHERE s.id = f.link_id;
     RETURN purged;
 END
 $$;
@@ -394,15 +400,16 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION
-    _shortlink_keyed_code(bigint, bytea), _shortlink_record_visit(bigint), _shortlink_take_visits(),
-    _shortlink_key(), _shortlinks_flush_visits(), _shortlink_visit(text),
+    _shortlink_keyed_code(bigint, bytea), _shortlink_record_visit(bigint),
+    _shortlink_take_daily_visits(), _shortlink_key(), _shortlinks_flush_visits(),
+    _shortlink_visit(text),
     shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
-    shortlink_stats(text), shortlink_disable(text, boolean), shortlink_enable(text),
-    shortlinks_purge_expired()
+    shortlink_stats(text), shortlink_daily_visits(text, date, date),
+    shortlink_disable(text, boolean), shortlink_enable(text), shortlinks_purge_expired()
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
-    shortlink_stats(text), shortlink_disable(text, boolean), shortlink_enable(text),
-    shortlinks_purge_expired()
+    shortlink_stats(text), shortlink_daily_visits(text, date, date),
+    shortlink_disable(text, boolean), shortlink_enable(text), shortlinks_purge_expired()
 TO snowlink_user;
 GRANT SELECT ON shortlinks TO snowlink_user;

@@ -258,6 +258,104 @@ BEGIN
 END
 $$;
 
+-- Visits: one row per link and day (UTC) instead of one per link and backend, so that the rows
+-- grow with links and days, never with backends, and shortlink_daily_visits() can draw a link's
+-- clicks over time. The per-backend rows, which have no day, are first folded into their links,
+-- whose totals keep them.
+UPDATE shortlinks AS s
+SET visits = s.visits + f.visits,
+    first_visit_at = least(s.first_visit_at, f.first_at),
+    last_visit_at = greatest(s.last_visit_at, f.last_at)
+FROM (SELECT link_id, sum(visits) AS visits, min(first_at) AS first_at, max(last_at) AS last_at
+      FROM shortlink_visits GROUP BY link_id) AS f
+WHERE s.id = f.link_id;
+DELETE FROM shortlink_visits;
+ALTER TABLE shortlink_visits
+    DROP CONSTRAINT shortlink_visits_pkey,
+    DROP COLUMN backend_pid,
+    ADD COLUMN day date NOT NULL,
+    ADD PRIMARY KEY (link_id, day);
+CREATE FUNCTION "_shortlink_take_daily_visits"() RETURNS TABLE (
+	"link_id" bigint,  /* i64 */
+	"day" date,  /* Date */
+	"visits" bigint,  /* i64 */
+	"first_at" timestamp with time zone,  /* TimestampWithTimeZone */
+	"last_at" timestamp with time zone  /* TimestampWithTimeZone */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_shortlink_take_daily_visits_wrapper';
+REVOKE ALL ON FUNCTION _shortlink_take_daily_visits() FROM PUBLIC;
+COMMENT ON FUNCTION _shortlink_take_daily_visits() IS 'internal: this backend''s counted visits per link and day, for writing';
+CREATE OR REPLACE FUNCTION _shortlinks_flush_visits() RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO @extschema@.shortlink_visits AS v (link_id, day, visits, first_at, last_at)
+    SELECT t.link_id, t.day, t.visits, t.first_at, t.last_at
+    FROM @extschema@._shortlink_take_daily_visits() AS t
+    ORDER BY t.link_id, t.day
+    ON CONFLICT (link_id, day) DO UPDATE
+    SET visits = v.visits + excluded.visits,
+        first_at = least(v.first_at, excluded.first_at),
+        last_at = greatest(v.last_at, excluded.last_at)
+$$;
+DROP FUNCTION _shortlink_take_visits();
+CREATE OR REPLACE FUNCTION shortlinks_purge_expired() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    purged bigint;
+BEGIN
+    WITH gone AS (
+        DELETE FROM @extschema@.shortlinks AS s
+        WHERE s.expires_at <= now() OR s.visits >= s.max_visits
+        RETURNING s.id
+    ), gone_visits AS (
+        DELETE FROM @extschema@.shortlink_visits AS v USING gone WHERE v.link_id = gone.id
+    )
+    SELECT count(*) INTO purged FROM gone;
+    RETURN purged;
+END
+$$;
+CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to_day date DEFAULT NULL)
+RETURNS TABLE (day date, visits bigint)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    visited_link bigint;
+    created_on date;
+BEGIN
+    IF NOT isfinite(from_day) OR NOT isfinite(to_day) THEN
+        RAISE EXCEPTION 'from_day and to_day must be dates, not infinity'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT s.id, (s.created_at AT TIME ZONE 'UTC')::date INTO visited_link, created_on
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = shortlink_daily_visits.code;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT d.day::date, coalesce(v.visits, 0)
+    FROM generate_series(coalesce(from_day, created_on)::timestamp,
+                         coalesce(to_day, (now() AT TIME ZONE 'UTC')::date)::timestamp,
+                         interval '1 day') AS d (day)
+    LEFT JOIN @extschema@.shortlink_visits AS v
+      ON v.link_id = visited_link AND v.day = d.day::date
+    ORDER BY d.day;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlink_daily_visits(text, date, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_daily_visits(text, date, date) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_daily_visits(text, date, date) IS
+    'visits of a short link per day (UTC), 0 for days without, from the day it was made to today by default';
+COMMENT ON FUNCTION shortlinks_purge_expired() IS
+    'deletes expired and used-up short links with their visit rows, and returns how many';
+COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and day (UTC)';
+
 -- URLs are stored as browsers serialize them: those stored with characters outside printable ASCII
 -- are written that way now (a URL refused by this server's settings keeps its text, with a notice).
 DO $$

@@ -13,6 +13,7 @@ SET snowlink.visit_flush_interval_ms = 0;
 SELECT code, url FROM shorten('https://example.com/from-the-app', code => 'from-app');
 SELECT resolve('from-app') AS resolved;
 SELECT visits FROM shortlink_stats('from-app');
+SELECT visits FROM shortlink_daily_visits('from-app');
 SELECT shortlink_disable('from-app') AS disabled, shortlink_enable('from-app') AS enabled;
 SELECT count(*) AS links_visible FROM shortlinks WHERE code = 'from-app';
 -- ... but it cannot write the tables, read the key, or reach the internals.
@@ -34,7 +35,7 @@ SELECT _shortlink_key();
 \echo :LAST_ERROR_SQLSTATE
 SELECT _shortlink_record_visit(1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT * FROM _shortlink_take_visits();
+SELECT * FROM _shortlink_take_daily_visits();
 \echo :LAST_ERROR_SQLSTATE
 SELECT _shortlink_visit('from-app');
 \echo :LAST_ERROR_SQLSTATE

@@ -1,5 +1,6 @@
--- Clicks on one popular link from many backends: each backend counts in memory and writes its own
--- row of shortlink_visits, so no click waits for another's row lock, and no visit is lost.
+-- Clicks on one popular link from many backends: each backend counts in memory and writes its
+-- counts in batches into one row per link and day (UTC), so no click waits for another's row lock,
+-- no visit is lost, and the rows grow with links and days, never with backends.
 -- Each test file starts from no links; PL/pgSQL line numbers stay out of the output.
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
@@ -30,19 +31,24 @@ FROM generate_series(1, 4) AS v,
      LATERAL dblink_get_result('visitor' || v) AS t(resolved bigint);
 
 SELECT visits AS counted FROM shortlink_stats('popular');
-SELECT count(*) AS rows_one_per_backend, sum(visits) AS visits
-FROM shortlink_visits v JOIN shortlinks s ON s.id = v.link_id WHERE s.code = 'popular';
+SELECT count(*) AS rows_one_per_day, sum(v.visits) AS visits,
+       v.day = (now() AT TIME ZONE 'UTC')::date AS today_in_utc
+FROM shortlink_visits v JOIN shortlinks s ON s.id = v.link_id WHERE s.code = 'popular'
+GROUP BY v.day;
 -- No visit waits in the link's own row: it is not touched.
 SELECT visits AS in_the_link_row FROM shortlinks WHERE code = 'popular';
-
--- Once those backends have exited, shortlinks_purge_expired() folds their rows into the link.
 SELECT dblink_disconnect('visitor' || v) FROM generate_series(1, 4) AS v;
+
+-- Twenty more backends come, visit and go: still one row.
+SELECT count(*) AS visited
+FROM generate_series(1, 20) AS n,
+     LATERAL dblink(:'server', format('SELECT resolve(%L) -- visitor %s', 'popular', n)) AS t(url text);
 SELECT pg_temp.wait_for_visitors_to_exit();
-SELECT shortlinks_purge_expired() AS purged;
-SELECT visits AS in_the_link_row FROM shortlinks WHERE code = 'popular';
-SELECT count(*) AS rows_left FROM shortlink_visits v JOIN shortlinks s ON s.id = v.link_id
+SELECT count(*) AS rows_still_one FROM shortlink_visits v JOIN shortlinks s ON s.id = v.link_id
 WHERE s.code = 'popular';
 SELECT visits AS counted FROM shortlink_stats('popular');
+-- The purge deletes only links that can never resolve again, with their visit rows.
+SELECT shortlinks_purge_expired() AS purged;
 
 -- A backend writes the visits it still holds when it exits. Here they were counted in read-only
 -- transactions, which cannot write them, under the default flush interval.

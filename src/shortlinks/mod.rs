@@ -95,7 +95,7 @@ extension_sql_file!(
         shortlink_normalize_url,
         _shortlink_keyed_code,
         visits::_shortlink_record_visit,
-        visits::_shortlink_take_visits,
+        visits::_shortlink_take_daily_visits,
         snowflake::snowflake_next,
         base62::base62_encode
     ]

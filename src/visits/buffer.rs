@@ -1,5 +1,5 @@
-//! Visit counts buffered in the backend, so that clicks on a popular link never queue behind one
-//! row lock and read-only transactions can still count.
+//! Visit counts buffered in the backend, per link and day (UTC), so that clicks on a popular link
+//! never queue behind one row lock and read-only transactions can still count.
 //!
 //! Visits collect here and are written in batches by a read-write transaction of the same backend.
 //! A batch stays "taken" by the (sub)transaction that writes it until that ends: committed at the
@@ -8,9 +8,20 @@
 
 use std::collections::HashMap;
 
-/// A buffer of this many distinct links is written at once, whatever the flush interval. A
-/// read-only transaction, which cannot write it, counts no further links while it is full.
-pub const MAX_PENDING_LINKS: usize = 10_000;
+/// A buffer of visits of this many links (and days) is written at once, whatever the flush
+/// interval. A read-only transaction, which cannot write it, counts no further links while it is
+/// full.
+pub const MAX_PENDING: usize = 10_000;
+
+/// Microseconds in a day: PostgreSQL timestamps and dates both count from 2000-01-01.
+const USECS_PER_DAY: i64 = 86_400_000_000;
+
+/// A link and a day (UTC), as a PostgreSQL date: days since 2000-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkDay {
+    pub link_id: i64,
+    pub day: i32,
+}
 
 /// Visits of one link. Times are PostgreSQL timestamps (microseconds since 2000-01-01).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +32,7 @@ pub struct Visits {
 }
 
 impl Visits {
-    fn merge(&mut self, other: Visits) {
+    pub fn merge(&mut self, other: Visits) {
         self.count += other.count;
         self.first_at = self.first_at.min(other.first_at);
         self.last_at = self.last_at.max(other.last_at);
@@ -35,30 +46,34 @@ pub type SubTransaction = u32;
 #[derive(Debug)]
 struct Taken {
     by: SubTransaction,
-    batch: Vec<(i64, Visits)>,
+    batch: Vec<(LinkDay, Visits)>,
 }
 
 #[derive(Debug, Default)]
 pub struct VisitBuffer {
-    pending: HashMap<i64, Visits>,
+    pending: HashMap<LinkDay, Visits>,
     taken: Vec<Taken>,
     last_flush_at: Option<i64>,
 }
 
 impl VisitBuffer {
-    /// Counts a visit of `link_id` at `at`; false when the buffer is full and `can_write` is
-    /// false. A transaction that can write may add one link past the limit: it is then due to
-    /// write the buffer at once.
+    /// Counts a visit of `link_id` at `at`, on the day of `at`; false when the buffer is full and
+    /// `can_write` is false. A transaction that can write may add links past the limit: it is then
+    /// due to write the buffer at once.
     pub fn record(&mut self, link_id: i64, at: i64, can_write: bool) -> bool {
         let visit = Visits {
             count: 1,
             first_at: at,
             last_at: at,
         };
-        if let Some(visits) = self.pending.get_mut(&link_id) {
+        let key = LinkDay {
+            link_id,
+            day: at.div_euclid(USECS_PER_DAY) as i32,
+        };
+        if let Some(visits) = self.pending.get_mut(&key) {
             visits.merge(visit);
-        } else if can_write || self.pending.len() < MAX_PENDING_LINKS {
-            self.pending.insert(link_id, visit);
+        } else if can_write || self.pending.len() < MAX_PENDING {
+            self.pending.insert(key, visit);
         } else {
             return false;
         }
@@ -67,7 +82,7 @@ impl VisitBuffer {
 
     pub fn flush_due(&self, now: i64, interval_us: i64) -> bool {
         self.has_pending()
-            && (self.pending.len() >= MAX_PENDING_LINKS
+            && (self.pending.len() >= MAX_PENDING
                 || self
                     .last_flush_at
                     .is_none_or(|last| now - last >= interval_us))
@@ -82,10 +97,12 @@ impl VisitBuffer {
         self.pending.values().map(|visits| visits.count).sum()
     }
 
-    /// Hands the pending visits over for writing by subtransaction `by`.
-    pub fn take(&mut self, now: i64, by: SubTransaction) -> Vec<(i64, Visits)> {
+    /// Hands the pending visits over for writing by subtransaction `by`, in the order of their
+    /// links and days, so that concurrent writers lock rows in one order.
+    pub fn take(&mut self, now: i64, by: SubTransaction) -> Vec<(LinkDay, Visits)> {
         self.last_flush_at = Some(now);
-        let batch: Vec<(i64, Visits)> = self.pending.drain().collect();
+        let mut batch: Vec<(LinkDay, Visits)> = self.pending.drain().collect();
+        batch.sort_unstable_by_key(|(key, _)| *key);
         if !batch.is_empty() {
             self.taken.push(Taken {
                 by,
@@ -128,9 +145,9 @@ impl VisitBuffer {
     }
 
     fn restore(&mut self, aborted: Vec<Taken>) {
-        for (link_id, visits) in aborted.into_iter().flat_map(|taken| taken.batch) {
+        for (key, visits) in aborted.into_iter().flat_map(|taken| taken.batch) {
             self.pending
-                .entry(link_id)
+                .entry(key)
                 .and_modify(|pending| pending.merge(visits))
                 .or_insert(visits);
         }
@@ -142,6 +159,12 @@ mod tests {
     use super::*;
 
     const TOP: SubTransaction = 1;
+    const DAY: i64 = USECS_PER_DAY;
+
+    /// A key for the first day, 2000-01-01.
+    fn first_day(link_id: i64) -> LinkDay {
+        LinkDay { link_id, day: 0 }
+    }
 
     fn visits(count: i64, first_at: i64, last_at: i64) -> Visits {
         Visits {
@@ -158,9 +181,14 @@ mod tests {
         assert!(buffer.record(1, 50, false));
         assert!(buffer.record(2, 70, true));
         assert_eq!(buffer.pending_count(), 3);
-        let mut batch = buffer.take(200, TOP);
-        batch.sort_by_key(|(link, _)| *link);
-        assert_eq!(batch, vec![(1, visits(2, 50, 100)), (2, visits(1, 70, 70))]);
+        let batch = buffer.take(200, TOP);
+        assert_eq!(
+            batch,
+            vec![
+                (first_day(1), visits(2, 50, 100)),
+                (first_day(2), visits(1, 70, 70))
+            ]
+        );
         assert_eq!(buffer.pending_count(), 0);
         assert!(buffer.take(300, TOP).is_empty());
     }
@@ -186,7 +214,10 @@ mod tests {
         buffer.record(1, 30, true);
         buffer.abort();
         assert!(!buffer.is_taking());
-        assert_eq!(buffer.take(40, TOP), vec![(1, visits(2, 10, 30))]);
+        assert_eq!(
+            buffer.take(40, TOP),
+            vec![(first_day(1), visits(2, 10, 30))]
+        );
         buffer.commit();
         assert!(buffer.take(50, TOP).is_empty());
     }
@@ -196,7 +227,7 @@ mod tests {
         let mut buffer = VisitBuffer::default();
         buffer.record(0, 0, true);
         buffer.take(0, TOP);
-        for link in 0..MAX_PENDING_LINKS as i64 - 1 {
+        for link in 0..MAX_PENDING as i64 - 1 {
             assert!(buffer.record(link, 1, false));
         }
         assert!(
@@ -217,7 +248,7 @@ mod tests {
             buffer.record(-2, 3, true),
             "read-write: counted, written at once"
         );
-        assert_eq!(buffer.take(3, TOP).len(), MAX_PENDING_LINKS + 1);
+        assert_eq!(buffer.take(3, TOP).len(), MAX_PENDING + 1);
     }
 
     #[test]
@@ -245,5 +276,21 @@ mod tests {
         buffer.subtransaction_committed(6, TOP);
         buffer.commit();
         assert!(!buffer.has_pending() && !buffer.is_taking());
+    }
+
+    #[test]
+    fn visits_count_on_their_day_in_utc() {
+        let mut buffer = VisitBuffer::default();
+        buffer.record(1, DAY - 1, true);
+        buffer.record(1, DAY, true);
+        buffer.record(1, DAY + 5, true);
+        // Before 2000-01-01: negative days.
+        buffer.record(1, -1, true);
+        let days: Vec<(i32, i64)> = buffer
+            .take(0, TOP)
+            .into_iter()
+            .map(|(key, visits)| (key.day, visits.count))
+            .collect();
+        assert_eq!(days, vec![(-1, 1), (0, 1), (1, 2)]);
     }
 }

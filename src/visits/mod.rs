@@ -223,9 +223,38 @@ unsafe extern "C-unwind" fn write_visits_at_exit(_code: c_int, _arg: pg_sys::Dat
     pg_sys::CommitTransactionCommand();
 }
 
-/// Takes this backend's buffered visits for writing in the current (sub)transaction. If that rolls
-/// back, they return to the buffer.
+/// Takes this backend's buffered visits for writing in the current (sub)transaction, one row per
+/// link and day (UTC), in the order of both. If the (sub)transaction rolls back, they return to
+/// the buffer.
 #[pg_extern(volatile, parallel_unsafe)]
+fn _shortlink_take_daily_visits() -> TableIterator<
+    'static,
+    (
+        name!(link_id, i64),
+        name!(day, Date),
+        name!(visits, i64),
+        name!(first_at, TimestampWithTimeZone),
+        name!(last_at, TimestampWithTimeZone),
+    ),
+> {
+    let rows: Result<Vec<_>, SqlError> = take_visits()
+        .into_iter()
+        .map(|(key, visits)| {
+            Ok((
+                key.link_id,
+                Date::saturating_from_raw(key.day),
+                visits.count,
+                timestamp(visits.first_at)?,
+                timestamp(visits.last_at)?,
+            ))
+        })
+        .collect();
+    TableIterator::new(rows.or_raise("_shortlink_take_daily_visits"))
+}
+
+/// What `_shortlink_take_daily_visits()` takes, one row per link, for the SQL of snowlink 0.1.0,
+/// which calls this until its database is updated. Not in the SQL of later versions.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn _shortlink_take_visits() -> TableIterator<
     'static,
     (
@@ -235,15 +264,14 @@ fn _shortlink_take_visits() -> TableIterator<
         name!(last_at, TimestampWithTimeZone),
     ),
 > {
-    // SAFETY: reads the clock and the current subtransaction.
-    let (now, sub) = unsafe {
-        (
-            pg_sys::GetCurrentTimestamp(),
-            pg_sys::GetCurrentSubTransactionId(),
-        )
-    };
-    let batch = VISITS.with_borrow_mut(|buffer| buffer.take(now, sub));
-    let rows: Result<Vec<_>, SqlError> = batch
+    let mut per_link: Vec<(i64, buffer::Visits)> = Vec::new();
+    for (key, visits) in take_visits() {
+        match per_link.last_mut() {
+            Some((link_id, total)) if *link_id == key.link_id => total.merge(visits),
+            _ => per_link.push((key.link_id, visits)),
+        }
+    }
+    let rows: Result<Vec<_>, SqlError> = per_link
         .into_iter()
         .map(|(link_id, visits)| {
             Ok((
@@ -255,6 +283,18 @@ fn _shortlink_take_visits() -> TableIterator<
         })
         .collect();
     TableIterator::new(rows.or_raise("_shortlink_take_visits"))
+}
+
+/// This backend's buffered visits, taken for writing by the current (sub)transaction.
+fn take_visits() -> Vec<(buffer::LinkDay, buffer::Visits)> {
+    // SAFETY: reads the clock and the current subtransaction.
+    let (now, sub) = unsafe {
+        (
+            pg_sys::GetCurrentTimestamp(),
+            pg_sys::GetCurrentSubTransactionId(),
+        )
+    };
+    VISITS.with_borrow_mut(|buffer| buffer.take(now, sub))
 }
 
 fn timestamp(postgres_us: i64) -> Result<TimestampWithTimeZone, SqlError> {

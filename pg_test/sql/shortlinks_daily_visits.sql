@@ -1,0 +1,41 @@
+-- shortlink_daily_visits(code, from_day, to_day) -> (day, visits): the visits of a link per day
+-- (UTC), with 0 for a day without any, to draw its clicks over time.
+-- Each test file starts from no links; PL/pgSQL line numbers stay out of the output.
+TRUNCATE shortlinks, shortlink_visits;
+\set SHOW_CONTEXT never
+SET snowlink.visit_flush_interval_ms = 0;
+SELECT (now() AT TIME ZONE 'UTC')::date AS today \gset
+SELECT (shorten('https://example.com/campaign', code => 'campaign')).code;
+SELECT count(resolve('campaign')) AS visited_today FROM generate_series(1, 3);
+-- Visits of earlier days, as if made then (written straight into the table, which only the
+-- extension's owner can do).
+INSERT INTO shortlink_visits (link_id, day, visits, first_at, last_at)
+SELECT id, :'today'::date - 3, 5, now() - interval '3 days', now() - interval '3 days'
+FROM shortlinks WHERE code = 'campaign';
+
+-- By default, from the day the link was made to today.
+SELECT day = :'today' AS is_today, visits FROM shortlink_daily_visits('campaign');
+-- Any range of days, each day once, with 0 for the days without visits.
+SELECT :'today'::date - day AS days_ago, visits
+FROM shortlink_daily_visits('campaign', :'today'::date - 5, :'today');
+SELECT count(*) AS days, sum(visits) AS visits
+FROM shortlink_daily_visits('campaign', :'today'::date - 365);
+-- shortlink_stats() has the total.
+SELECT visits FROM shortlink_stats('campaign');
+
+-- No row for an unknown code, nor for a range that ends before it starts.
+SELECT count(*) AS unknown_code FROM shortlink_daily_visits('unknown');
+SELECT count(*) AS empty_range FROM shortlink_daily_visits('campaign', :'today', :'today'::date - 1);
+SELECT count(*) AS null_code FROM shortlink_daily_visits(NULL);
+-- Days must be dates, not infinity.
+SELECT * FROM shortlink_daily_visits('campaign', '-infinity');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM shortlink_daily_visits('campaign', NULL, 'infinity');
+\echo :LAST_ERROR_SQLSTATE
+
+-- A link with max_visits counts its visits in its own row only: no days.
+SELECT (shorten('https://example.com/once', code => 'once', max_visits => 5)).code;
+SELECT resolve('once');
+SELECT visits FROM shortlink_stats('once');
+SELECT sum(visits) AS on_days FROM shortlink_daily_visits('once');
+RESET snowlink.visit_flush_interval_ms;
