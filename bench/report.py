@@ -169,6 +169,19 @@ for clients in (1, 2, 4):
     )
 lines.append("")
 
+imported = values["import"]
+import_rows = int(sizes.split("IMPORT_ROWS=")[1].split()[0])
+lines += [
+    "## 6. Importing links",
+    "",
+    f"`shortlinks_import()` of {import_rows:,} links with their own codes from a table: "
+    f"{imported['shortlinks_import()'] / 1000:.1f} s, with the URL checks and normal form of `shorten()`, a",
+    "snowflake ID for each link and every row refused reported (goal for 1,000,000: under 30 s).",
+    f"The same rows in a plain `INSERT ... SELECT` into a table with a unique code: "
+    f"{imported['plain INSERT ... SELECT'] / 1000:.1f} s.",
+    "",
+]
+
 lines += [
     "## What the numbers say, and what was done about them",
     "",

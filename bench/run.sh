@@ -8,9 +8,9 @@ source "$(dirname "$0")/../scripts/lib.sh"
 source "$PROJECT_DIR/bench/lib.sh"
 
 if [ "${1:-}" = --short ]; then
-    MODE=short BULK=1000000 INSERT_ROWS=100000 CODEC_VALUES=200000 SECONDS_PER_RUN=3 ROUNDS=3
+    MODE=short BULK=1000000 INSERT_ROWS=100000 CODEC_VALUES=200000 IMPORT_ROWS=100000 SECONDS_PER_RUN=3 ROUNDS=3
 else
-    MODE=full BULK=10000000 INSERT_ROWS=1000000 CODEC_VALUES=1000000 SECONDS_PER_RUN=6 ROUNDS=5
+    MODE=full BULK=10000000 INSERT_ROWS=1000000 CODEC_VALUES=1000000 IMPORT_ROWS=1000000 SECONDS_PER_RUN=6 ROUNDS=5
 fi
 CLIENTS=(1 2 4)
 BENCH_PORT=${SNOWLINK_BENCH_PORT:-25435}
@@ -117,6 +117,19 @@ for clients in "${CLIENTS[@]}"; do
     record_in_turn resolve "$clients" plain_distinct resolve_distinct plain_hot resolve_hot
 done
 
+say "6. Importing $IMPORT_ROWS links with their own codes"
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "CREATE TABLE import_staging AS
+    SELECT 'import-' || n AS code, 'https://example.com/imported/' || n || '?ref=csv' AS url,
+           now() - n * interval '1 minute' AS created_at
+    FROM generate_series(1, $IMPORT_ROWS) AS n" >/dev/null
+timed_ms() {
+    psql -X -q -d "$DB" -c '\timing on' -c "$1" | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p'
+}
+ms=$(timed_ms "SELECT count(*) FROM shortlinks_import('import_staging')")
+record import "shortlinks_import()" "$ms" ms
+ms=$(timed_ms "INSERT INTO plain_links (code, url, created_at) SELECT code, url, created_at FROM import_staging")
+record import "plain INSERT ... SELECT" "$ms" ms
+
 say "writing BENCHMARKS.md and bench/benchmarks.png"
 venv=$PROJECT_DIR/target/bench-venv
 if ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
@@ -129,5 +142,5 @@ settings=$(psql -X -q -At -d "$DB" -c "SELECT string_agg(name || ' = ' || settin
 version=$(psql -X -q -At -d "$DB" -c 'SHOW server_version')
 "$venv/bin/python" "$BENCH_DIR/report.py" "$RESULTS" "$PROJECT_DIR/BENCHMARKS.md" "$BENCH_DIR/benchmarks.png" \
     "$MODE" "$(nproc)" "$(lscpu | sed -nE 's/^Model name: +//p')" "$version" "$settings" \
-    "BULK=$BULK INSERT_ROWS=$INSERT_ROWS CODEC_VALUES=$CODEC_VALUES SECONDS_PER_RUN=$SECONDS_PER_RUN"
+    "BULK=$BULK INSERT_ROWS=$INSERT_ROWS CODEC_VALUES=$CODEC_VALUES IMPORT_ROWS=$IMPORT_ROWS SECONDS_PER_RUN=$SECONDS_PER_RUN"
 echo "wrote $PROJECT_DIR/BENCHMARKS.md"

@@ -42,6 +42,11 @@ COMMENT ON FUNCTION shortlink_enable(text) IS
     'lets a disabled short link resolve again; false when the code is unknown';
 COMMENT ON FUNCTION shortlinks_purge_expired() IS
     'deletes expired and used-up short links with their visit rows, and returns how many';
+COMMENT ON FUNCTION shortlinks_import(regclass, integer) IS
+    'makes short links of the rows (code, url, created_at) of a table; returns the rows refused, with the reason';
+COMMENT ON FUNCTION _shortlinks_import(text[], text[], timestamptz[]) IS 'internal: imports one batch of links';
+COMMENT ON FUNCTION _shortlink_import_url(text, text) IS 'internal: the URL of a row to import as stored, or NULL when refused';
+COMMENT ON FUNCTION _shortlink_import_refusal(text, text) IS 'internal: why a row to import is refused, or NULL';
 COMMENT ON FUNCTION shortlink_normalize_url(text) IS
     'URL as shorten() stores it, or an error saying why shorten() refuses it';
 COMMENT ON FUNCTION _shortlink_key() IS 'internal: the code key, made on first use';

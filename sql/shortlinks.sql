@@ -142,6 +142,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF shorten.code IS NOT NULL THEN
+        -- The rule of is_custom_code() in src/shortlinks/codes.rs.
         IF shorten.code !~ '^[0-9A-Za-z_-]{1,64}$' THEN
             RAISE EXCEPTION 'custom code "%" is not 1 to 64 characters of 0-9, A-Z, a-z, _ and -',
                 shorten.code
@@ -350,6 +351,81 @@ BEGIN
 END
 $$;
 
+-- Brings in existing links with their own codes, a batch at a time, for shortlinks_import(): rows
+-- with a refused code or URL, or a code already taken, are returned with the reason instead of
+-- stopping the load. URLs get the checks and the normal form of shorten().
+CREATE FUNCTION _shortlinks_import(codes text[], urls text[], created timestamptz[])
+RETURNS TABLE (code text, url text, error text)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH judged AS (
+        SELECT g.code, g.url, g.created_at, t.target,
+               CASE
+                   WHEN t.target IS NULL THEN @extschema@._shortlink_import_refusal(g.code, g.url)
+                   WHEN lower(g.code) IN (SELECT r.code FROM @extschema@.shortlink_reserved_codes AS r)
+                       THEN 'code is reserved'
+               END AS problem
+        FROM unnest(_shortlinks_import.codes, _shortlinks_import.urls, _shortlinks_import.created)
+             AS g (code, url, created_at)
+        CROSS JOIN LATERAL (SELECT @extschema@._shortlink_import_url(g.code, g.url) AS target) AS t
+    ),
+    inserted AS (
+        INSERT INTO @extschema@.shortlinks (code, url, created_at)
+        SELECT j.code, j.target, coalesce(j.created_at, now())
+        FROM judged AS j
+        WHERE j.problem IS NULL
+        ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
+        RETURNING shortlinks.code, shortlinks.url
+    )
+    -- A code that comes twice is imported once: the second row finds it taken.
+    SELECT j.code, j.url, coalesce(j.problem, 'code is taken')
+    FROM judged AS j
+    WHERE j.problem IS NOT NULL
+       OR NOT EXISTS (SELECT FROM inserted AS i WHERE i.code = j.code AND i.url = j.target)
+$$;
+
+-- Brings in existing links, exported from another shortener for example: the rows of `links`, a
+-- table or view the caller can read, with the columns code and url (and created_at, if it has
+-- one). Returns the rows it refused, with the reason; the others become short links. It runs as
+-- the caller, so it reads only what the caller may read.
+CREATE FUNCTION shortlinks_import(links regclass, batch_size int DEFAULT 10000)
+RETURNS TABLE (code text, url text, error text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    has_created_at boolean := EXISTS (
+        SELECT FROM pg_attribute AS a
+        WHERE a.attrelid = shortlinks_import.links AND a.attname = 'created_at'
+          AND a.attnum > 0 AND NOT a.attisdropped);
+    link record;
+    codes text[] := '{}';
+    urls text[] := '{}';
+    created timestamptz[] := '{}';
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be positive, not %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR link IN EXECUTE format('SELECT l.code::text AS code, l.url::text AS url, %s AS created_at FROM %s AS l',
+                               CASE WHEN has_created_at THEN 'l.created_at::timestamptz'
+                                    ELSE 'NULL::timestamptz' END,
+                               links) LOOP
+        codes := codes || link.code;
+        urls := urls || link.url;
+        created := created || link.created_at;
+        IF cardinality(codes) >= batch_size THEN
+            RETURN QUERY SELECT * FROM @extschema@._shortlinks_import(codes, urls, created);
+            codes := '{}';
+            urls := '{}';
+            created := '{}';
+        END IF;
+    END LOOP;
+    RETURN QUERY SELECT * FROM @extschema@._shortlinks_import(codes, urls, created);
+END
+$$;
+
 -- Stops a link from resolving (or, with disabled => false, lets it resolve again). False when the
 -- code is unknown.
 CREATE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true) RETURNS boolean
@@ -370,8 +446,8 @@ AS $$
     SELECT @extschema@.shortlink_disable(code, false)
 $$;
 
--- Deletes the links that can never resolve again (expired, or every visit used) and returns how
--- many. Also folds the visit rows of backends that have exited into their links.
+-- Deletes the links that can never resolve again (expired, or every visit used), with their visit
+-- rows, and returns how many.
 CREATE FUNCTION shortlinks_purge_expired() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -405,11 +481,14 @@ REVOKE ALL ON FUNCTION
     _shortlink_visit(text),
     shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
     shortlink_stats(text), shortlink_daily_visits(text, date, date),
-    shortlink_disable(text, boolean), shortlink_enable(text), shortlinks_purge_expired()
+    shortlink_disable(text, boolean), shortlink_enable(text), shortlinks_purge_expired(),
+    shortlinks_import(regclass, int), _shortlinks_import(text[], text[], timestamptz[]),
+    _shortlink_import_url(text, text), _shortlink_import_refusal(text, text)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
     shortlink_stats(text), shortlink_daily_visits(text, date, date),
-    shortlink_disable(text, boolean), shortlink_enable(text), shortlinks_purge_expired()
+    shortlink_disable(text, boolean), shortlink_enable(text), shortlinks_purge_expired(),
+    shortlinks_import(regclass, int), _shortlinks_import(text[], text[], timestamptz[])
 TO snowlink_user;
 GRANT SELECT ON shortlinks TO snowlink_user;

@@ -149,6 +149,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF shorten.code IS NOT NULL THEN
+        -- The rule of is_custom_code() in src/shortlinks/codes.rs.
         IF shorten.code !~ '^[0-9A-Za-z_-]{1,64}$' THEN
             RAISE EXCEPTION 'custom code "%" is not 1 to 64 characters of 0-9, A-Z, a-z, _ and -',
                 shorten.code
@@ -355,6 +356,98 @@ COMMENT ON FUNCTION shortlink_daily_visits(text, date, date) IS
 COMMENT ON FUNCTION shortlinks_purge_expired() IS
     'deletes expired and used-up short links with their visit rows, and returns how many';
 COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and day (UTC)';
+
+-- Importing existing links with their own codes.
+CREATE FUNCTION "_shortlink_import_url"(
+	"code" TEXT, /* Option < & str > */
+	"url" TEXT /* Option < & str > */
+) RETURNS TEXT /* Option < String > */
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_shortlink_import_url_wrapper';
+COMMENT ON FUNCTION _shortlink_import_url(text, text) IS 'internal: the URL of a row to import as stored, or NULL when refused';
+CREATE FUNCTION "_shortlink_import_refusal"(
+	"code" TEXT, /* Option < & str > */
+	"url" TEXT /* Option < & str > */
+) RETURNS TEXT /* Option < String > */
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_shortlink_import_refusal_wrapper';
+COMMENT ON FUNCTION _shortlink_import_refusal(text, text) IS 'internal: why a row to import is refused, or NULL';
+CREATE FUNCTION _shortlinks_import(codes text[], urls text[], created timestamptz[])
+RETURNS TABLE (code text, url text, error text)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH judged AS (
+        SELECT g.code, g.url, g.created_at, t.target,
+               CASE
+                   WHEN t.target IS NULL THEN @extschema@._shortlink_import_refusal(g.code, g.url)
+                   WHEN lower(g.code) IN (SELECT r.code FROM @extschema@.shortlink_reserved_codes AS r)
+                       THEN 'code is reserved'
+               END AS problem
+        FROM unnest(_shortlinks_import.codes, _shortlinks_import.urls, _shortlinks_import.created)
+             AS g (code, url, created_at)
+        CROSS JOIN LATERAL (SELECT @extschema@._shortlink_import_url(g.code, g.url) AS target) AS t
+    ),
+    inserted AS (
+        INSERT INTO @extschema@.shortlinks (code, url, created_at)
+        SELECT j.code, j.target, coalesce(j.created_at, now())
+        FROM judged AS j
+        WHERE j.problem IS NULL
+        ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
+        RETURNING shortlinks.code, shortlinks.url
+    )
+    -- A code that comes twice is imported once: the second row finds it taken.
+    SELECT j.code, j.url, coalesce(j.problem, 'code is taken')
+    FROM judged AS j
+    WHERE j.problem IS NOT NULL
+       OR NOT EXISTS (SELECT FROM inserted AS i WHERE i.code = j.code AND i.url = j.target)
+$$;
+CREATE FUNCTION shortlinks_import(links regclass, batch_size int DEFAULT 10000)
+RETURNS TABLE (code text, url text, error text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    has_created_at boolean := EXISTS (
+        SELECT FROM pg_attribute AS a
+        WHERE a.attrelid = shortlinks_import.links AND a.attname = 'created_at'
+          AND a.attnum > 0 AND NOT a.attisdropped);
+    link record;
+    codes text[] := '{}';
+    urls text[] := '{}';
+    created timestamptz[] := '{}';
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be positive, not %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR link IN EXECUTE format('SELECT l.code::text AS code, l.url::text AS url, %s AS created_at FROM %s AS l',
+                               CASE WHEN has_created_at THEN 'l.created_at::timestamptz'
+                                    ELSE 'NULL::timestamptz' END,
+                               links) LOOP
+        codes := codes || link.code;
+        urls := urls || link.url;
+        created := created || link.created_at;
+        IF cardinality(codes) >= batch_size THEN
+            RETURN QUERY SELECT * FROM @extschema@._shortlinks_import(codes, urls, created);
+            codes := '{}';
+            urls := '{}';
+            created := '{}';
+        END IF;
+    END LOOP;
+    RETURN QUERY SELECT * FROM @extschema@._shortlinks_import(codes, urls, created);
+END
+$$;
+REVOKE ALL ON FUNCTION shortlinks_import(regclass, int), _shortlinks_import(text[], text[], timestamptz[]),
+    _shortlink_import_url(text, text), _shortlink_import_refusal(text, text)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlinks_import(regclass, int), _shortlinks_import(text[], text[], timestamptz[])
+TO snowlink_user;
+COMMENT ON FUNCTION shortlinks_import(regclass, integer) IS
+    'makes short links of the rows (code, url, created_at) of a table; returns the rows refused, with the reason';
+COMMENT ON FUNCTION _shortlinks_import(text[], text[], timestamptz[]) IS 'internal: imports one batch of links';
 
 -- URLs are stored as browsers serialize them: those stored with characters outside printable ASCII
 -- are written that way now (a URL refused by this server's settings keeps its text, with a notice).

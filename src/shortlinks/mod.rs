@@ -12,7 +12,7 @@ use std::ffi::{CStr, CString};
 use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
-use crate::error::OrRaise;
+use crate::error::{OrRaise, SqlError};
 use codes::CodeKey;
 use urls::UrlPolicy;
 
@@ -67,6 +67,34 @@ pub fn register_settings() {
 /// The URL as shorten() stores it, or an ERROR saying why it is refused.
 #[pg_extern(stable, parallel_safe)]
 fn shortlink_normalize_url(url: &str) -> String {
+    normalize_url(url).or_raise("shortlink_normalize_url")
+}
+
+/// For shortlinks_import(): the URL as shorten() stores it, or NULL when the code or the URL of
+/// the row to import is refused (`_shortlink_import_refusal()` says why).
+#[pg_extern(stable, parallel_safe)]
+fn _shortlink_import_url(code: Option<&str>, url: Option<&str>) -> Option<String> {
+    check_import(code, url).ok()
+}
+
+/// For shortlinks_import(): why the code or the URL of the row to import is refused, or NULL.
+#[pg_extern(stable, parallel_safe)]
+fn _shortlink_import_refusal(code: Option<&str>, url: Option<&str>) -> Option<String> {
+    check_import(code, url).err()
+}
+
+fn check_import(code: Option<&str>, url: Option<&str>) -> Result<String, String> {
+    match (code, url) {
+        (None, _) => Err("code is NULL".into()),
+        (Some(code), _) if !codes::is_custom_code(code) => {
+            Err("code is not 1 to 64 characters of 0-9, A-Z, a-z, _ and -".into())
+        }
+        (_, None) => Err("url is NULL".into()),
+        (_, Some(url)) => normalize_url(url).map_err(|refusal| refusal.message),
+    }
+}
+
+fn normalize_url(url: &str) -> Result<String, SqlError> {
     // A string setting with a default is never NULL; schemes are ASCII, so no byte of another
     // encoding can match one.
     let schemes = ALLOWED_URL_SCHEMES.get();
@@ -78,7 +106,7 @@ fn shortlink_normalize_url(url: &str) -> String {
         max_length: MAX_URL_LENGTH.get() as usize,
         allowed_schemes: &schemes,
     };
-    urls::normalize(url, &policy).or_raise("shortlink_normalize_url")
+    urls::normalize(url, &policy)
 }
 
 /// The generated code for counter value `counter` under `key`.
@@ -93,6 +121,8 @@ extension_sql_file!(
     "../../sql/shortlinks.sql",
     requires = [
         shortlink_normalize_url,
+        _shortlink_import_url,
+        _shortlink_import_refusal,
         _shortlink_keyed_code,
         visits::_shortlink_record_visit,
         visits::_shortlink_take_daily_visits,
