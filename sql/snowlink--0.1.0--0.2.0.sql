@@ -379,16 +379,24 @@ RETURNS TABLE (code text, url text, error text)
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH judged AS (
-        SELECT g.code, g.url, g.created_at, t.target,
+    WITH checked AS (
+        SELECT g.code, g.url, g.created_at, g.n, t.target,
                CASE
                    WHEN t.target IS NULL THEN @extschema@._shortlink_import_refusal(g.code, g.url)
                    WHEN lower(g.code) IN (SELECT r.code FROM @extschema@.shortlink_reserved_codes AS r)
                        THEN 'code is reserved'
                END AS problem
         FROM unnest(_shortlinks_import.codes, _shortlinks_import.urls, _shortlinks_import.created)
-             AS g (code, url, created_at)
+             WITH ORDINALITY AS g (code, url, created_at, n)
         CROSS JOIN LATERAL (SELECT @extschema@._shortlink_import_url(g.code, g.url) AS target) AS t
+    ),
+    -- A code that comes twice is imported from its first row that passes the checks.
+    judged AS (
+        SELECT c.code, c.url, c.created_at, c.target,
+               coalesce(c.problem,
+                        CASE WHEN row_number() OVER (PARTITION BY c.code, c.problem IS NULL ORDER BY c.n) > 1
+                             THEN 'code is taken' END) AS problem
+        FROM checked AS c
     ),
     inserted AS (
         INSERT INTO @extschema@.shortlinks (code, url, created_at)
@@ -396,13 +404,12 @@ AS $$
         FROM judged AS j
         WHERE j.problem IS NULL
         ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
-        RETURNING shortlinks.code, shortlinks.url
+        RETURNING shortlinks.code
     )
-    -- A code that comes twice is imported once: the second row finds it taken.
     SELECT j.code, j.url, coalesce(j.problem, 'code is taken')
     FROM judged AS j
     WHERE j.problem IS NOT NULL
-       OR NOT EXISTS (SELECT FROM inserted AS i WHERE i.code = j.code AND i.url = j.target)
+       OR NOT EXISTS (SELECT FROM inserted AS i WHERE i.code = j.code)
 $$;
 CREATE FUNCTION shortlinks_import(links regclass, batch_size int DEFAULT 10000)
 RETURNS TABLE (code text, url text, error text)

@@ -20,8 +20,13 @@ INSERT INTO exported VALUES
     (NULL, 'https://example.com/no-code', NULL),
     ('Admin', 'https://example.com/admin', NULL),
     ('launch', 'https://example.com/launch-again', NULL),
+    ('docs', 'https://example.com/docs?lang=ä', NULL),
+    ('fixed', 'ftp://example.com/fixed', NULL),
+    ('fixed', 'https://example.com/fixed', NULL),
     ('taken', 'https://example.com/other', NULL),
     ('aZl8N0y', 'https://example.com/looks-generated', NULL);
+-- A code that comes twice is imported from its first row that passes the checks; the later
+-- rows find it taken, even with the same URL.
 SELECT * FROM shortlinks_import('exported') ORDER BY code, url;
 SELECT code, url, CASE WHEN created_at >= :'before_import' THEN 'at the import' ELSE created_at::text END AS created
 FROM shortlinks WHERE code <> 'taken' ORDER BY code;
