@@ -29,10 +29,11 @@ SELECT * FROM orders
 WHERE id >= snowflake_min(now() - interval '1 day') AND id < snowflake_min(now());
 
 -- Short links: shorten a URL, follow it, read its statistics.
-SET snowlink.visit_flush_interval_ms = 0;  -- write visits at once, for the demo
 SELECT code, url, redirect_status FROM shorten('HTTPS://Example.COM/Docs/Getting-Started?ref=demo');
 SELECT code, url FROM shorten('https://example.com/pricing-2026', code => 'spring-sale', redirect_status => 301);
 SELECT resolve('spring-sale') AS target, resolve('no-such-code') AS unknown;
+-- The database's visit writer writes visits every second (snowlink.visit_flush_interval_ms).
+SELECT pg_sleep(1.2) \g /dev/null
 SELECT * FROM shortlink_stats('spring-sale');
 -- What PostgREST sends for GET /rpc/shortlink_redirect?code=spring-sale
 SELECT shortlink_redirect('spring-sale') AS body,

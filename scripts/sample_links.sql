@@ -6,7 +6,7 @@
 
 -- Counter values far from where a new counter starts, so that a counter that was reset shows.
 SELECT setval('shortlink_code_seq', 5000000);
-SET snowlink.visit_flush_interval_ms = 0;
+SET snowlink.visit_write_mode = transaction;
 
 -- Generated codes (keyed, which makes the code key, and snowflake style), custom codes with
 -- every status, a validity window, limits, a disabled link.
@@ -33,7 +33,7 @@ SELECT resolve('permanent') FROM generate_series(1, 7);
 SELECT resolve('temporary') FROM generate_series(1, 3);
 SELECT pg_backend_pid() AS exited_pid \gset
 \connect
-SET snowlink.visit_flush_interval_ms = 0;
+SET snowlink.visit_write_mode = transaction;
 SELECT set_config('snowlink_sample.exited_pid', :'exited_pid', false);
 DO $$
 BEGIN

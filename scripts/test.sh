@@ -40,7 +40,10 @@ test_version() {
     install_extension
     # With Rust backtraces on, as some servers have them: errors must read the same.
     CLUSTER_ENV=(RUST_BACKTRACE=1)
-    cluster_start "regress-$PG_MAJOR" "$REGRESS_PORT" max_prepared_transactions=2
+    # Each backend writes its own visits, so that every file reads its counts at once; the visit
+    # writer, the default, has its cases in shortlinks_visits and scripts/visits_test.sh.
+    cluster_start "regress-$PG_MAJOR" "$REGRESS_PORT" max_prepared_transactions=2 \
+        snowlink.visit_write_mode=transaction
     CLUSTER_ENV=()
     trap 'cluster_remove "regress-$PG_MAJOR"' EXIT
     local tests
@@ -67,6 +70,9 @@ test_version() {
     "$PROJECT_DIR/scripts/upgrade_test.sh" 2>&1 | tee "$logs/upgrade.log"
     cluster_remove "regress-$PG_MAJOR"
     trap - EXIT
+
+    say "PostgreSQL $PG_MAJOR: visits through the visit writer, crashes under load"
+    "$PROJECT_DIR/scripts/visits_test.sh" 2>&1 | tee "$logs/visits.log"
 
     say "PostgreSQL $PG_MAJOR: snowflake IDs under clock steps (libfaketime)"
     "$PROJECT_DIR/scripts/clock_test.sh" 2>&1 | tee "$logs/clock.log"
@@ -95,14 +101,14 @@ for version in "${versions[@]}"; do
     echo "PostgreSQL $version:"
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
-    grep -h -E '^(dump and restore|upgrade|clock steps|several servers|pgbouncer)[^:]*: [0-9]+ passed' \
-        "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/clock.log" "$logs/servers.log" "$logs/pgbouncer.log"
+    grep -h -E '^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer)[^:]*: [0-9]+ passed' \
+        "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/visits.log" "$logs/clock.log" "$logs/servers.log" "$logs/pgbouncer.log"
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(dump and restore|upgrade|clock steps|several servers|pgbouncer)[^:]*: ([0-9]+) passed.*/\2/p' \
-                "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/clock.log" "$logs/servers.log" \
+            sed -nE 's/^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer)[^:]*: ([0-9]+) passed.*/\2/p' \
+                "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/visits.log" "$logs/clock.log" "$logs/servers.log" \
                 "$logs/pgbouncer.log"
         } | awk '{ total += $1 } END { print total }'
     )))

@@ -91,7 +91,7 @@ CREATE VIEW live_links AS SELECT code, url FROM shortlinks WHERE NOT disabled;
 INSERT INTO orders (link_id, item) SELECT id, 'order for ' || code FROM shortlinks;
 
 -- What the update must keep. Resolving counts a visit: write each at once, then read the counts.
-SET snowlink.visit_flush_interval_ms = 0;
+SET snowlink.visit_write_mode = transaction;
 CREATE TABLE before_resolved AS SELECT code, resolve(code) AS url FROM shortlinks;
 CREATE TABLE before_links AS
     SELECT id, code, url, created_at, valid_from, expires_at, max_visits, redirect_status, disabled
@@ -117,7 +117,7 @@ SQL
 
     # A session that holds a node and visits counted in memory across the update.
     psql -X -q -At -v ON_ERROR_STOP=1 -v version="$current_version" -d "$db" >"$WORK/held-$from" 2>&1 <<'SQL' &
-SET snowlink.visit_flush_interval_ms = '1h';
+SET snowlink.visit_write_mode = transaction;
 SELECT snowflake_node_id() AS node_before, snowflake_next() AS id_before \gset
 BEGIN READ ONLY;
 SELECT resolve('permanent') FROM generate_series(1, 3) \g /dev/null
@@ -207,7 +207,7 @@ SQL
         "$(sql "$db" "SELECT url FROM shortlinks WHERE code = 'unicode'")" \
         "https://example.com/stra%C3%9Fe?q=%C3%A4"
     check_equal "every code resolves as before" \
-        "$(sql "$db" "SET snowlink.visit_flush_interval_ms = 0;
+        "$(sql "$db" "SET snowlink.visit_write_mode = transaction;
                       SELECT string_agg(code, ', ') FROM before_resolved
                       WHERE code <> 'unicode' AND resolve(code) IS DISTINCT FROM url")" ""
     check_equal "the code key, the reserved codes" \

@@ -30,11 +30,12 @@ CREATE INDEX shortlinks_url_hash ON shortlinks USING hash (url);
 CREATE INDEX shortlinks_expires_at ON shortlinks (expires_at) WHERE expires_at IS NOT NULL;
 
 -- Visits of links without max_visits, one row per link and day (UTC): rows grow with links and
--- days, never with backends. Backends write batches of their counted visits, each in the order
--- of link and day, so that two batches never wait for each other in a cycle. Half of each page
--- stays free, so that a batch, which updates many rows of a page at once, writes the new versions
--- beside the old (HOT) instead of into new pages and new index entries. (The day comes last
--- because an update from 0.1.0 adds it to the table that had a backend's pid there.)
+-- days, never with backends. The visit writer (or a backend that writes its own visits) writes
+-- batches, each in the order of link and day, so that two batches never wait for each other in a
+-- cycle. Half of each page stays free, so that a batch, which updates many rows of a page at
+-- once, writes the new versions beside the old (HOT) instead of into new pages and new index
+-- entries. (The day comes last because an update from 0.1.0 adds it to the table that had a
+-- backend's pid there.)
 CREATE TABLE shortlink_visits (
     link_id bigint NOT NULL,
     visits bigint NOT NULL,

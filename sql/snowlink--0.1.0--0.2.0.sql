@@ -262,7 +262,9 @@ $$;
 -- Visits: one row per link and day (UTC) instead of one per link and backend, so that the rows
 -- grow with links and days, never with backends, and shortlink_daily_visits() can draw a link's
 -- clicks over time. The per-backend rows, which have no day, are first folded into their links,
--- whose totals keep them.
+-- whose totals keep them. Backends that write visits meanwhile wait for the lock: a row written
+-- between the fold and the DELETE would be lost.
+LOCK TABLE shortlink_visits IN EXCLUSIVE MODE;
 UPDATE shortlinks AS s
 SET visits = s.visits + f.visits,
     first_visit_at = least(s.first_visit_at, f.first_at),

@@ -3,6 +3,7 @@
 use pgrx::prelude::*;
 
 mod base62;
+mod data_file;
 mod error;
 mod shortlinks;
 mod snowflake;

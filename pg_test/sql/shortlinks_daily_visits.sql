@@ -3,7 +3,7 @@
 -- Each test file starts from no links; PL/pgSQL line numbers stay out of the output.
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
-SET snowlink.visit_flush_interval_ms = 0;
+SET snowlink.visit_write_mode = transaction;
 SELECT (now() AT TIME ZONE 'UTC')::date AS today \gset
 SELECT (shorten('https://example.com/campaign', code => 'campaign')).code;
 SELECT count(resolve('campaign')) AS visited_today FROM generate_series(1, 3);
@@ -38,4 +38,4 @@ SELECT (shorten('https://example.com/once', code => 'once', max_visits => 5)).co
 SELECT resolve('once');
 SELECT visits FROM shortlink_stats('once');
 SELECT sum(visits) AS on_days FROM shortlink_daily_visits('once');
-RESET snowlink.visit_flush_interval_ms;
+RESET snowlink.visit_write_mode;

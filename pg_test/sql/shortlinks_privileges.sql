@@ -9,7 +9,7 @@ GRANT snowlink_user TO shortener_app;
 CREATE ROLE web_visitor LOGIN;
 
 SET ROLE shortener_app;
-SET snowlink.visit_flush_interval_ms = 0;
+SET snowlink.visit_write_mode = transaction;
 SELECT code, url FROM shorten('https://example.com/from-the-app', code => 'from-app');
 SELECT resolve('from-app') AS resolved;
 SELECT visits FROM shortlink_stats('from-app');

@@ -3,8 +3,8 @@
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
 SET TimeZone = 'UTC';
--- Write counted visits with every read-write resolve (default: at most every 10 s per backend).
-SET snowlink.visit_flush_interval_ms = 0;
+-- Write counted visits with every read-write resolve (by default the visit writer writes them).
+SET snowlink.visit_write_mode = transaction;
 
 SELECT (shorten('https://example.com/target', code => 'live')).code;
 SELECT resolve('live') AS live, resolve('unknown') AS unknown, resolve(NULL) AS null_code;

@@ -5,7 +5,7 @@
 -- which also serves links with max_visits).
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
-SET snowlink.visit_flush_interval_ms = 0;
+SET snowlink.visit_write_mode = transaction;
 -- resolve_by(code) -> (url, way): resolve(code), and which way it read the link, told by the calls
 -- of _shortlink_visit that pg_stat_xact_user_functions counts.
 SET track_functions = 'pl';
@@ -73,7 +73,7 @@ CREATE ROLE snowlink_first_owner SUPERUSER;
 SET ROLE snowlink_first_owner;
 CREATE EXTENSION snowlink SCHEMA links;
 RESET ROLE;
-SET snowlink.visit_flush_interval_ms = 0;
+SET snowlink.visit_write_mode = transaction;
 SELECT (links.shorten('https://example.com/third', code => 'third')).code;
 SELECT (links.shorten('https://example.com/limited', code => 'limited', max_visits => 5)).code;
 SELECT links.resolve('third') AS before, links.resolve('limited') AS limited_before;

@@ -21,7 +21,7 @@ SELECT url, resolve(code) = url AS resolves_to_it
 FROM shorten(E'https://example.com/\u202Etxt.exe?x="y"');
 
 -- A URL of 8000 bytes (snowlink.max_url_length) shortens and resolves; one more byte does not.
-SET snowlink.visit_flush_interval_ms = 0;
+SET snowlink.visit_write_mode = transaction;
 SELECT 'https://example.com/' || repeat('a', 8000 - 20) AS long_url \gset
 SELECT length(:'long_url') AS bytes, resolve((shorten(:'long_url')).code) = :'long_url' AS resolves;
 SELECT shorten(:'long_url' || 'a');

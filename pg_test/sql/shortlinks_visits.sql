@@ -1,12 +1,15 @@
--- Clicks on one popular link from many backends: each backend counts in memory and writes its
--- counts in batches into one row per link and day (UTC), so no click waits for another's row lock,
--- no visit is lost, and the rows grow with links and days, never with backends.
+-- Clicks on one popular link from many backends go into one row per link and day (UTC), so no
+-- click waits for another's row lock, no visit is lost, and the rows grow with links and days,
+-- never with backends. By default the database's visit writer writes the visits (the end of this
+-- file); this file first shows the transaction write mode, in which each backend counts in memory
+-- and writes its counts in batches itself.
 -- Each test file starts from no links; PL/pgSQL line numbers stay out of the output.
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
 CREATE EXTENSION dblink;
-SELECT format('host=%s port=%s dbname=%s', current_setting('unix_socket_directories'),
-              current_setting('port'), current_database()) AS server \gset
+SELECT format('host=%s port=%s dbname=%s options=''-c snowlink.visit_write_mode=transaction''',
+              current_setting('unix_socket_directories'), current_setting('port'),
+              current_database()) AS server \gset
 SELECT (shorten('https://example.com/popular', code => 'popular')).code;
 -- Backends exit a moment after their client disconnects; this waits for that.
 CREATE FUNCTION pg_temp.wait_for_visitors_to_exit() RETURNS void LANGUAGE plpgsql AS $$
@@ -20,9 +23,7 @@ END
 $$;
 
 -- Four visitors that write their visits with every read-write transaction.
-SELECT dblink_connect('visitor' || v,
-                      :'server' || ' options=''-c snowlink.visit_flush_interval_ms=0''')
-FROM generate_series(1, 4) AS v;
+SELECT dblink_connect('visitor' || v, :'server') FROM generate_series(1, 4) AS v;
 SELECT dblink_send_query('visitor' || v,
            'SELECT count(resolve(''popular'')) FROM generate_series(1, 500)')
 FROM generate_series(1, 4) AS v;
@@ -51,7 +52,7 @@ SELECT visits AS counted FROM shortlink_stats('popular');
 SELECT shortlinks_purge_expired() AS purged;
 
 -- A backend writes the visits it still holds when it exits. Here they were counted in read-only
--- transactions, which cannot write them, under the default flush interval.
+-- transactions, which cannot write them.
 SELECT dblink_connect('reader', :'server');
 SELECT dblink_exec('reader', 'BEGIN TRANSACTION READ ONLY');
 SELECT * FROM dblink('reader', 'SELECT count(resolve(''popular'')) FROM generate_series(1, 300)')
@@ -62,11 +63,11 @@ SELECT dblink_disconnect('reader');
 SELECT pg_temp.wait_for_visitors_to_exit();
 SELECT visits AS counted_after_exit FROM shortlink_stats('popular');
 
--- A backend holds visits of at most 10,000 distinct links; one more makes the transaction write
--- them when it commits, whatever the flush interval. No visit is dropped.
+-- A read-write transaction writes the visits of every link it counted, here 10,100 at once. No
+-- visit is dropped.
 SELECT count(shorten('https://example.com/many/' || i, code => 'many-' || i)) AS links
 FROM generate_series(1, 10100) AS i;
-SELECT dblink_connect('reader', :'server' || ' options=''-c snowlink.visit_flush_interval_ms=1h''');
+SELECT dblink_connect('reader', :'server');
 SELECT * FROM dblink('reader', 'SELECT count(resolve(''many-'' || i)) FROM generate_series(1, 10100) AS i')
     AS t(resolved bigint);
 SELECT count(*) AS links_with_written_visits FROM shortlinks AS s
@@ -79,7 +80,7 @@ FROM shortlinks AS s, LATERAL shortlink_stats(s.code) AS st WHERE s.code LIKE 'm
 -- A visit that resolve() counted is written exactly once, whatever happens to the transactions
 -- around it: savepoints and exception blocks that roll back, two-phase commit, an error while
 -- writing. Visits are written just before a read-write transaction commits.
-SET snowlink.visit_flush_interval_ms = 0;
+SET snowlink.visit_write_mode = transaction;
 SELECT (shorten('https://example.com/exactly-once', code => 'once')).code;
 BEGIN;
 SELECT resolve('once');
@@ -135,5 +136,39 @@ PREPARE TRANSACTION 'counted';
 \echo :LAST_ERROR_SQLSTATE
 SELECT resolve('once');
 SELECT visits AS thirteen FROM shortlink_stats('once');
-RESET snowlink.visit_flush_interval_ms;
+RESET snowlink.visit_write_mode;
+
+-- By default (snowlink.visit_write_mode = background) a backend hands each visit to the
+-- database's visit writer, a background worker started on demand, which writes what it gathered
+-- every snowlink.visit_flush_interval_ms: a visit shows about a second later, whatever its
+-- backend does next. This one shows while its transaction is still open, and stays counted after
+-- a rollback: the link was resolved. (This test server's default is the transaction mode.)
+SET snowlink.visit_write_mode = background;
+SHOW snowlink.visit_flush_interval_ms;
+CREATE FUNCTION pg_temp.shows_within_10s(code text, visits bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR attempt IN 1..200 LOOP
+        IF (SELECT s.visits FROM shortlink_stats(code) AS s) = visits THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN false;
+END
+$$;
+SELECT (shorten('https://example.com/background', code => 'background')).code;
+BEGIN;
+SELECT resolve('background');
+SELECT pg_temp.shows_within_10s('background', 1) AS shows_before_the_transaction_ends;
+ROLLBACK;
+SELECT count(resolve('background')) FROM generate_series(1, 3);
+SELECT pg_temp.shows_within_10s('background', 4) AS shows_all_four;
+SELECT datname = current_database() AS in_this_database
+FROM pg_stat_activity WHERE backend_type = 'snowlink visit writer';
+-- The interval is the server's, for its writers: set it in postgresql.conf or with ALTER SYSTEM.
+SET snowlink.visit_flush_interval_ms = 0;
+\echo :LAST_ERROR_SQLSTATE
+SET snowlink.visit_write_mode = sometimes;
+\echo :LAST_ERROR_SQLSTATE
 DROP EXTENSION dblink;

@@ -24,13 +24,14 @@
 //!
 //! Marks are only ever too high (costing a wait), never too low.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use memmap2::MmapMut;
 
+use crate::data_file;
 use crate::error::{SqlError, SqlState};
 use crate::snowflake::layout::MAX_NODE;
 
@@ -80,16 +81,7 @@ impl MarkFile {
                 format!("could not {what} snowflake high-water mark file \"{display}\": {error}"),
             )
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            // The server's umask makes this 0600, or 0640 where the data directory allows group
-            // access, as for PostgreSQL's own files.
-            .mode(0o640)
-            .open(path)
-            .map_err(|e| io_error("open", e))?;
+        let file = data_file::open_or_create(path).map_err(|e| io_error("open", e))?;
         if !is_ready(&file, boot).map_err(|e| io_error("read", e))? {
             // Creating the file and adopting a new boot happen once, under an exclusive lock on
             // the file; whoever comes second finds it done.
@@ -283,6 +275,7 @@ pub fn current_boot() -> Result<u64, SqlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     const START: i64 = 1_000;
     const BOOT: u64 = 1;

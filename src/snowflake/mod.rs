@@ -3,7 +3,7 @@
 pub mod generator;
 pub mod highwater;
 pub mod layout;
-mod registry;
+pub(crate) mod registry;
 
 use std::cell::RefCell;
 use std::ffi::{CStr, OsStr};

@@ -1,16 +1,17 @@
 //! Visit counts buffered in the backend, per link and day (UTC), so that clicks on a popular link
 //! never queue behind one row lock and read-only transactions can still count.
 //!
-//! Visits collect here and are written in batches by a read-write transaction of the same backend.
+//! Visits collect here when the backend writes its own (the transaction write mode, or when the
+//! shared visit rings cannot take them), and in the visit writer, which gathers them from the
+//! rings. They are written in batches by a read-write transaction of the same process.
 //! A batch stays "taken" by the (sub)transaction that writes it until that ends: committed at the
 //! top level, it is forgotten; rolled back at any level, it returns to the buffer; a subtransaction
 //! that commits hands it to its parent. So a counted visit is written exactly once.
 
 use std::collections::HashMap;
 
-/// A buffer of visits of this many links (and days) is written at once, whatever the flush
-/// interval. A read-only transaction, which cannot write it, counts no further links while it is
-/// full.
+/// A read-only transaction, which cannot write the buffer, counts no further links (and days) once
+/// it holds this many.
 pub const MAX_PENDING: usize = 10_000;
 
 /// Microseconds in a day: PostgreSQL timestamps and dates both count from 2000-01-01.
@@ -53,13 +54,11 @@ struct Taken {
 pub struct VisitBuffer {
     pending: HashMap<LinkDay, Visits>,
     taken: Vec<Taken>,
-    last_flush_at: Option<i64>,
 }
 
 impl VisitBuffer {
     /// Counts a visit of `link_id` at `at`, on the day of `at`; false when the buffer is full and
-    /// `can_write` is false. A transaction that can write may add links past the limit: it is then
-    /// due to write the buffer at once.
+    /// `can_write` is false. A transaction that can write may add links past the limit.
     pub fn record(&mut self, link_id: i64, at: i64, can_write: bool) -> bool {
         let visit = Visits {
             count: 1,
@@ -80,14 +79,6 @@ impl VisitBuffer {
         true
     }
 
-    pub fn flush_due(&self, now: i64, interval_us: i64) -> bool {
-        self.has_pending()
-            && (self.pending.len() >= MAX_PENDING
-                || self
-                    .last_flush_at
-                    .is_none_or(|last| now - last >= interval_us))
-    }
-
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -99,8 +90,7 @@ impl VisitBuffer {
 
     /// Hands the pending visits over for writing by subtransaction `by`, in the order of their
     /// links and days, so that concurrent writers lock rows in one order.
-    pub fn take(&mut self, now: i64, by: SubTransaction) -> Vec<(LinkDay, Visits)> {
-        self.last_flush_at = Some(now);
+    pub fn take(&mut self, by: SubTransaction) -> Vec<(LinkDay, Visits)> {
         let mut batch: Vec<(LinkDay, Visits)> = self.pending.drain().collect();
         batch.sort_unstable_by_key(|(key, _)| *key);
         if !batch.is_empty() {
@@ -181,7 +171,7 @@ mod tests {
         assert!(buffer.record(1, 50, false));
         assert!(buffer.record(2, 70, true));
         assert_eq!(buffer.pending_count(), 3);
-        let batch = buffer.take(200, TOP);
+        let batch = buffer.take(TOP);
         assert_eq!(
             batch,
             vec![
@@ -190,52 +180,29 @@ mod tests {
             ]
         );
         assert_eq!(buffer.pending_count(), 0);
-        assert!(buffer.take(300, TOP).is_empty());
-    }
-
-    #[test]
-    fn flushes_wait_for_the_interval() {
-        let mut buffer = VisitBuffer::default();
-        assert!(!buffer.flush_due(0, 1000), "nothing to flush");
-        buffer.record(1, 0, true);
-        assert!(buffer.flush_due(0, 1000), "the first flush is due at once");
-        buffer.take(0, TOP);
-        buffer.record(1, 10, true);
-        assert!(!buffer.flush_due(999, 1000));
-        assert!(buffer.flush_due(1000, 1000));
+        assert!(buffer.take(TOP).is_empty());
     }
 
     #[test]
     fn a_rolled_back_flush_returns_its_visits() {
         let mut buffer = VisitBuffer::default();
         buffer.record(1, 10, true);
-        buffer.take(20, TOP);
+        buffer.take(TOP);
         assert!(buffer.is_taking());
         buffer.record(1, 30, true);
         buffer.abort();
         assert!(!buffer.is_taking());
-        assert_eq!(
-            buffer.take(40, TOP),
-            vec![(first_day(1), visits(2, 10, 30))]
-        );
+        assert_eq!(buffer.take(TOP), vec![(first_day(1), visits(2, 10, 30))]);
         buffer.commit();
-        assert!(buffer.take(50, TOP).is_empty());
+        assert!(buffer.take(TOP).is_empty());
     }
 
     #[test]
-    fn a_full_buffer_is_due_at_once_and_refuses_new_links_only_when_it_cannot_be_written() {
+    fn a_full_buffer_refuses_new_links_only_when_it_cannot_be_written() {
         let mut buffer = VisitBuffer::default();
-        buffer.record(0, 0, true);
-        buffer.take(0, TOP);
-        for link in 0..MAX_PENDING as i64 - 1 {
+        for link in 0..MAX_PENDING as i64 {
             assert!(buffer.record(link, 1, false));
         }
-        assert!(
-            !buffer.flush_due(2, 1000),
-            "below the limit, the interval applies"
-        );
-        assert!(buffer.record(-1, 2, false));
-        assert!(buffer.flush_due(2, 1000), "a full buffer is due at once");
         assert!(
             !buffer.record(-2, 3, false),
             "read-only: a new link is refused"
@@ -244,26 +211,23 @@ mod tests {
             buffer.record(0, 3, false),
             "read-only: a known link still counts"
         );
-        assert!(
-            buffer.record(-2, 3, true),
-            "read-write: counted, written at once"
-        );
-        assert_eq!(buffer.take(3, TOP).len(), MAX_PENDING + 1);
+        assert!(buffer.record(-2, 3, true), "read-write: counted");
+        assert_eq!(buffer.take(TOP).len(), MAX_PENDING + 1);
     }
 
     #[test]
     fn a_batch_written_in_a_subtransaction_follows_it() {
         let mut buffer = VisitBuffer::default();
         buffer.record(1, 10, true);
-        buffer.take(20, 2);
+        buffer.take(2);
         // The subtransaction rolls back: the visits count again, and the top level commits.
         buffer.subtransaction_aborted(2);
         buffer.commit();
         assert_eq!(buffer.pending_count(), 1);
 
-        buffer.take(30, 3);
+        buffer.take(3);
         buffer.record(2, 35, true);
-        buffer.take(40, 4);
+        buffer.take(4);
         // 4 commits into 3, which commits into the top level, which rolls back.
         buffer.subtransaction_committed(4, 3);
         buffer.subtransaction_aborted(5);
@@ -272,7 +236,7 @@ mod tests {
         buffer.abort();
         assert_eq!(buffer.pending_count(), 2);
 
-        buffer.take(50, 6);
+        buffer.take(6);
         buffer.subtransaction_committed(6, TOP);
         buffer.commit();
         assert!(!buffer.has_pending() && !buffer.is_taking());
@@ -287,7 +251,7 @@ mod tests {
         // Before 2000-01-01: negative days.
         buffer.record(1, -1, true);
         let days: Vec<(i32, i64)> = buffer
-            .take(0, TOP)
+            .take(TOP)
             .into_iter()
             .map(|(key, visits)| (key.day, visits.count))
             .collect();

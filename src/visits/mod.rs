@@ -1,53 +1,87 @@
-//! Visits of short links: counted in the backend (buffer.rs), written by the backend's own
-//! transactions into shortlink_visits through the extension's SQL function
-//! `_shortlinks_flush_visits()`.
+//! Visits of short links. By default a backend puts each visit it counts into the visit rings of
+//! its database (rings.rs), shared by the server's backends through a file, and the database's
+//! visit writer (writer.rs) writes them into shortlink_visits every flush interval, whatever the
+//! backends do next.
 //!
-//! The write happens just before a read-write transaction commits, once the flush interval has
-//! passed, in a subtransaction of its own: savepoints, exception blocks and errors of the caller
-//! never touch it, an error while writing (a lock timeout, say) returns the visits to the buffer
-//! and lets the caller's transaction commit, and a transaction that is PREPAREd for two-phase
-//! commit writes nothing, since this backend would not learn its outcome. A backend also writes
-//! what it holds when it exits.
+//! A backend writes visits itself, into the same table through the extension's SQL function
+//! `_shortlinks_flush_visits()`, in the transaction write mode (for a session that reads its own
+//! visits at once), or when its ring is full or cannot be used. It counts them in its buffer
+//! (buffer.rs) and writes them just before its next read-write transaction commits, in a
+//! subtransaction of its own: savepoints, exception blocks and errors of the caller never touch
+//! it, an error while writing (a lock timeout, say) returns the visits to the buffer and lets the
+//! caller's transaction commit, and a transaction that is PREPAREd for two-phase commit writes
+//! nothing, since this backend would not learn its outcome. A backend also writes what it holds
+//! when it exits.
 
 pub mod buffer;
+pub mod rings;
+mod writer;
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
 
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PgTryBuilder};
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PgTryBuilder, PostgresGucEnum};
 
 use crate::error::{OrRaise, SqlError, SqlState};
 use crate::shortlinks::extension;
 use buffer::VisitBuffer;
+use rings::VisitRings;
 
-static VISIT_FLUSH_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static VISIT_FLUSH_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+static VISIT_WRITE_MODE: GucSetting<VisitWriteMode> =
+    GucSetting::<VisitWriteMode>::new(VisitWriteMode::Background);
+
+/// Who writes the visits a backend counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
+pub enum VisitWriteMode {
+    /// The database's visit writer, every flush interval.
+    #[name = c"background"]
+    Background,
+    /// The backend, before its read-write transaction commits.
+    #[name = c"transaction"]
+    Transaction,
+}
 
 thread_local! {
     static VISITS: RefCell<VisitBuffer> = RefCell::new(VisitBuffer::default());
     /// The schema of the extension whose visits the buffer holds, once this backend has counted
-    /// one: from then on the callbacks below are registered.
+    /// one in its buffer: from then on the callbacks below are registered.
     static VISITS_SCHEMA: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
     /// Whether the current transaction writes the buffered visits before it commits.
     static WRITE_BEFORE_COMMIT: Cell<bool> = const { Cell::new(false) };
+    /// The visit rings of this backend's database, once opened; None when they cannot be used.
+    static RINGS: RefCell<Option<Option<VisitRings>>> = const { RefCell::new(None) };
 }
 
 pub fn register_settings() {
     GucRegistry::define_int_guc(
         c"snowlink.visit_flush_interval_ms",
-        c"How often a backend writes the visits it has counted.",
-        c"0 writes them with every read-write transaction that counted one.",
+        c"How often the visit writer writes the visits counted in its database.",
+        c"Also the longest a visit waits to show in shortlink_stats(), and at most what a crash loses.",
         &VISIT_FLUSH_INTERVAL_MS,
         0,
         3_600_000,
-        GucContext::Userset,
+        GucContext::Sighup,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_enum_guc(
+        c"snowlink.visit_write_mode",
+        c"Who writes the visits this session counts.",
+        c"background: the database's visit writer, every snowlink.visit_flush_interval_ms. \
+          transaction: the session, before its read-write transaction commits.",
+        &VISIT_WRITE_MODE,
+        GucContext::Userset,
+        GucFlags::default(),
     );
 }
 
-/// Counts a visit of `link_id` in this backend; the visits are written before a later commit.
-/// The result, always false, is what SQL written for snowlink 0.1.0 expects: when it was true,
+fn flush_interval_ms() -> i64 {
+    i64::from(VISIT_FLUSH_INTERVAL_MS.get())
+}
+
+/// Counts a visit of `link_id`, for the writer or this backend to write (record_visit()). The result, always false, is what SQL written for snowlink 0.1.0 expects: when it was true,
 /// that SQL wrote the visits at once, in the caller's transaction.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _shortlink_record_visit(link_id: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
@@ -69,6 +103,9 @@ pub fn record_visit(schema: pg_sys::Oid, link_id: i64) {
     if in_recovery {
         return;
     }
+    if VISIT_WRITE_MODE.get() == VisitWriteMode::Background && put_in_rings(link_id, now) {
+        return;
+    }
     if VISITS_SCHEMA.replace(Some(schema)).is_none() {
         // SAFETY: registers callbacks for this backend's transactions and exit, once.
         unsafe {
@@ -77,14 +114,46 @@ pub fn record_visit(schema: pg_sys::Oid, link_id: i64) {
             pg_sys::before_shmem_exit(Some(write_visits_at_exit), pg_sys::Datum::from(0));
         }
     }
-    let interval_us = i64::from(VISIT_FLUSH_INTERVAL_MS.get()) * 1000;
-    let due = VISITS.with_borrow_mut(|buffer| {
-        buffer.record(link_id, now, !read_only);
-        !read_only && buffer.flush_due(now, interval_us)
-    });
-    if due {
+    VISITS.with_borrow_mut(|buffer| buffer.record(link_id, now, !read_only));
+    if !read_only {
         WRITE_BEFORE_COMMIT.set(true);
     }
+}
+
+/// Puts a visit at `at` into this backend's ring; false when the ring is full or the rings cannot
+/// be used (reported once per backend).
+fn put_in_rings(link_id: i64, at: i64) -> bool {
+    RINGS.with_borrow_mut(|opened| {
+        let rings = opened.get_or_insert_with(|| match writer::open_rings() {
+            Ok(rings) => Some(rings),
+            Err(error) => {
+                log!("snowlink: this backend writes its counted visits itself: {error}");
+                None
+            }
+        });
+        let Some(rings) = rings else {
+            return false;
+        };
+        // SAFETY: the process's slot, which no other live process has.
+        let ring = unsafe { own_ring() };
+        if ring >= rings.rings() || !rings.push(ring, link_id, at) {
+            return false;
+        }
+        writer::ensure_writer(rings, at / 1000);
+        true
+    })
+}
+
+/// This process's slot in PostgreSQL's process array.
+///
+/// # Safety
+/// Called in a backend, which has a slot.
+unsafe fn own_ring() -> usize {
+    #[cfg(any(feature = "pg15", feature = "pg16"))]
+    let slot = (*pg_sys::MyProc).pgprocno;
+    #[cfg(not(any(feature = "pg15", feature = "pg16")))]
+    let slot = pg_sys::MyProcNumber;
+    slot as usize
 }
 
 /// Follows the transactions of the backend: writes the visits before a commit when they are due,
@@ -164,15 +233,7 @@ unsafe fn write_visits_before_commit() {
         true
     })
     .catch_others(|error| {
-        let (CaughtError::PostgresError(report)
-        | CaughtError::ErrorReport(report)
-        | CaughtError::RustPanic {
-            ereport: report, ..
-        }) = error;
-        log!(
-            "snowlink: counted visits are written later: {}",
-            report.message()
-        );
+        log_write_failure(error);
         false
     })
     .execute();
@@ -183,6 +244,19 @@ unsafe fn write_visits_before_commit() {
     }
     pg_sys::MemoryContextSwitchTo(context);
     pg_sys::CurrentResourceOwner = owner;
+}
+
+/// Logs why counted visits could not be written; they stay in the buffer for a later write.
+fn log_write_failure(error: CaughtError) {
+    let (CaughtError::PostgresError(report)
+    | CaughtError::ErrorReport(report)
+    | CaughtError::RustPanic {
+        ereport: report, ..
+    }) = error;
+    log!(
+        "snowlink: counted visits are written later: {}",
+        report.message()
+    );
 }
 
 /// Writes the visits this backend still holds when it exits, in a transaction of its own, as
@@ -287,14 +361,9 @@ fn _shortlink_take_visits() -> TableIterator<
 
 /// This backend's buffered visits, taken for writing by the current (sub)transaction.
 fn take_visits() -> Vec<(buffer::LinkDay, buffer::Visits)> {
-    // SAFETY: reads the clock and the current subtransaction.
-    let (now, sub) = unsafe {
-        (
-            pg_sys::GetCurrentTimestamp(),
-            pg_sys::GetCurrentSubTransactionId(),
-        )
-    };
-    VISITS.with_borrow_mut(|buffer| buffer.take(now, sub))
+    // SAFETY: reads the current subtransaction.
+    let sub = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    VISITS.with_borrow_mut(|buffer| buffer.take(sub))
 }
 
 fn timestamp(postgres_us: i64) -> Result<TimestampWithTimeZone, SqlError> {

@@ -1,0 +1,423 @@
+//! The visit rings of one database: a file in the data directory, mapped by every backend of the
+//! database that counts visits and by its visit writer (writer.rs). A file is the one place that
+//! the backends of a server share without `shared_preload_libraries`, as for the snowflake
+//! high-water marks; it also keeps counted visits through a crash of any process, since the page
+//! cache outlives them.
+//!
+//! Each backend owns one ring, by its slot in PostgreSQL's process array (no two live processes
+//! share one), and appends a record per visit: the link and the time. The writer alone takes
+//! records out. So every ring has one producer and one consumer, and needs no lock: the producer
+//! publishes a record by advancing the ring's head after writing it, the consumer frees it by
+//! advancing the tail. A process that dies mid-append never advanced the head, and the next owner
+//! of its slot writes over the half-written record.
+//!
+//! The writer frees records only once the transaction that wrote their visits has committed, so
+//! a crash loses none: a new writer reads them again. Between that commit and the freeing, a crash
+//! would count them twice; so before committing, the writer notes in the file its transaction ID
+//! and the tails it is about to set, and a new writer that finds such a note sets those tails
+//! if, and only if, that transaction committed.
+//!
+//! A crash of the machine can leave any mix of old and new pages of the file on disk, so records
+//! count only while the machine has not rebooted since they were written: the file records the
+//! boot it belongs to (the kernel's boot ID), and a file of an earlier boot is made anew.
+//!
+//! The header also tells backends whether a writer is running (it notes the time at every pass)
+//! and lets one of them, not all, ask for a new writer when none is.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use memmap2::MmapMut;
+
+use crate::data_file;
+
+/// The first bytes of the file, with the version of its format.
+const MAGIC: &[u8; 8] = b"SNLVIS01";
+/// Header: the magic, the number of rings at RINGS_OFFSET, the boot at BOOT_OFFSET, two times (milliseconds since the Unix
+/// epoch) on cache lines of their own, and the writer's note: the transaction whose commit sets
+/// the pending tails (0: none).
+const RINGS_OFFSET: usize = 8;
+const BOOT_OFFSET: usize = 16;
+const WRITER_SEEN_OFFSET: usize = 64;
+const WRITER_REQUESTED_OFFSET: usize = 128;
+const NOTED_TRANSACTION_OFFSET: usize = 192;
+const HEADER_SIZE: usize = 4096;
+/// Per ring, the head (written by its backend), and the tail and pending tail (written by the
+/// writer), on separate cache lines so that neither side slows the other.
+const CONTROL_SIZE: usize = 128;
+const TAIL_OFFSET: usize = 64;
+const PENDING_TAIL_OFFSET: usize = 72;
+/// Records a ring holds: a backend appends up to this many visits between two writes of the
+/// writer (every flush interval) before it falls back to writing visits itself.
+pub const RING_CAPACITY: u64 = 65_536;
+/// A record: the link ID, then the time of the visit (a PostgreSQL timestamp).
+const RECORD_SIZE: usize = 16;
+const RING_SIZE: usize = RING_CAPACITY as usize * RECORD_SIZE;
+
+/// The visit rings of one database, mapped into this process.
+pub struct VisitRings {
+    map: MmapMut,
+    rings: usize,
+}
+
+impl VisitRings {
+    /// Opens the rings file at `path` with `rings` rings, creating it when it does not exist yet
+    /// or belongs to another boot than `boot`.
+    pub fn open(path: &Path, rings: usize, boot: u64) -> std::io::Result<VisitRings> {
+        let file = data_file::open_or_create(path)?;
+        let size = file_size(rings);
+        if !is_ready(&file, rings, boot)? {
+            // Whoever takes the lock first makes the file; whoever comes second finds it done.
+            file.lock()?;
+            let made = make(&file, rings, boot);
+            file.unlock()?;
+            made?;
+        }
+        // SAFETY: the file has its full size and is never truncated; every process changes it
+        // only through atomic stores.
+        let map = unsafe { MmapMut::map_mut(&file) }?;
+        assert_eq!(map.len(), size);
+        Ok(VisitRings { map, rings })
+    }
+
+    pub fn rings(&self) -> usize {
+        self.rings
+    }
+
+    /// Appends a visit of `link_id` at `at` to `ring`; false when the ring is full. Only the
+    /// ring's owner calls this.
+    pub fn push(&self, ring: usize, link_id: i64, at: i64) -> bool {
+        let head = self.head(ring).load(Ordering::Relaxed);
+        let tail = self.tail(ring).load(Ordering::Acquire);
+        if head.wrapping_sub(tail) >= RING_CAPACITY {
+            return false;
+        }
+        let record = self.record_offset(ring, head);
+        self.atomic_i64(record).store(link_id, Ordering::Relaxed);
+        self.atomic_i64(record + 8).store(at, Ordering::Relaxed);
+        self.head(ring)
+            .store(head.wrapping_add(1), Ordering::Release);
+        true
+    }
+
+    /// Where the writer has freed `ring` up to: the first record it has not written.
+    pub fn tail_of(&self, ring: usize) -> u64 {
+        self.tail(ring).load(Ordering::Relaxed)
+    }
+
+    /// Hands each visit published in `ring` from position `from` on to `visit`, as (link_id, at),
+    /// oldest first, and returns the position after the last one. Only the writer calls this;
+    /// the records stay in the ring until release().
+    pub fn read(&self, ring: usize, from: u64, mut visit: impl FnMut(i64, i64)) -> u64 {
+        let head = self.head(ring).load(Ordering::Acquire);
+        let tail = self.tail_of(ring);
+        if head.wrapping_sub(tail) > RING_CAPACITY
+            || from.wrapping_sub(tail) > head.wrapping_sub(tail)
+        {
+            // Cannot come from push(): the file was changed by something else. Nothing in the
+            // ring can be trusted; it starts again empty.
+            self.tail(ring).store(head, Ordering::Release);
+            return head;
+        }
+        for position in from..head {
+            let record = self.record_offset(ring, position);
+            visit(
+                self.atomic_i64(record).load(Ordering::Relaxed),
+                self.atomic_i64(record + 8).load(Ordering::Relaxed),
+            );
+        }
+        head
+    }
+
+    /// Notes, before `transaction` commits, that its commit frees every ring up to `tails`.
+    pub fn note_release(&self, transaction: u64, tails: &[u64]) {
+        for (ring, &tail) in tails.iter().enumerate() {
+            self.pending_tail(ring).store(tail, Ordering::Relaxed);
+        }
+        self.atomic_u64(NOTED_TRANSACTION_OFFSET)
+            .store(transaction, Ordering::Release);
+    }
+
+    /// The transaction of a note that no release() followed.
+    pub fn noted_transaction(&self) -> Option<u64> {
+        let transaction = self
+            .atomic_u64(NOTED_TRANSACTION_OFFSET)
+            .load(Ordering::Acquire);
+        (transaction != 0).then_some(transaction)
+    }
+
+    /// Settles the note: frees the noted records if its transaction committed.
+    pub fn settle_note(&self, committed: bool) {
+        if committed {
+            let tails: Vec<u64> = (0..self.rings)
+                .map(|ring| self.pending_tail(ring).load(Ordering::Relaxed))
+                .collect();
+            self.release(&tails);
+        } else {
+            self.atomic_u64(NOTED_TRANSACTION_OFFSET)
+                .store(0, Ordering::Release);
+        }
+    }
+
+    /// Frees every ring up to `tails`, whose visits are written, and clears the note.
+    pub fn release(&self, tails: &[u64]) {
+        for (ring, &tail) in tails.iter().enumerate() {
+            self.tail(ring).store(tail, Ordering::Release);
+        }
+        self.atomic_u64(NOTED_TRANSACTION_OFFSET)
+            .store(0, Ordering::Release);
+    }
+
+    /// When a writer last showed it was running, in milliseconds since the Unix epoch (0: never,
+    /// or it has stopped).
+    pub fn writer_seen_ms(&self) -> i64 {
+        self.atomic_i64(WRITER_SEEN_OFFSET).load(Ordering::Acquire)
+    }
+
+    pub fn set_writer_seen_ms(&self, now_ms: i64) {
+        self.atomic_i64(WRITER_SEEN_OFFSET)
+            .store(now_ms, Ordering::Release);
+    }
+
+    /// Notes that the writer stops: the next backend to count a visit asks for a new one at once.
+    pub fn set_writer_stopped(&self) {
+        self.atomic_i64(WRITER_REQUESTED_OFFSET)
+            .store(0, Ordering::Release);
+        self.set_writer_seen_ms(0);
+    }
+
+    /// Whether the caller should ask for a writer now: true when the last request came before
+    /// `requested_before_ms` (or after `now_ms`, by a clock that has since stepped back), for
+    /// one caller however many ask at once.
+    pub fn claim_writer_request(&self, now_ms: i64, requested_before_ms: i64) -> bool {
+        let requested = self.atomic_i64(WRITER_REQUESTED_OFFSET);
+        let last = requested.load(Ordering::Acquire);
+        (last < requested_before_ms || last > now_ms)
+            && requested
+                .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    fn head(&self, ring: usize) -> &AtomicU64 {
+        self.atomic_u64(control_offset(ring))
+    }
+
+    fn tail(&self, ring: usize) -> &AtomicU64 {
+        self.atomic_u64(control_offset(ring) + TAIL_OFFSET)
+    }
+
+    fn pending_tail(&self, ring: usize) -> &AtomicU64 {
+        self.atomic_u64(control_offset(ring) + PENDING_TAIL_OFFSET)
+    }
+
+    fn record_offset(&self, ring: usize, position: u64) -> usize {
+        assert!(ring < self.rings);
+        records_offset(self.rings)
+            + ring * RING_SIZE
+            + (position % RING_CAPACITY) as usize * RECORD_SIZE
+    }
+
+    fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.map.len());
+        // SAFETY: in bounds and aligned (the mapping is page-aligned); the file is shared memory
+        // that is only ever accessed atomically.
+        unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
+    }
+
+    fn atomic_i64(&self, offset: usize) -> &AtomicI64 {
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.map.len());
+        // SAFETY: as in atomic_u64.
+        unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicI64) }
+    }
+}
+
+fn control_offset(ring: usize) -> usize {
+    HEADER_SIZE + ring * CONTROL_SIZE
+}
+
+fn records_offset(rings: usize) -> usize {
+    control_offset(rings).next_multiple_of(HEADER_SIZE)
+}
+
+fn file_size(rings: usize) -> usize {
+    records_offset(rings) + rings * RING_SIZE
+}
+
+/// Whether the file is complete, for `rings` rings, and of this boot.
+fn is_ready(file: &File, rings: usize, boot: u64) -> std::io::Result<bool> {
+    if file.metadata()?.len() != file_size(rings) as u64 {
+        return Ok(false);
+    }
+    let mut header = [0u8; BOOT_OFFSET + 8];
+    file.read_exact_at(&mut header, 0)?;
+    let field = |offset: usize| u64::from_ne_bytes(header[offset..offset + 8].try_into().unwrap());
+    Ok(&header[..8] == MAGIC && field(RINGS_OFFSET) == rings as u64 && field(BOOT_OFFSET) == boot)
+}
+
+/// Under the file's lock: makes the file, all rings empty, unless it is ready. The size comes
+/// first (as zeros, which the file system need not store), the magic last.
+fn make(file: &File, rings: usize, boot: u64) -> std::io::Result<()> {
+    if is_ready(file, rings, boot)? {
+        return Ok(());
+    }
+    file.set_len(0)?;
+    file.set_len(file_size(rings) as u64)?;
+    file.write_all_at(&(rings as u64).to_ne_bytes(), RINGS_OFFSET as u64)?;
+    file.write_all_at(&boot.to_ne_bytes(), BOOT_OFFSET as u64)?;
+    file.write_all_at(MAGIC, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOOT: u64 = 1;
+
+    fn rings_file(dir: &tempfile::TempDir, rings: usize) -> VisitRings {
+        VisitRings::open(&dir.path().join("rings"), rings, BOOT).unwrap()
+    }
+
+    /// Reads and releases every visit of `ring`.
+    fn drained(rings: &VisitRings, ring: usize) -> Vec<(i64, i64)> {
+        let mut visits = Vec::new();
+        let mut tails: Vec<u64> = (0..rings.rings()).map(|ring| rings.tail_of(ring)).collect();
+        tails[ring] = rings.read(ring, tails[ring], |link_id, at| visits.push((link_id, at)));
+        rings.release(&tails);
+        visits
+    }
+
+    #[test]
+    fn visits_reach_the_writer_through_any_mapping_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = rings_file(&dir, 4);
+        let writer = rings_file(&dir, 4);
+        assert!(backend.push(3, 7, 100));
+        assert!(backend.push(3, 8, 101));
+        assert!(backend.push(0, 9, 102));
+        assert_eq!(drained(&writer, 3), vec![(7, 100), (8, 101)]);
+        assert_eq!(drained(&writer, 0), vec![(9, 102)]);
+        assert!(drained(&writer, 3).is_empty(), "taken once");
+    }
+
+    #[test]
+    fn records_stay_until_released_and_are_read_from_where_the_reader_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let rings = rings_file(&dir, 1);
+        rings.push(0, 1, 10);
+        let mut seen = Vec::new();
+        let read_to = rings.read(0, rings.tail_of(0), |link_id, _| seen.push(link_id));
+        rings.push(0, 2, 20);
+        let read_to = rings.read(0, read_to, |link_id, _| seen.push(link_id));
+        assert_eq!(seen, vec![1, 2]);
+        assert_eq!(read_to, 2);
+        assert_eq!(rings.tail_of(0), 0, "nothing is freed before release()");
+        // A new writer, after a crash, reads them again.
+        assert_eq!(drained(&rings_file(&dir, 1), 0), vec![(1, 10), (2, 20)]);
+    }
+
+    #[test]
+    fn a_full_ring_refuses_until_the_writer_releases_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let rings = rings_file(&dir, 1);
+        for visit in 0..RING_CAPACITY as i64 {
+            assert!(rings.push(0, visit, visit));
+        }
+        assert!(!rings.push(0, -1, -1));
+        let read_to = rings.read(0, 0, |_, _| {});
+        assert!(!rings.push(0, -1, -1), "read but not yet released");
+        rings.release(&[read_to]);
+        // Records wrap around the end of the ring.
+        assert!(rings.push(0, 1, 2));
+        assert_eq!(drained(&rings, 0), vec![(1, 2)]);
+    }
+
+    #[test]
+    fn a_note_frees_the_records_only_if_its_transaction_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rings = rings_file(&dir, 2);
+        rings.push(0, 1, 10);
+        rings.push(1, 2, 20);
+        let tails = [rings.read(0, 0, |_, _| {}), rings.read(1, 0, |_, _| {})];
+        assert_eq!(rings.noted_transaction(), None);
+        rings.note_release(77, &tails);
+        // The writer crashes before its release(); the next one settles the note.
+        let next = rings_file(&dir, 2);
+        assert_eq!(next.noted_transaction(), Some(77));
+        next.settle_note(false);
+        assert_eq!(next.noted_transaction(), None);
+        assert_eq!(
+            (next.tail_of(0), next.tail_of(1)),
+            (0, 0),
+            "rolled back: read again"
+        );
+        next.note_release(78, &tails);
+        next.settle_note(true);
+        assert_eq!(
+            (next.tail_of(0), next.tail_of(1)),
+            (1, 1),
+            "committed: freed"
+        );
+        assert_eq!(next.noted_transaction(), None);
+    }
+
+    #[test]
+    fn records_outlive_the_processes_that_mapped_them() {
+        let dir = tempfile::tempdir().unwrap();
+        rings_file(&dir, 2).push(1, 5, 6);
+        assert_eq!(drained(&rings_file(&dir, 2), 1), vec![(5, 6)]);
+    }
+
+    #[test]
+    fn records_of_an_earlier_boot_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        rings_file(&dir, 1).push(0, 5, 6);
+        let after_reboot = VisitRings::open(&dir.path().join("rings"), 1, BOOT + 1).unwrap();
+        assert!(drained(&after_reboot, 0).is_empty());
+    }
+
+    #[test]
+    fn a_file_of_another_size_or_format_is_made_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rings"), b"not a rings file").unwrap();
+        let rings = rings_file(&dir, 2);
+        assert!(drained(&rings, 1).is_empty());
+        rings.push(1, 5, 6);
+        let more_rings = rings_file(&dir, 3);
+        assert!(drained(&more_rings, 1).is_empty());
+    }
+
+    #[test]
+    fn a_damaged_ring_starts_again_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let rings = rings_file(&dir, 1);
+        rings.head(0).store(RING_CAPACITY + 1, Ordering::Relaxed);
+        let read_to = rings.read(0, 0, |_, _| panic!("a record of a damaged ring"));
+        assert_eq!(read_to, RING_CAPACITY + 1);
+        assert!(rings.push(0, 1, 2));
+        assert_eq!(drained(&rings, 0), vec![(1, 2)]);
+    }
+
+    #[test]
+    fn one_caller_at_a_time_asks_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let rings = rings_file(&dir, 1);
+        assert_eq!(rings.writer_seen_ms(), 0);
+        assert!(rings.claim_writer_request(10_000, 9_000));
+        assert!(!rings.claim_writer_request(10_500, 9_500));
+        assert!(rings.claim_writer_request(11_000, 10_001));
+        assert!(
+            rings.claim_writer_request(5_000, 4_000),
+            "after a clock step back"
+        );
+        rings.set_writer_seen_ms(12_000);
+        assert_eq!(rings_file(&dir, 1).writer_seen_ms(), 12_000);
+        rings.set_writer_stopped();
+        assert_eq!(rings.writer_seen_ms(), 0);
+        assert!(
+            rings.claim_writer_request(12_100, 7_100),
+            "at once after a stop"
+        );
+    }
+}
