@@ -125,6 +125,43 @@ ensure_tools() {
     fi
 }
 
+# Citus, for scripts/citus_test.sh: Debian does not package it, so it is built from source, once per
+# PostgreSQL installation, from $CITUS_SOURCE (a folder with citus-VERSION.tar.gz and the patches
+# that PostgreSQL 15.20 needs), else from the vendor folder beside the project.
+CITUS_VERSION=13.2.2
+CITUS_BUILD_PACKAGES=(build-essential autoconf flex bison libcurl4-openssl-dev liblz4-dev libzstd-dev
+    libssl-dev libkrb5-dev libicu-dev)
+CITUS_SOURCE=${CITUS_SOURCE:-$PROJECT_DIR/../shared/vendor/citus}
+
+# Whether Citus is installed for the current PostgreSQL, or can be built.
+citus_available() {
+    [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] || [ -f "$CITUS_SOURCE/citus-$CITUS_VERSION.tar.gz" ]
+}
+
+ensure_citus() {
+    [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] && return
+    local missing=() package
+    for package in "${CITUS_BUILD_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+    done
+    if ((${#missing[@]})); then
+        say "installing Debian packages to build Citus: ${missing[*]}"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    say "building Citus $CITUS_VERSION for PostgreSQL $PG_MAJOR (about 2.5 minutes)"
+    local build=$PROJECT_DIR/target/citus-build
+    rm -rf "$build"
+    mkdir -p "$build"
+    tar -xzf "$CITUS_SOURCE/citus-$CITUS_VERSION.tar.gz" -C "$build"
+    local patch
+    for patch in "$CITUS_SOURCE"/*.patch; do
+        [ ! -e "$patch" ] || patch -d "$build/citus-$CITUS_VERSION" -p1 --quiet <"$patch"
+    done
+    (cd "$build/citus-$CITUS_VERSION" && ./configure PG_CONFIG="$PG_CONFIG" >"$build/configure.log")
+    make -C "$build/citus-$CITUS_VERSION" -j"$(nproc)" >"$build/make.log" 2>&1
+    as_root make -C "$build/citus-$CITUS_VERSION" install >"$build/install.log" 2>&1
+}
+
 # The released versions, oldest first: those whose install script sql/snowlink--VERSION.sql is
 # kept in the repository.
 released_versions() {

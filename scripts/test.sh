@@ -82,6 +82,18 @@ test_version() {
 
     say "PostgreSQL $PG_MAJOR: clients through PgBouncer"
     "$PROJECT_DIR/scripts/pgbouncer_test.sh" 2>&1 | tee "$logs/pgbouncer.log"
+
+    # Citus 13, the newest for PostgreSQL 15, is not built for the other versions.
+    if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
+        say "PostgreSQL $PG_MAJOR: a Citus coordinator and two workers"
+        if citus_available; then
+            ensure_citus
+            "$PROJECT_DIR/scripts/citus_test.sh" 2>&1 | tee "$logs/citus.log"
+        else
+            echo "skipped: Citus is not installed and its source is not in $CITUS_SOURCE" |
+                tee "$logs/citus.log"
+        fi
+    fi
 }
 
 say "cargo fmt --check"
@@ -94,6 +106,11 @@ for version in "${versions[@]}"; do
     test_version "$version"
 done
 
+# The logs of the scripted tests that ran for a version (Citus runs on one).
+scripted_logs() {
+    ls "$1"/{dump_restore,upgrade,visits,clock,servers,pgbouncer,citus}.log 2>/dev/null
+}
+
 say "summary"
 total=0
 for version in "${versions[@]}"; do
@@ -101,15 +118,15 @@ for version in "${versions[@]}"; do
     echo "PostgreSQL $version:"
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
-    grep -h -E '^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer)[^:]*: [0-9]+ passed' \
-        "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/visits.log" "$logs/clock.log" "$logs/servers.log" "$logs/pgbouncer.log"
+    # shellcheck disable=SC2046 # one argument per log
+    grep -h -E '^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer|citus)[^:]*: [0-9]+ passed' \
+        $(scripted_logs "$logs")
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer)[^:]*: ([0-9]+) passed.*/\2/p' \
-                "$logs/dump_restore.log" "$logs/upgrade.log" "$logs/visits.log" "$logs/clock.log" "$logs/servers.log" \
-                "$logs/pgbouncer.log"
+            sed -nE 's/^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
+                $(scripted_logs "$logs")
         } | awk '{ total += $1 } END { print total }'
     )))
 done

@@ -4,7 +4,9 @@
 //!
 //! The table and index are found by name in the extension's schema and checked against what
 //! sql/shortlinks.sql creates. Anything unexpected reports `Lookup::Unavailable`, and the caller
-//! takes the PL/pgSQL path, which reads the table with a query.
+//! takes the PL/pgSQL path, which reads the table with a query. So does a table that Citus
+//! manages: its rows are in shards, which the query reaches, and the table itself holds none
+//! (or those it had before it was distributed).
 
 use std::cell::Cell;
 use std::ffi::c_char;
@@ -75,6 +77,8 @@ struct CheckedTable {
     table: pg_sys::Oid,
     index: pg_sys::Oid,
     attnums: [i16; COLUMNS.len()],
+    /// Citus manages the table: only a query reads its rows.
+    citus: bool,
 }
 
 thread_local! {
@@ -110,6 +114,9 @@ pub fn find(schema: pg_sys::Oid, code: &str, now: i64) -> Lookup {
     let Some(checked) = checked.or_else(|| check(schema, &table, &index)) else {
         return Lookup::Unavailable;
     };
+    if checked.citus {
+        return Lookup::Unavailable;
+    }
     // SAFETY: both relations are open, locked and checked.
     unsafe {
         with_statement_snapshot(|snapshot| {
@@ -151,9 +158,29 @@ fn check(schema: pg_sys::Oid, table: &PgRelation, index: &PgRelation) -> Option<
         table: table.oid(),
         index: index.oid(),
         attnums,
+        // Citus invalidates the table's relcache entry when it distributes it.
+        citus: is_citus_table(table.oid()),
     };
     CHECKED_TABLE.set(Some(checked));
     Some(checked)
+}
+
+/// Whether Citus manages `table` (a distributed or reference table).
+fn is_citus_table(table: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup by name.
+    let citus_catalog = unsafe {
+        pg_sys::get_relname_relid(
+            c"pg_dist_partition".as_ptr(),
+            pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
+        )
+    };
+    citus_catalog != pg_sys::InvalidOid
+        && Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)",
+            &[table.into()],
+        )
+        // A Citus that cannot be asked: the query path is right either way.
+        .map_or(true, |citus| citus.unwrap_or(false))
 }
 
 /// Relcache invalidation callback; relid is InvalidOid when every relation is invalidated.
