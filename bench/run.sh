@@ -8,9 +8,11 @@ source "$(dirname "$0")/../scripts/lib.sh"
 source "$PROJECT_DIR/bench/lib.sh"
 
 if [ "${1:-}" = --short ]; then
-    MODE=short BULK=1000000 INSERT_ROWS=100000 CODEC_VALUES=200000 IMPORT_ROWS=100000 SECONDS_PER_RUN=3 ROUNDS=3
+    MODE=short BULK=1000000 INSERT_ROWS=100000 CODEC_VALUES=200000 IMPORT_ROWS=100000 SCALE_LINKS=1000000
+    SECONDS_PER_RUN=3 ROUNDS=3
 else
-    MODE=full BULK=10000000 INSERT_ROWS=1000000 CODEC_VALUES=1000000 IMPORT_ROWS=1000000 SECONDS_PER_RUN=6 ROUNDS=5
+    MODE=full BULK=10000000 INSERT_ROWS=1000000 CODEC_VALUES=1000000 IMPORT_ROWS=1000000 SCALE_LINKS=10000000
+    SECONDS_PER_RUN=6 ROUNDS=5
 fi
 CLIENTS=(1 2 4)
 BENCH_PORT=${SNOWLINK_BENCH_PORT:-25435}
@@ -130,6 +132,29 @@ record import "shortlinks_import()" "$ms" ms
 ms=$(timed_ms "INSERT INTO plain_links (code, url, created_at) SELECT code, url, created_at FROM import_staging")
 record import "plain INSERT ... SELECT" "$ms" ms
 
+say "7. At $SCALE_LINKS links (pgbench, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
+# Loaded in one statement, as a migration would; the rows are those shorten() makes.
+ms=$(timed_ms "INSERT INTO shortlinks (code, url)
+    SELECT 'z' || i, 'https://example.com/scale/' || i FROM generate_series(1, $SCALE_LINKS) AS i")
+record scale_load "shortlinks" "$ms" ms
+ms=$(timed_ms "INSERT INTO plain_scale (code, url) SELECT code, url FROM shortlinks WHERE code LIKE 'z%'")
+record scale_load "plain table" "$ms" ms
+psql -X -q -d "$DB" -c 'VACUUM ANALYZE shortlinks, plain_scale' >/dev/null
+for table in shortlinks plain_scale; do
+    psql -X -q -At -F ' ' -d "$DB" -c "SELECT pg_table_size('$table') / count(*), pg_indexes_size('$table') / count(*)
+        FROM $table" | {
+        read -r table_bytes index_bytes
+        record scale_bytes "$table table" "$table_bytes" bytes_per_link
+        record scale_bytes "$table indexes" "$index_bytes" bytes_per_link
+    }
+done
+PGBENCH_OPTIONS=(-D "links=$SCALE_LINKS")
+for clients in "${CLIENTS[@]}"; do
+    record_in_turn scale "$clients" scale_plain_uniform scale_resolve_uniform scale_plain_zipf scale_resolve_zipf
+done
+PGBENCH_OPTIONS=()
+record_in_turn scale 2 shorten
+
 say "writing BENCHMARKS.md and bench/benchmarks.png"
 venv=$PROJECT_DIR/target/bench-venv
 if ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
@@ -142,5 +167,5 @@ settings=$(psql -X -q -At -d "$DB" -c "SELECT string_agg(name || ' = ' || settin
 version=$(psql -X -q -At -d "$DB" -c 'SHOW server_version')
 "$venv/bin/python" "$BENCH_DIR/report.py" "$RESULTS" "$PROJECT_DIR/BENCHMARKS.md" "$BENCH_DIR/benchmarks.png" \
     "$MODE" "$(nproc)" "$(lscpu | sed -nE 's/^Model name: +//p')" "$version" "$settings" \
-    "BULK=$BULK INSERT_ROWS=$INSERT_ROWS CODEC_VALUES=$CODEC_VALUES IMPORT_ROWS=$IMPORT_ROWS SECONDS_PER_RUN=$SECONDS_PER_RUN"
+    "BULK=$BULK INSERT_ROWS=$INSERT_ROWS CODEC_VALUES=$CODEC_VALUES IMPORT_ROWS=$IMPORT_ROWS SCALE_LINKS=$SCALE_LINKS SECONDS_PER_RUN=$SECONDS_PER_RUN"
 echo "wrote $PROJECT_DIR/BENCHMARKS.md"

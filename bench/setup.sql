@@ -59,3 +59,9 @@ CREATE TABLE plain_links (
     url text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- The same shape, for the links of section 7 (millions of them).
+CREATE TABLE plain_scale (
+    code text COLLATE "C" PRIMARY KEY,
+    url text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
