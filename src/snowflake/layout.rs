@@ -64,10 +64,12 @@ pub fn decompose(id: i64) -> Result<Parts, SqlError> {
 }
 
 /// The smallest ID whose millisecond is at or after `unix_us` (microseconds since the Unix epoch),
-/// so that `id >= min_id(t)` holds exactly for IDs made at or after `t`. None outside the range.
+/// so that `id >= min_id(t)` holds exactly for IDs made at or after `t`: 0 for any time before the
+/// epoch, when every ID is made after it. None after the last millisecond, when no ID is.
 pub fn min_id(unix_us: i64) -> Option<i64> {
     let unix_ms = unix_us.div_euclid(1000) + i64::from(unix_us.rem_euclid(1000) != 0);
-    Some(elapsed_ms(unix_ms)? << (NODE_BITS + SEQUENCE_BITS))
+    let elapsed = unix_ms.saturating_sub(EPOCH_UNIX_MS).max(0);
+    (elapsed <= MAX_ELAPSED_MS).then_some(elapsed << (NODE_BITS + SEQUENCE_BITS))
 }
 
 fn elapsed_ms(unix_ms: i64) -> Option<i64> {
@@ -111,8 +113,14 @@ mod tests {
         assert_eq!(min_id(at + 1000), Some(1 << 22));
         assert_eq!(min_id(at + 1001), Some(2 << 22));
         assert_eq!(min_id(at - 999), Some(0));
-        assert_eq!(min_id(at - 1000), None);
-        assert_eq!(min_id(i64::MIN), None);
+        assert_eq!(min_id(at - 1000), Some(0), "every ID is made after it");
+        assert_eq!(min_id(i64::MIN), Some(0));
+        assert_eq!(
+            min_id((EPOCH_UNIX_MS + MAX_ELAPSED_MS) * 1000),
+            Some(MAX_ELAPSED_MS << 22)
+        );
+        assert_eq!(min_id((EPOCH_UNIX_MS + MAX_ELAPSED_MS) * 1000 + 1), None);
+        assert_eq!(min_id(i64::MAX), None);
         assert_eq!(decompose(-1).unwrap_err().state, SqlState::OutOfRange);
     }
 

@@ -209,19 +209,22 @@ fn snowflake_sequence(id: i64) -> i32 {
 }
 
 /// The smallest ID made at or after `at`: `id >= snowflake_min(t1) AND id < snowflake_min(t2)`
-/// selects the IDs made in [t1, t2) with a range scan of the primary key.
+/// selects the IDs made in [t1, t2) with a range scan of the primary key. 0 for a time before the
+/// snowflake epoch, '-infinity' included; an error after the last millisecond, 'infinity'
+/// included, since no bigint lies above every ID.
 #[pg_extern(immutable, parallel_safe)]
 fn snowflake_min(at: TimestampWithTimeZone) -> i64 {
-    at.is_finite()
-        .then(|| at.into_inner().checked_add(POSTGRES_EPOCH_UNIX_US))
-        .flatten()
+    // '-infinity' is i64::MIN microseconds, 'infinity' i64::MAX, which the addition overflows.
+    at.into_inner()
+        .checked_add(POSTGRES_EPOCH_UNIX_US)
         .and_then(layout::min_id)
         .ok_or_else(|| {
             SqlError::new(
                 SqlState::OutOfRange,
-                "timestamp is outside the snowflake time range",
+                "timestamp is after the snowflake time range",
             )
             .with_detail(layout::TIME_RANGE_DETAIL)
+            .with_hint("No ID is made at or after it: for no upper bound, leave out the condition.")
         })
         .or_raise("snowflake_min")
 }
