@@ -330,22 +330,25 @@ AS $$
 DECLARE
     visited_link bigint;
     created_on date;
+    first_day date;
+    last_day date;
 BEGIN
-    IF NOT isfinite(from_day) OR NOT isfinite(to_day) THEN
-        RAISE EXCEPTION 'from_day and to_day must be dates, not infinity'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     SELECT s.id, (s.created_at AT TIME ZONE 'UTC')::date INTO visited_link, created_on
     FROM @extschema@.shortlinks AS s
     WHERE s.code = shortlink_daily_visits.code;
     IF NOT FOUND THEN
         RETURN;
     END IF;
+    -- An open bound, NULL or infinite, is the day the link was made, or today (UTC).
+    first_day := CASE WHEN from_day IS NULL OR from_day = '-infinity' THEN created_on ELSE from_day END;
+    last_day := CASE WHEN to_day IS NULL OR to_day = 'infinity' THEN (now() AT TIME ZONE 'UTC')::date
+                     ELSE to_day END;
+    IF NOT isfinite(first_day) OR NOT isfinite(last_day) THEN
+        RETURN; -- from 'infinity' or to '-infinity': no day
+    END IF;
     RETURN QUERY
     SELECT d.day::date, coalesce(v.visits, 0)
-    FROM generate_series(coalesce(from_day, created_on)::timestamp,
-                         coalesce(to_day, (now() AT TIME ZONE 'UTC')::date)::timestamp,
-                         interval '1 day') AS d (day)
+    FROM generate_series(first_day::timestamp, last_day::timestamp, interval '1 day') AS d (day)
     LEFT JOIN @extschema@.shortlink_visits AS v
       ON v.link_id = visited_link AND v.day = d.day::date
     ORDER BY d.day;

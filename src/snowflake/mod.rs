@@ -209,24 +209,16 @@ fn snowflake_sequence(id: i64) -> i32 {
 }
 
 /// The smallest ID made at or after `at`: `id >= snowflake_min(t1) AND id < snowflake_min(t2)`
-/// selects the IDs made in [t1, t2) with a range scan of the primary key. 0 for a time before the
-/// snowflake epoch, '-infinity' included; an error after the last millisecond, 'infinity'
-/// included, since no bigint lies above every ID.
+/// selects the IDs made in [t1, t2) with a range scan of the primary key. Open bounds work: 0 for
+/// a time before the snowflake epoch ('-infinity' included), and the largest bigint for a time
+/// after its last millisecond ('infinity' included), which no ID made before it exceeds.
 #[pg_extern(immutable, parallel_safe)]
 fn snowflake_min(at: TimestampWithTimeZone) -> i64 {
-    // '-infinity' is i64::MIN microseconds, 'infinity' i64::MAX, which the addition overflows.
+    // 'infinity' is i64::MAX microseconds, which the addition overflows.
     at.into_inner()
         .checked_add(POSTGRES_EPOCH_UNIX_US)
         .and_then(layout::min_id)
-        .ok_or_else(|| {
-            SqlError::new(
-                SqlState::OutOfRange,
-                "timestamp is after the snowflake time range",
-            )
-            .with_detail(layout::TIME_RANGE_DETAIL)
-            .with_hint("No ID is made at or after it: for no upper bound, leave out the condition.")
-        })
-        .or_raise("snowflake_min")
+        .unwrap_or(i64::MAX)
 }
 
 /// This server's node range, from snowlink.node_min and snowlink.node_max.
