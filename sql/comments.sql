@@ -51,9 +51,9 @@ COMMENT ON FUNCTION shortlink_normalize_url(text) IS
     'URL as shorten() stores it, or an error saying why shorten() refuses it';
 COMMENT ON FUNCTION _shortlink_key() IS 'internal: the code key, made on first use';
 COMMENT ON FUNCTION _shortlink_keyed_code(bigint, bytea) IS 'internal: generated code of a counter value';
-COMMENT ON FUNCTION _shortlink_record_visit(bigint) IS 'internal: counts a visit in this backend';
-COMMENT ON FUNCTION _shortlink_take_daily_visits() IS 'internal: this backend''s counted visits per link and day, for writing';
-COMMENT ON FUNCTION _shortlinks_flush_visits() IS 'internal: writes this backend''s counted visits';
+COMMENT ON FUNCTION _shortlink_record_visit(bigint) IS 'internal: counts a visit, for the visit writer (or this backend) to write';
+COMMENT ON FUNCTION _shortlink_take_daily_visits() IS 'internal: the visits this process counted or gathered, per link and day, for writing';
+COMMENT ON FUNCTION _shortlinks_flush_visits() IS 'internal: writes the visits this process counted or gathered';
 COMMENT ON FUNCTION _shortlink_visit(text) IS 'internal: live link of a code, with its visit counted';
 COMMENT ON TABLE shortlinks IS 'short links; change them through the snowlink functions';
 COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and day (UTC)';

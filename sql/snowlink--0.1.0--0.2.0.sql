@@ -289,7 +289,9 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_shortlink_take_daily_visits_wrapper';
 REVOKE ALL ON FUNCTION _shortlink_take_daily_visits() FROM PUBLIC;
-COMMENT ON FUNCTION _shortlink_take_daily_visits() IS 'internal: this backend''s counted visits per link and day, for writing';
+COMMENT ON FUNCTION _shortlink_take_daily_visits() IS 'internal: the visits this process counted or gathered, per link and day, for writing';
+COMMENT ON FUNCTION _shortlink_record_visit(bigint) IS 'internal: counts a visit, for the visit writer (or this backend) to write';
+COMMENT ON FUNCTION _shortlinks_flush_visits() IS 'internal: writes the visits this process counted or gathered';
 CREATE OR REPLACE FUNCTION _shortlinks_flush_visits() RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

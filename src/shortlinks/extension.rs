@@ -1,6 +1,6 @@
 //! The extension's SQL functions that Rust code calls: the narrow SECURITY DEFINER functions of
-//! sql/shortlinks.sql that write this backend's counted visits and count a visit of a limited
-//! link. They are called through the function manager, so PostgreSQL switches to the extension's
+//! sql/shortlinks.sql that write the visits a process counted or gathered (a backend, or the
+//! visit writer) and count a visit of a limited link. They are called through the function manager, so PostgreSQL switches to the extension's
 //! owner and pins their search_path as for any SECURITY DEFINER call; no Rust code changes the
 //! user id, and no query text is parsed. They need no grant: only resolve() and the visit writes
 //! of src/visits/ call them, on behalf of a caller who may call resolve().
@@ -15,7 +15,7 @@ pub fn schema_of(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
     unsafe { pg_sys::get_func_namespace((*(*fcinfo).flinfo).fn_oid) }
 }
 
-/// Writes this backend's counted visits: `_shortlinks_flush_visits()`.
+/// Writes the visits this process holds: `_shortlinks_flush_visits()`.
 pub fn flush_visits(schema: pg_sys::Oid) {
     let function = function_oid(schema, c"_shortlinks_flush_visits", &[]);
     // SAFETY: a function of the extension that takes no argument and returns void.

@@ -3,9 +3,9 @@
 //! A SECURITY DEFINER function in PL/pgSQL, with its pinned search_path, ran at about half the
 //! throughput of a plain SELECT by code. resolve() instead reads the link straight from the code
 //! index (link_lookup.rs), which no search_path or privilege of the caller can redirect, and
-//! counts the visit in the backend. Only links with max_visits, whose visits are counted under the
-//! row lock, and the write of counted visits before a commit (src/visits/) run SQL: the narrow
-//! SECURITY DEFINER functions of extension.rs.
+//! hands the visit to the visit writer (src/visits/). Only links with max_visits, whose visits are
+//! counted under the row lock, tables that Citus manages, and the writing of visits run SQL: the
+//! narrow SECURITY DEFINER functions of extension.rs.
 
 use pgrx::prelude::*;
 

@@ -185,14 +185,17 @@ impl Source {
 }
 
 /// Whether `transaction` (a full transaction ID) committed. One too old for PostgreSQL to know
-/// is taken as committed: a writer that crashed so long ago was followed by others.
+/// is taken as committed: a writer that crashed so long ago was followed by others. One at or past
+/// the next transaction ID (a note from a history this server never had) did not commit here.
 fn transaction_committed(transaction: u64) -> bool {
     let status = BackgroundWorker::transaction(|| {
         Spi::get_one::<String>(&format!(
-            "SELECT pg_catalog.pg_xact_status('{transaction}'::pg_catalog.xid8)"
+            "SELECT CASE WHEN x < pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())
+                         THEN coalesce(pg_catalog.pg_xact_status(x), 'committed') ELSE 'unknown' END
+             FROM (SELECT '{transaction}'::pg_catalog.xid8 AS x) AS noted"
         ))
     });
-    !matches!(status, Ok(Some(status)) if status != "committed")
+    matches!(status, Ok(Some(status)) if status == "committed")
 }
 
 /// The rings files of this database: the server's own first, then those left by an earlier
