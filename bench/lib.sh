@@ -15,6 +15,9 @@ median() {
         awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# What tps_in_turn measures a script with: `MEASURE SCRIPT CLIENTS` prints a rate.
+MEASURE=tps
+
 # Runs the scripts with N clients one after the other, ROUNDS times, every other round in reverse
 # order, so that a noisy stretch of a shared machine falls on each of them alike; prints
 # "script median_tps" lines.
@@ -26,7 +29,7 @@ tps_in_turn() {
     declare -A runs=()
     for round in $(seq "$ROUNDS"); do
         [ $((round % 2)) -eq 1 ] && order=("$@") || order=("${reversed[@]}")
-        for script in "${order[@]}"; do runs[$script]+="$(tps "$script" "$clients") "; done
+        for script in "${order[@]}"; do runs[$script]+="$("$MEASURE" "$script" "$clients") "; done
     done
     for script in "$@"; do
         # shellcheck disable=SC2086 # one argument per run

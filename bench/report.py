@@ -182,10 +182,28 @@ lines += [
     "",
 ]
 
+http = values["http"]
+lines += [
+    "## 7. Redirects over HTTP",
+    "",
+    "`wrk` (2 threads) against `snowlink-http`, and against the same server answering from",
+    "`SELECT url FROM plain_links WHERE code = $1` (`http/examples/plain_redirects.rs`: always 302,",
+    "nothing counted), each redirecting random codes of the 10,000 links of section 5; server,",
+    "database and `wrk` share the machine (goal: 0.9 or more).",
+    "",
+    "| connections | plain SELECT, redirects/s | `snowlink-http`, redirects/s | ratio |",
+    "| ---: | ---: | ---: | ---: |",
+]
+for connections in (8, 32):
+    plain = http[f"http_plain c={connections}"]
+    snowlink = http[f"http_snowlink c={connections}"]
+    lines.append(f"| {connections} | {plain:,.0f} | {snowlink:,.0f} | {ratio(snowlink, plain):.2f} |")
+lines.append("")
+
 scale, scale_bytes, scale_load = values["scale"], values["scale_bytes"], values["scale_load"]
 scale_links = int(sizes.split("SCALE_LINKS=")[1].split()[0])
 lines += [
-    f"## 7. At {scale_links:,} links",
+    f"## 8. At {scale_links:,} links",
     "",
     f"{scale_links:,} links loaded into `shortlinks` with one `INSERT ... SELECT` "
     f"({scale_load['shortlinks'] / 1000:.0f} s; the same rows into the plain table: "

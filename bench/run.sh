@@ -21,6 +21,7 @@ RESULTS=$PROJECT_DIR/target/bench/results.tsv
 DB=snowlink_bench
 
 ensure_tools
+ensure_debian_packages wrk
 say "building and installing snowlink (release)"
 install_extension --release
 cluster_start bench "$BENCH_PORT"
@@ -132,7 +133,43 @@ record import "shortlinks_import()" "$ms" ms
 ms=$(timed_ms "INSERT INTO plain_links (code, url, created_at) SELECT code, url, created_at FROM import_staging")
 record import "plain INSERT ... SELECT" "$ms" ms
 
-say "7. At $SCALE_LINKS links (pgbench, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
+say "7. Redirects over HTTP (wrk, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
+# snowlink-http, and the same server answering from a plain SELECT on plain_links: both redirect
+# the 10,000 codes c1 ... c10000, drawn at random.
+(cd "$PROJECT_DIR" && cargo build --release --quiet -p snowlink-http --bin snowlink-http --example plain_redirects)
+declare -A HTTP_PORTS=([http_snowlink]=$((BENCH_PORT + 1)) [http_plain]=$((BENCH_PORT + 2)))
+DATABASE_URL="host=$PGHOST port=$PGPORT user=postgres dbname=$DB" LISTEN=127.0.0.1:${HTTP_PORTS[http_snowlink]} \
+    "$PROJECT_DIR/target/release/snowlink-http" 2>/dev/null &
+http_pids=($!)
+DATABASE_URL="host=$PGHOST port=$PGPORT user=postgres dbname=$DB" LISTEN=127.0.0.1:${HTTP_PORTS[http_plain]} \
+    "$PROJECT_DIR/target/release/examples/plain_redirects" plain_links 2>/dev/null &
+http_pids+=($!)
+trap 'kill "${http_pids[@]}" 2>/dev/null; cluster_remove bench' EXIT
+for server in "${!HTTP_PORTS[@]}"; do
+    until curl -s -o /dev/null "http://127.0.0.1:${HTTP_PORTS[$server]}/healthz"; do sleep 0.1; done
+done
+# Requests per second of one wrk run with N connections, on two threads; fails on any answer but a
+# redirect, which would measure something else.
+rps() {
+    local output
+    output=$(wrk -t 2 -c "$2" -d "${SECONDS_PER_RUN}s" -s "$BENCH_DIR/wrk/random_codes.lua" \
+        "http://127.0.0.1:${HTTP_PORTS[$1]}")
+    if grep -q 'Non-2xx or 3xx' <<<"$output"; then
+        echo "$1: answers that are not redirects:" >&2
+        echo "$output" >&2
+        return 1
+    fi
+    sed -nE 's/^Requests\/sec: +([0-9.]+).*/\1/p' <<<"$output"
+}
+MEASURE=rps
+for connections in 8 32; do
+    tps_in_turn "$connections" http_plain http_snowlink | while read -r server median_rps; do
+        record http "$server c=$connections" "$median_rps" requests_per_s
+    done
+done
+MEASURE=tps
+
+say "8. At $SCALE_LINKS links (pgbench, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
 # Loaded in one statement, as a migration would; the rows are those shorten() makes.
 ms=$(timed_ms "INSERT INTO shortlinks (code, url)
     SELECT 'z' || i, 'https://example.com/scale/' || i FROM generate_series(1, $SCALE_LINKS) AS i")

@@ -35,6 +35,8 @@ SELECT resolve('spring-sale') AS target, resolve('no-such-code') AS unknown;
 -- The database's visit writer writes visits every second (snowlink.visit_flush_interval_ms).
 SELECT pg_sleep(1.2) \g /dev/null
 SELECT * FROM shortlink_stats('spring-sale');
+-- What an HTTP front (snowlink-http, started next) answers for GET /spring-sale.
+SELECT * FROM shortlink_target('spring-sale');
 -- What PostgREST sends for GET /rpc/shortlink_redirect?code=spring-sale
 SELECT shortlink_redirect('spring-sale') AS body,
        current_setting('response.status') AS status,

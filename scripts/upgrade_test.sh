@@ -89,6 +89,8 @@ CREATE TABLE orders (
 CREATE INDEX orders_by_code ON orders (base62_encode(id));
 CREATE VIEW live_links AS SELECT code, url FROM shortlinks WHERE NOT disabled;
 INSERT INTO orders (link_id, item) SELECT id, 'order for ' || code FROM shortlinks;
+-- A code the user reserved that 0.2.0 reserves for snowlink-http.
+INSERT INTO shortlink_reserved_codes (code) VALUES ('ids');
 
 -- What the update must keep. Resolving counts a visit: write each at once, then read the counts.
 SET snowlink.visit_write_mode = transaction;
@@ -100,7 +102,8 @@ CREATE TABLE before_visits AS SELECT code, (shortlink_stats(code)).visits FROM s
 CREATE TABLE before_bookkeeping AS
     SELECT (SELECT last_value FROM shortlink_code_seq) AS counter,
            (SELECT key FROM shortlink_key) AS key,
-           (SELECT string_agg(code || ':' || builtin, ',' ORDER BY code) FROM shortlink_reserved_codes) AS reserved;
+           (SELECT string_agg(code || ':' || builtin, ',' ORDER BY code) FROM shortlink_reserved_codes
+            WHERE code NOT IN ('healthz', 'ids', 'links')) AS reserved;
 
 -- What the clients below do while the update runs, and what they get.
 CREATE TABLE load_codes AS
@@ -213,8 +216,12 @@ SQL
     check_equal "the code key, the reserved codes" \
         "$(sql "$db" "SELECT b.key = (SELECT key FROM shortlink_key)
                          AND b.reserved = (SELECT string_agg(code || ':' || builtin, ',' ORDER BY code)
-                                           FROM shortlink_reserved_codes)
+                                           FROM shortlink_reserved_codes
+                                           WHERE code NOT IN ('healthz', 'ids', 'links'))
                       FROM before_bookkeeping AS b")" t
+    check_equal "snowlink-http's paths are reserved, also one the user had reserved" \
+        "$(sql "$db" "SELECT string_agg(code || ':' || builtin, ',' ORDER BY code) FROM shortlink_reserved_codes
+                      WHERE code IN ('healthz', 'ids', 'links')")" "healthz:true,ids:true,links:true"
     check_equal "the code counter went on from where it was" \
         "$(sql "$db" "SELECT (SELECT last_value FROM shortlink_code_seq)
                              >= b.counter + (SELECT count(DISTINCT code) FROM load_shortened)

@@ -30,6 +30,8 @@ COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, t
     'short link for a URL: a new one, or the live link with the same URL and options';
 COMMENT ON FUNCTION resolve(text) IS
     'target URL of a live short link, with the visit counted; NULL for unknown, disabled, expired or used-up codes';
+COMMENT ON FUNCTION shortlink_target(text) IS
+    'URL, redirect status and Cache-Control of a live short link, for an HTTP front; counts the visit';
 COMMENT ON FUNCTION shortlink_redirect(text) IS
     'for PostgREST: resolves a code and sets response.status and response.headers (Location, Cache-Control)';
 COMMENT ON FUNCTION shortlink_stats(text) IS

@@ -64,7 +64,8 @@ CREATE TABLE shortlink_url_locks (
 );
 INSERT INTO shortlink_url_locks (bucket) SELECT pg_catalog.generate_series(0, 65535);
 
--- Custom codes that would shadow an application's own paths. Compared in lower case.
+-- Custom codes that would shadow an application's own paths, or snowlink-http's (healthz, ids,
+-- links). Compared in lower case.
 CREATE TABLE shortlink_reserved_codes (
     code text COLLATE "C" PRIMARY KEY CHECK (code OPERATOR(pg_catalog.=) pg_catalog.lower(code)),
     builtin boolean NOT NULL DEFAULT false
@@ -72,8 +73,8 @@ CREATE TABLE shortlink_reserved_codes (
 INSERT INTO shortlink_reserved_codes (code, builtin)
 SELECT reserved, true
 FROM unnest(ARRAY['admin', 'api', 'app', 'assets', 'auth', 'dashboard', 'favicon', 'health',
-                  'help', 'login', 'logout', 'robots', 'rpc', 'settings', 'signin', 'signup',
-                  'sitemap', 'static', 'stats', 'www']) AS reserved;
+                  'healthz', 'help', 'ids', 'links', 'login', 'logout', 'robots', 'rpc', 'settings',
+                  'signin', 'signup', 'sitemap', 'static', 'stats', 'www']) AS reserved;
 
 -- pg_dump keeps every link, visit, the counter and the key; of the reserved codes, those added.
 SELECT pg_catalog.pg_extension_config_dump('shortlinks', '');
@@ -222,7 +223,7 @@ AS $$
 $$;
 
 -- The live link of a code, with its visit counted; NULL when there is none. resolve() (in Rust,
--- src/shortlinks/resolve.rs) comes here for links with max_visits, shortlink_redirect() always.
+-- src/shortlinks/resolve.rs) and shortlink_target() come here for links with max_visits.
 CREATE FUNCTION _shortlink_visit(code text) RETURNS shortlinks
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -268,36 +269,30 @@ BEGIN
 END
 $$;
 
--- For PostgREST: the link's status and Location, or 404.
+-- shortlink_target() (src/shortlinks/resolve.rs) gives at most one row; the planner should know.
+ALTER FUNCTION shortlink_target(text) ROWS 1;
+
+-- For PostgREST: the link's status, Location and Cache-Control from shortlink_target(), or 404.
 CREATE FUNCTION shortlink_redirect(code text) RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    link @extschema@.shortlinks := @extschema@._shortlink_visit(shortlink_redirect.code);
-    cache_control text;
+    target record;
 BEGIN
-    IF link.id IS NULL THEN
+    SELECT * INTO target FROM @extschema@.shortlink_target(shortlink_redirect.code);
+    IF NOT FOUND THEN
         PERFORM set_config('response.status', '404', true);
         PERFORM set_config('response.headers',
                            json_build_array(json_build_object('Cache-Control', 'no-store'))::text, true);
         RETURN NULL;
     END IF;
-    -- Browsers keep permanent redirects; a day at most (less when the link expires sooner), so
-    -- that a disabled link stops working. Every visit of a temporary or limited link comes back.
-    -- Epochs, not an interval: expires_at may be 'infinity'.
-    cache_control := CASE
-        WHEN link.redirect_status IN (301, 308) AND link.max_visits IS NULL THEN
-            'public, max-age='
-            || least(86400, floor(extract(epoch FROM link.expires_at) - extract(epoch FROM now())))
-        ELSE 'no-store'
-    END;
-    PERFORM set_config('response.status', link.redirect_status::text, true);
+    PERFORM set_config('response.status', target.status::text, true);
     PERFORM set_config('response.headers',
-                       json_build_array(json_build_object('Location', link.url),
-                                        json_build_object('Cache-Control', cache_control))::text,
+                       json_build_array(json_build_object('Location', target.url),
+                                        json_build_object('Cache-Control', target.cache_control))::text,
                        true);
-    RETURN link.url;
+    RETURN target.url;
 END
 $$;
 

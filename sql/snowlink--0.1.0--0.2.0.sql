@@ -7,39 +7,50 @@
 -- depend on them, and breaks the plans of sessions that are calling them at that moment.
 \echo Use "ALTER EXTENSION snowlink UPDATE TO '0.2.0'" to load this file. \quit
 
--- shortlink_redirect(): a permanent link with expires_at = 'infinity' gets a cache lifetime instead
--- of an error.
+-- shortlink_target(): what an HTTP front answers for a code, in one call. shortlink_redirect() takes
+-- its answer from it, so a permanent link with expires_at = 'infinity' gets a cache lifetime
+-- instead of an error, and it needs no privilege of the extension's owner any more.
+CREATE FUNCTION "shortlink_target"(
+	"code" TEXT /* & str */
+) RETURNS TABLE (
+	"url" TEXT,  /* String */
+	"status" INT,  /* i32 */
+	"cache_control" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
+ALTER FUNCTION shortlink_target(text) ROWS 1;
+COMMENT ON FUNCTION shortlink_target(text) IS
+    'URL, redirect status and Cache-Control of a live short link, for an HTTP front; counts the visit';
+
 CREATE OR REPLACE FUNCTION shortlink_redirect(code text) RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    link @extschema@.shortlinks := @extschema@._shortlink_visit(shortlink_redirect.code);
-    cache_control text;
+    target record;
 BEGIN
-    IF link.id IS NULL THEN
+    SELECT * INTO target FROM @extschema@.shortlink_target(shortlink_redirect.code);
+    IF NOT FOUND THEN
         PERFORM set_config('response.status', '404', true);
         PERFORM set_config('response.headers',
                            json_build_array(json_build_object('Cache-Control', 'no-store'))::text, true);
         RETURN NULL;
     END IF;
-    -- Browsers keep permanent redirects; a day at most (less when the link expires sooner), so
-    -- that a disabled link stops working. Every visit of a temporary or limited link comes back.
-    -- Epochs, not an interval: expires_at may be 'infinity'.
-    cache_control := CASE
-        WHEN link.redirect_status IN (301, 308) AND link.max_visits IS NULL THEN
-            'public, max-age='
-            || least(86400, floor(extract(epoch FROM link.expires_at) - extract(epoch FROM now())))
-        ELSE 'no-store'
-    END;
-    PERFORM set_config('response.status', link.redirect_status::text, true);
+    PERFORM set_config('response.status', target.status::text, true);
     PERFORM set_config('response.headers',
-                       json_build_array(json_build_object('Location', link.url),
-                                        json_build_object('Cache-Control', cache_control))::text,
+                       json_build_array(json_build_object('Location', target.url),
+                                        json_build_object('Cache-Control', target.cache_control))::text,
                        true);
-    RETURN link.url;
+    RETURN target.url;
 END
 $$;
+
+-- Paths of snowlink-http that a custom code would shadow.
+INSERT INTO shortlink_reserved_codes (code, builtin)
+VALUES ('healthz', true), ('ids', true), ('links', true)
+ON CONFLICT (code) DO UPDATE SET builtin = true;
 
 -- Node claims: the library holds the one definition of their lock tag and of the node range's
 -- defaults. What is bound at creation names its operators and functions with their schema, so the

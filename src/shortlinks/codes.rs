@@ -15,8 +15,6 @@ use crate::error::{SqlError, SqlState};
 
 /// The length of the shortest codes.
 pub const FIRST_LENGTH: u32 = 7;
-/// The longest custom code.
-pub const MAX_CUSTOM_LENGTH: usize = 64;
 const LAST_LENGTH: u32 = 11;
 const ROUNDS: u8 = 8;
 
@@ -43,15 +41,6 @@ impl CodeKey {
 }
 
 /// The code for counter value `counter`: 7 characters for the first 62^7 values, then 8, ... 11.
-/// Whether `code` may be a custom code: 1 to 64 characters of 0-9, A-Z, a-z, _ and -. shorten()
-/// checks the same with a regular expression (sql/shortlinks.sql).
-pub fn is_custom_code(code: &str) -> bool {
-    (1..=MAX_CUSTOM_LENGTH).contains(&code.len())
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 pub fn keyed_code(counter: i64, key: &CodeKey) -> Result<String, SqlError> {
     if counter < 0 {
         return Err(SqlError::new(
@@ -163,14 +152,5 @@ mod tests {
             .count();
         assert!(same < 3, "{same}");
         assert!(CodeKey::from_bytes(&[0; 15]).is_err());
-    }
-
-    #[test]
-    fn custom_codes_are_1_to_64_of_a_small_set() {
-        assert!(is_custom_code("spring-sale_2026"));
-        assert!(is_custom_code(&"a".repeat(64)));
-        for refused in ["", "has space", "émoji", "a/b", "a.b", &"a".repeat(65)] {
-            assert!(!is_custom_code(refused), "{refused}");
-        }
     }
 }

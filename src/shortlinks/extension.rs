@@ -9,6 +9,8 @@ use std::ffi::CStr;
 
 use pgrx::prelude::*;
 
+use super::link_lookup::LiveLink;
+
 /// The schema of the called function: the extension's.
 pub fn schema_of(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
     // SAFETY: PostgreSQL passes the call's valid fcinfo and flinfo.
@@ -22,19 +24,35 @@ pub fn flush_visits(schema: pg_sys::Oid) {
     unsafe { call(function, &[]) };
 }
 
-/// The URL of the live link of `code`, with its visit counted: `_shortlink_visit(code)`.
-pub fn visit(schema: pg_sys::Oid, code: &str) -> Option<String> {
+/// The live link of `code`, with its visit counted: `_shortlink_visit(code)`.
+pub fn visit(schema: pg_sys::Oid, code: &str) -> Option<LiveLink> {
     let function = function_oid(schema, c"_shortlink_visit", &[pg_sys::TEXTOID]);
     let argument = code.into_datum().expect("a &str is never NULL");
     // SAFETY: the function takes text and returns a shortlinks row, or NULL when the code does not
-    // resolve; the row is read in the memory context it was made in.
+    // resolve; the row is read in the memory context it was made in, by column names and types
+    // that link_lookup.rs checks the table for.
     unsafe {
         let link = call(function, &[argument])?;
         // PL/pgSQL may return the row as an expanded record: flatten it into a tuple.
         let tuple = pg_sys::pg_detoast_datum(link.cast_mut_ptr()).cast();
-        let mut is_null = false;
-        let url = pg_sys::GetAttributeByName(tuple, c"url".as_ptr(), &mut is_null);
-        String::from_datum(url, is_null)
+        let column = |name: &CStr| {
+            let mut is_null = false;
+            let value = pg_sys::GetAttributeByName(tuple, name.as_ptr(), &mut is_null);
+            (value, is_null)
+        };
+        let value = |name: &CStr| {
+            let (value, is_null) = column(name);
+            i64::from_datum(value, is_null)
+        };
+        let (url, url_is_null) = column(c"url");
+        let (status, status_is_null) = column(c"redirect_status");
+        Some(LiveLink {
+            id: value(c"id")?,
+            url: String::from_datum(url, url_is_null)?,
+            redirect_status: i16::from_datum(status, status_is_null)?,
+            expires_at: value(c"expires_at"),
+            limited: value(c"max_visits").is_some(),
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use pgrx::prelude::*;
 use pgrx::{PgRelation, PgTupleDesc};
 
 /// The columns resolve() reads, as the table defines them.
-const COLUMNS: [(&str, pg_sys::Oid); 8] = [
+const COLUMNS: [(&str, pg_sys::Oid); 9] = [
     ("id", pg_sys::INT8OID),
     ("code", pg_sys::TEXTOID),
     ("url", pg_sys::TEXTOID),
@@ -24,6 +24,7 @@ const COLUMNS: [(&str, pg_sys::Oid); 8] = [
     ("expires_at", pg_sys::TIMESTAMPTZOID),
     ("max_visits", pg_sys::INT8OID),
     ("visits", pg_sys::INT8OID),
+    ("redirect_status", pg_sys::INT2OID),
 ];
 const ID: usize = 0;
 const CODE: usize = 1;
@@ -33,6 +34,7 @@ const VALID_FROM: usize = 4;
 const EXPIRES_AT: usize = 5;
 const MAX_VISITS: usize = 6;
 const VISITS: usize = 7;
+const REDIRECT_STATUS: usize = 8;
 
 pub enum Lookup {
     Live(LiveLink),
@@ -44,6 +46,8 @@ pub enum Lookup {
 pub struct LiveLink {
     pub id: i64,
     pub url: String,
+    pub redirect_status: i16,
+    pub expires_at: Option<i64>,
     /// Has max_visits, so each visit must be counted under the row lock.
     pub limited: bool,
 }
@@ -324,10 +328,16 @@ unsafe fn read_link(
     if !state.is_live(now) {
         return Lookup::NotLive;
     }
-    match (value(ID), column_value::<String>(slot, attnums[URL])) {
-        (Some(id), Some(url)) => Lookup::Live(LiveLink {
+    match (
+        value(ID),
+        column_value::<String>(slot, attnums[URL]),
+        column_value::<i16>(slot, attnums[REDIRECT_STATUS]),
+    ) {
+        (Some(id), Some(url), Some(redirect_status)) => Lookup::Live(LiveLink {
             id,
             url,
+            redirect_status,
+            expires_at: state.expires_at,
             limited: state.max_visits.is_some(),
         }),
         _ => Lookup::NotLive,

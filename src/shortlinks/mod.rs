@@ -1,6 +1,7 @@
 //! URL short links. The table and the SQL functions users call live in sql/shortlinks.sql; this
 //! module gives them URL checks, generated codes and resolve(); src/visits/ counts the visits.
 
+pub mod code_rule;
 pub mod codes;
 pub(crate) mod extension;
 mod link_lookup;
@@ -86,7 +87,7 @@ fn _shortlink_import_refusal(code: Option<&str>, url: Option<&str>) -> Option<St
 fn check_import(code: Option<&str>, url: Option<&str>) -> Result<String, String> {
     match (code, url) {
         (None, _) => Err("code is NULL".into()),
-        (Some(code), _) if !codes::is_custom_code(code) => {
+        (Some(code), _) if !code_rule::is_custom_code(code) => {
             Err("code is not 1 to 64 characters of 0-9, A-Z, a-z, _ and -".into())
         }
         (_, None) => Err("url is NULL".into()),
@@ -124,6 +125,7 @@ extension_sql_file!(
         _shortlink_import_url,
         _shortlink_import_refusal,
         _shortlink_keyed_code,
+        resolve::shortlink_target,
         visits::_shortlink_record_visit,
         visits::_shortlink_take_daily_visits,
         snowflake::snowflake_next,

@@ -1,0 +1,88 @@
+//! snowlink-http: serves snowlink's short links over HTTP.
+//!
+//! `GET /{code}` redirects with the link's status; `GET /ids?n=N` hands out snowflake IDs;
+//! `POST /links` makes a link (with a token only); `GET /healthz` tells whether the database
+//! answers. Configured by DATABASE_URL, LISTEN, SNOWLINK_HTTP_TOKEN and SNOWLINK_HTTP_POOL_SIZE;
+//! see the README. The binary is src/main.rs; examples/plain_redirects.rs is the baseline of the
+//! benchmarks.
+
+mod config;
+mod database;
+mod routes;
+
+// The extension's rule for codes, compiled here from its one definition.
+#[path = "../../src/shortlinks/code_rule.rs"]
+mod code_rule;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use config::Config;
+use database::Database;
+pub use database::Redirects;
+use routes::App;
+
+/// Exit codes when snowlink-http cannot start.
+const EXIT_CONFIGURATION: u8 = 2;
+const EXIT_DATABASE: u8 = 3;
+
+/// Reads the configuration from the environment and serves until SIGTERM or Ctrl-C.
+pub async fn serve(redirects: Redirects) -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => return exit("configuration", error, EXIT_CONFIGURATION),
+    };
+    let database = match Database::connect(&config, redirects).await {
+        Ok(database) => database,
+        Err(error) => return exit("database", error, EXIT_DATABASE),
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            let error = format!("cannot listen on {}: {error}", config.listen);
+            return exit("configuration", error, EXIT_CONFIGURATION);
+        }
+    };
+    let app = Arc::new(App {
+        database,
+        token: config.token,
+    });
+    eprintln!(
+        "snowlink-http: listening on http://{}{}",
+        config.listen,
+        if app.token.is_some() {
+            " (POST /links on)"
+        } else {
+            ""
+        }
+    );
+    let served = axum::serve(listener, routes::router(app))
+        .with_graceful_shutdown(shutdown_requested())
+        .await;
+    match served {
+        Ok(()) => {
+            eprintln!("snowlink-http: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("snowlink-http: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn exit(what: &str, error: String, code: u8) -> ExitCode {
+    eprintln!("snowlink-http: {what} error: {error}");
+    ExitCode::from(code)
+}
+
+/// SIGTERM (as from a service manager) or Ctrl-C: stop accepting, finish the requests in flight.
+async fn shutdown_requested() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    eprintln!("snowlink-http: shutting down");
+}
