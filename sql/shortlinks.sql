@@ -269,8 +269,12 @@ BEGIN
 END
 $$;
 
--- shortlink_target() (src/shortlinks/resolve.rs) gives at most one row; the planner should know.
-ALTER FUNCTION shortlink_target(text) ROWS 1;
+-- What an HTTP front answers for a code, with the visit counted; at most one row. In Rust
+-- (src/shortlinks/resolve.rs), written against the function manager, hence declared here.
+CREATE FUNCTION shortlink_target(code text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE ROWS 1
+AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
 
 -- For PostgREST: the link's status, Location and Cache-Control from shortlink_target(), or 404.
 CREATE FUNCTION shortlink_redirect(code text) RETURNS text

@@ -10,17 +10,10 @@
 -- shortlink_target(): what an HTTP front answers for a code, in one call. shortlink_redirect() takes
 -- its answer from it, so a permanent link with expires_at = 'infinity' gets a cache lifetime
 -- instead of an error, and it needs no privilege of the extension's owner any more.
-CREATE FUNCTION "shortlink_target"(
-	"code" TEXT /* & str */
-) RETURNS TABLE (
-	"url" TEXT,  /* String */
-	"status" INT,  /* i32 */
-	"cache_control" TEXT  /* String */
-)
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
+CREATE FUNCTION shortlink_target(code text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE ROWS 1
 AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
-ALTER FUNCTION shortlink_target(text) ROWS 1;
 COMMENT ON FUNCTION shortlink_target(text) IS
     'URL, redirect status and Cache-Control of a live short link, for an HTTP front; counts the visit';
 

@@ -69,3 +69,13 @@ SELECT shorten('https://example.com/', code => 'ids');
 SELECT shorten('https://example.com/', code => 'Links');
 \echo :LAST_ERROR_SQLSTATE
 SELECT code FROM shortlink_reserved_codes WHERE code IN ('healthz', 'ids', 'links') ORDER BY code;
+
+-- Once per row of a query (LATERAL, where it is scanned again for each row), and in the select
+-- list, as a composite value.
+SELECT c.code, t.status, t.cache_control
+FROM (VALUES (1, 'found'), (2, 'moved'), (3, 'unknown'), (4, 'found')) AS c(n, code)
+CROSS JOIN LATERAL shortlink_target(c.code) AS t
+ORDER BY c.n;
+SELECT shortlink_target('moved');
+SELECT (SELECT status FROM shortlink_target(c.code)) AS status
+FROM (VALUES ('found'), ('unknown')) AS c(code);

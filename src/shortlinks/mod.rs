@@ -125,7 +125,6 @@ extension_sql_file!(
         _shortlink_import_url,
         _shortlink_import_refusal,
         _shortlink_keyed_code,
-        resolve::shortlink_target,
         visits::_shortlink_record_visit,
         visits::_shortlink_take_daily_visits,
         snowflake::snowflake_next,
