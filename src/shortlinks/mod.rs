@@ -1,5 +1,6 @@
 //! URL short links. The table and the SQL functions users call live in sql/shortlinks.sql; this
-//! module gives them URL checks, generated codes and resolve(); src/visits/ counts the visits.
+//! module gives them URL checks, generated codes, resolve() and shortlink_target(); src/visits/
+//! counts the visits.
 
 pub mod code_rule;
 pub mod codes;
