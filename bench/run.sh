@@ -211,7 +211,7 @@ MEASURE=tps
 say "writing BENCHMARKS.md and bench/benchmarks.png"
 venv=$PROJECT_DIR/target/bench-venv
 if ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
-    python3 -m venv --help >/dev/null 2>&1 || as_root apt-get install -y -qq python3-venv >/dev/null
+    python3 -c 'import ensurepip' 2>/dev/null || ensure_debian_packages python3-venv
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q matplotlib
 fi

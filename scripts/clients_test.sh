@@ -11,7 +11,9 @@ VENV=$PROJECT_DIR/target/clients-venv
 PYTHON_PACKAGES=("psycopg[binary]>=3.2,<4" "SQLAlchemy>=2.0.10,<2.1")
 
 if ! "$VENV/bin/python" -c 'import psycopg, sqlalchemy' 2>/dev/null; then
-    python3 -m venv --help >/dev/null 2>&1 || ensure_debian_packages python3-venv
+    # Debian's python3 has the venv module but not ensurepip, which creating one needs.
+    python3 -c 'import ensurepip' 2>/dev/null || ensure_debian_packages python3-venv
+    rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet "${PYTHON_PACKAGES[@]}"
 fi
