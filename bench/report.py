@@ -244,6 +244,44 @@ lines += [
     "",
 ]
 
+if "citus" in values:
+    citus = values["citus"]
+    nodes = ("one_server", "coordinator", "worker1")
+    lines += [
+        "## 9. On Citus",
+        "",
+        "A coordinator and two workers on this machine (Citus 13.2.2, `shortlinks_distribute()`: 32",
+        "shards) holding the 10,000 links of section 5, against one server with a database of 10,000",
+        "links, measured in turn; 2 clients connected to the coordinator, or to a worker. The three",
+        "servers share the machine's two cores with the clients. The plain SELECT is",
+        "`SELECT url FROM shortlinks WHERE code = $1`, which Citus sends to the code's shard.",
+        "",
+        "| 2 clients, tps | one server | coordinator | worker |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for script, label in (
+        ("plain_shortlinks_distinct", "plain SELECT on `shortlinks`"),
+        ("resolve_distinct", "`resolve()`"),
+        ("shorten", "`shorten(..., force_new => true)`"),
+        ("shorten_shared", "`shorten()` of a new URL"),
+    ):
+        cells = " | ".join(f"{citus[f'{script}@{node} c=2']:,.0f}" for node in nodes)
+        lines.append(f"| {label} | {cells} |")
+    cells = " | ".join(
+        f"{ratio(citus[f'resolve_distinct@{node} c=2'], citus[f'plain_shortlinks_distinct@{node} c=2']):.2f}"
+        for node in nodes
+    )
+    lines += [
+        f"| `resolve()` / plain SELECT | {cells} |",
+        "",
+        "On Citus `resolve()` runs its query through Citus, to the link's shard, where one server",
+        "reads the index itself; both count the visit. `shorten()` with `force_new` inserts into one",
+        "shard; without it, it also locks the URL's row in `shortlink_url_locks` (one shard, often on",
+        "another node: a two-phase commit) and looks for the URL's live link in every shard of",
+        "`shortlinks`, which is most of its time.",
+        "",
+    ]
+
 lines += [
     "## What the numbers say, and what was done about them",
     "",

@@ -208,6 +208,40 @@ tps_in_turn 2 "shorten@$DB" "shorten@$SMALL_DB" | while read -r script median_tp
 done
 MEASURE=tps
 
+say "9. On Citus: through the coordinator and a worker (pgbench, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
+# A coordinator and two workers (scripts/lib.sh) with the 10,000 links of section 5, made before
+# shortlinks_distribute(); in turn with the same scripts on the database of 10,000 links above.
+if citus_available; then
+    ensure_citus
+    CITUS_PORT=$((BENCH_PORT + 10))
+    citus_cluster_start bench-citus "$CITUS_PORT"
+    trap 'kill "${http_pids[@]}" 2>/dev/null; citus_cluster_remove bench-citus; cluster_remove bench' EXIT
+    read -r coordinator_socket coordinator_port <<<"$(citus_node bench-citus "$CITUS_PORT" coordinator)"
+    psql -X -q -v ON_ERROR_STOP=1 -h "$coordinator_socket" -p "$coordinator_port" -d postgres >/dev/null <<'SQL'
+SELECT shorten('https://example.com/page/' || i, code => 'c' || i) FROM generate_series(1, 10000) AS i;
+SELECT shortlinks_distribute();
+SQL
+    # SCRIPT@NODE: tps of SCRIPT on a Citus node, or on the database of 10,000 links (one_server).
+    tps_on_node() {
+        local script=${1%@*} node=${1#*@} socket port
+        if [ "$node" = one_server ]; then
+            DB=$SMALL_DB tps "$script" "$2"
+        else
+            read -r socket port <<<"$(citus_node bench-citus "$CITUS_PORT" "$node")"
+            PGHOST=$socket PGPORT=$port DB=postgres tps "$script" "$2"
+        fi
+    }
+    MEASURE=tps_on_node
+    for script in plain_shortlinks_distinct resolve_distinct shorten shorten_shared; do
+        tps_in_turn 2 "$script@one_server" "$script@coordinator" "$script@worker1" | while read -r run median_tps; do
+            record citus "$run c=2" "$median_tps" tps
+        done
+    done
+    MEASURE=tps
+else
+    echo "skipped: Citus is not installed, and its source is not in $CITUS_SOURCE"
+fi
+
 say "writing BENCHMARKS.md and bench/benchmarks.png"
 venv=$PROJECT_DIR/target/bench-venv
 if ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then

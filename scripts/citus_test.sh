@@ -2,55 +2,42 @@
 # snowlink on a Citus cluster: a coordinator and two workers on this machine (ports 25491 to 25493),
 # each with a snowflake node range of its own. CREATE EXTENSION on the coordinator reaches every
 # node; one query on the coordinator checks the ranges for overlaps; clients on every node at once
-# insert into a distributed table keyed by DEFAULT snowflake_next(), and no ID may repeat. Needs
+# insert into a distributed table keyed by DEFAULT snowflake_next(), and no ID may repeat. Then
+# shortlinks_distribute(), and clients on every node at once shorten and resolve links: every link
+# is found and every visit counted from every node, and each function works on every node. Needs
 # Citus (scripts/lib.sh ensure_citus). Prints one line per check.
 source "$(dirname "$0")/lib.sh"
 
-# name, port, node_min, node_max
-NODES=("coordinator 25491 0 255" "worker1 25492 256 511" "worker2 25493 512 767")
 CLIENTS_PER_NODE=2
 SECONDS_OF_LOAD=5
+EARLIER_LINKS=5000
+FIRST_PORT=25491
 WORK=$PROJECT_DIR/target/citus_test
 
-cleanup() {
-    local node name
-    for node in "${NODES[@]}"; do
-        read -r name _ <<<"$node"
-        cluster_remove "citus-$name"
-    done
-}
-trap cleanup EXIT
-cleanup
+trap 'citus_cluster_remove citus' EXIT
+citus_cluster_remove citus
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
-socket() { printf '%s' "$(cluster_root)/citus-$1/socket"; }
 # sql NODE QUERY: runs QUERY on NODE (coordinator, worker1, worker2).
 sql() {
-    local name port
-    for node in "${NODES[@]}"; do
-        read -r name port _ <<<"$node"
-        [ "$name" = "$1" ] || continue
-        psql -X -At -v ON_ERROR_STOP=1 -h "$(socket "$name")" -p "$port" -d postgres -c "$2"
-    done
+    local socket port
+    read -r socket port <<<"$(citus_node citus "$FIRST_PORT" "$1")"
+    psql -X -q -At -v ON_ERROR_STOP=1 -h "$socket" -p "$port" -d postgres -c "$2"
 }
 
-for node in "${NODES[@]}"; do
-    read -r name port node_min node_max <<<"$node"
-    # Citus first among the preloaded libraries; two-phase commit for multi-shard writes.
-    cluster_start "citus-$name" "$port" shared_preload_libraries=citus max_prepared_transactions=100 \
-        "snowlink.node_min=$node_min" "snowlink.node_max=$node_max"
-    sql "$name" "CREATE EXTENSION citus" >/dev/null
-done
-sql coordinator "SELECT citus_set_coordinator_host('127.0.0.1', 25491)" >/dev/null
-for node in "${NODES[@]:1}"; do
-    read -r _ port _ <<<"$node"
-    sql coordinator "SELECT citus_add_node('127.0.0.1', $port)" >/dev/null
-done
+# pgbench_on NODE ARGUMENT...: pgbench against NODE's database postgres.
+pgbench_on() {
+    local socket port
+    read -r socket port <<<"$(citus_node citus "$FIRST_PORT" "$1")"
+    pgbench -n -h "$socket" -p "$port" "${@:2}" postgres
+}
+NODE_NAMES=("${CITUS_NODES[@]%% *}")
+
+citus_cluster_start citus "$FIRST_PORT"
 check_equal "the coordinator sees two workers" \
     "$(sql coordinator "SELECT count(*) FROM citus_get_active_worker_nodes()")" 2
 
-sql coordinator "CREATE EXTENSION snowlink" >/dev/null
 check_equal "CREATE EXTENSION on the coordinator installs snowlink on every node" \
     "$(sql coordinator "SELECT string_agg(DISTINCT result, ',') FROM run_command_on_all_nodes(
         \$\$SELECT extversion FROM pg_extension WHERE extname = 'snowlink'\$\$)")" \
@@ -72,10 +59,9 @@ cat >"$WORK/insert.sql" <<'SQL'
 \set tenant random(1, 1000)
 INSERT INTO events (tenant) VALUES (:tenant);
 SQL
-for node in "${NODES[@]}"; do
-    read -r name port _ <<<"$node"
-    pgbench -n -h "$(socket "$name")" -p "$port" -c "$CLIENTS_PER_NODE" -T "$SECONDS_OF_LOAD" \
-        -f "$WORK/insert.sql" postgres >"$WORK/pgbench-$name.out" 2>&1 &
+for name in "${NODE_NAMES[@]}"; do
+    pgbench_on "$name" -c "$CLIENTS_PER_NODE" -T "$SECONDS_OF_LOAD" -f "$WORK/insert.sql" \
+        >"$WORK/pgbench-$name.out" 2>&1 &
 done
 failed_clients=0
 for job in $(jobs -p); do wait "$job" || failed_clients=$((failed_clients + 1)); done
@@ -86,26 +72,136 @@ check_equal "no snowflake ID repeats across the cluster" \
 check_equal "each ID's node lies in the range of a node of the cluster" \
     "$(sql coordinator "SELECT count(*) FROM events WHERE snowflake_node(id) > 767")" 0
 
-# Links in reference tables (a copy on every node): resolve() on any node finds every link, by a
-# query that Citus routes, since the extension's own tables there are empty shells, and counts
-# its visit.
-sql coordinator "SELECT create_reference_table('shortlinks'); SELECT create_reference_table('shortlink_visits')" >/dev/null
-sql coordinator "SELECT count(shorten('https://example.com/cluster/' || i, code => 'cluster-' || i))
-                 FROM generate_series(1, 100) AS i" >/dev/null
-for node in "${NODES[@]}"; do
-    read -r name _ <<<"$node"
-    check_equal "resolve() on the $name finds every link of a reference table" \
+# sql_all QUERY: QUERY's result on every node, one line each.
+sql_all() {
+    local name
+    for name in "${NODE_NAMES[@]}"; do sql "$name" "$1"; done
+}
+# nodes_sum QUERY: the sum of QUERY's (numeric) results on every node.
+nodes_sum() { sql_all "$1" | awk '{ sum += $1 } END { print sum + 0 }'; }
+# wait_for NODE QUERY VALUE: waits up to 10 s for QUERY on NODE to give VALUE (visit writers
+# write about once a second), and prints what it gave last.
+wait_for() {
+    local value
+    for _ in $(seq 100); do
+        value=$(sql "$1" "$2")
+        [ "$value" = "$3" ] && break
+        sleep 0.1
+    done
+    printf '%s' "$value"
+}
+
+# Links made before the tables are distributed, each visited once, are carried over.
+sql coordinator "SELECT count(shorten('https://example.com/before/' || i, code => 'before-' || i))
+                 FROM generate_series(1, $EARLIER_LINKS) AS i" >/dev/null
+sql coordinator "SELECT count(resolve('before-' || i)) FROM generate_series(1, $EARLIER_LINKS) AS i" >/dev/null
+wait_for coordinator "SELECT sum(visits) FROM shortlink_visits" $EARLIER_LINKS >/dev/null
+
+check_equal "shortlinks_distribute() on a worker says it belongs on the coordinator" \
+    "$(sql worker1 "SELECT shortlinks_distribute()" 2>&1 | grep -c 'must be called on the coordinator')" 1
+citus_node_start citus "$FIRST_PORT" worker2 snowlink.node_min=500
+check_equal "shortlinks_distribute() refuses nodes whose snowflake ranges overlap" \
+    "$(sql coordinator "SELECT shortlinks_distribute()" 2>&1 | grep -o 'ranges of the cluster overlap: .*')" \
+    "ranges of the cluster overlap: nodes 2 and 3 share [500,512)"
+citus_node_start citus "$FIRST_PORT" worker2
+sql coordinator "SELECT shortlinks_distribute(shard_count => 8)" >/dev/null
+sql coordinator "SELECT shortlinks_distribute()" >/dev/null
+check_equal "shortlinks_distribute() distributes shortlinks by code and the visits by link ID; a second call changes nothing" \
+    "$(sql coordinator "SELECT string_agg(format('%s:%s:%s:%s', logicalrelid, partmethod,
+                                   column_to_column_name(logicalrelid, partkey),
+                                   (SELECT count(*) FROM pg_dist_shard AS s WHERE s.logicalrelid = p.logicalrelid)),
+                            ' ' ORDER BY logicalrelid::text)
+                        FROM pg_dist_partition AS p WHERE logicalrelid::text LIKE 'shortlink%'")" \
+    "shortlink_key:n::1 shortlink_reserved_codes:n::1 shortlink_url_locks:h:bucket:8 shortlink_visits:h:link_id:8 shortlinks:h:code:8"
+for name in "${NODE_NAMES[@]}"; do
+    check_equal "the $name finds the links and visits made before distribution (a sample of 100)" \
         "$(sql "$name" "SELECT count(*) FROM generate_series(1, 100) AS i
-                        WHERE resolve('cluster-' || i) IS DISTINCT FROM 'https://example.com/cluster/' || i")" 0
+                        WHERE (shortlink_stats('before-' || i)).visits = 1")" 100
 done
 
-# Each node's visit writer writes that node's visits into the reference table.
-for attempt in $(seq 100); do
-    [ "$(sql coordinator "SELECT coalesce(sum(visits), 0) FROM shortlink_visits")" = 300 ] && break
-    sleep 0.1
+# Clients on every node at once shorten URLs of one pool, so that nodes ask for the same URL, and
+# resolve the code they get and one of the earlier links; a wrong URL fails the client (division by
+# zero). A link with max_visits takes visits from every node, which each node notes in a table of
+# its own.
+sql coordinator "SELECT shorten('https://example.com/limited', code => 'limited', max_visits => 50)" >/dev/null
+sql_all "CREATE TABLE limited_served (n int)" >/dev/null
+code_counters() { nodes_sum "SELECT CASE WHEN is_called THEN last_value + 1 ELSE 0 END FROM shortlink_code_seq"; }
+counters_before=$(code_counters)
+cat >"$WORK/links.sql" <<'SQL'
+\set n random(1, 3000)
+\set earlier random(1, EARLIER_LINKS)
+SELECT 1 / (resolve(code) IS NOT DISTINCT FROM url)::int
+FROM shorten('https://example.com/pool/' || :n);
+SELECT 1 / (resolve('before-' || :earlier) IS NOT DISTINCT FROM 'https://example.com/before/' || :earlier)::int;
+INSERT INTO limited_served SELECT 1 WHERE resolve('limited') IS NOT NULL;
+SQL
+sed -i "s/EARLIER_LINKS/$EARLIER_LINKS/" "$WORK/links.sql"
+for name in "${NODE_NAMES[@]}"; do
+    pgbench_on "$name" -c "$CLIENTS_PER_NODE" -T "$SECONDS_OF_LOAD" -f "$WORK/links.sql" \
+        >"$WORK/links-$name.out" 2>&1 &
 done
-check_equal "the visits of every node are counted once, in one table" \
-    "$(sql coordinator "SELECT coalesce(sum(visits), 0) FROM shortlink_visits")" 300
-check_equal "shortlink_stats() on a worker" "$(sql worker1 "SELECT visits FROM shortlink_stats('cluster-7')")" 3
+failed_clients=0
+for job in $(jobs -p); do wait "$job" || failed_clients=$((failed_clients + 1)); done
+check_equal "clients on every node shorten and resolve without an error or a wrong URL" "$failed_clients" 0
+rounds=$(cat "$WORK"/links-*.out | awk '/number of transactions actually processed/ { sum += $6 } END { print sum + 0 }')
+pool_links=$(sql coordinator "SELECT count(*) FROM shortlinks WHERE url LIKE 'https://example.com/pool/%'")
+echo "   ($rounds rounds of shorten() and two resolve(); $pool_links new links)"
+check_equal "a URL asked for on several nodes has one link" \
+    "$(sql coordinator "SELECT count(*) - count(DISTINCT url) FROM shortlinks WHERE url LIKE 'https://example.com/pool/%'")" 0
+check_equal "every generated code came from its node's counter without a retry" \
+    "$(($(code_counters) - counters_before))" "$pool_links"
+check_equal "a link with max_visits 50 served exactly 50 visits across the nodes" \
+    "$(nodes_sum "SELECT count(*) FROM limited_served")" 50
+# with_links QUERY: QUERY, run where a temporary table links holds the code and URL of every link
+# made by the clients or before distribution. (A query that both reads shortlinks and calls a
+# function of the extension for each row would run that function on the shards, where it cannot
+# reach other shards.)
+with_links() {
+    printf "CREATE TEMP TABLE links AS SELECT code, url FROM shortlinks WHERE url ~ '^https://example.com/(pool|before)/'; %s" "$1"
+}
+check_equal "shortlink_stats() counts each client's visit of its new link, from every node" \
+    "$(wait_for worker2 "$(with_links "SELECT sum((shortlink_stats(code)).visits) FROM links
+                                       WHERE url LIKE 'https://example.com/pool/%'")" "$rounds")" "$rounds"
+expected=$((EARLIER_LINKS + 2 * rounds))
+check_equal "the visits table holds every visit of every node" \
+    "$(wait_for coordinator "SELECT sum(visits) FROM shortlink_visits" "$expected")" "$expected"
+
+# Every node finds every link (resolve() of a Citus table goes to the link's shard), and its
+# visits are counted.
+for name in "${NODE_NAMES[@]}"; do
+    check_equal "resolve() on the $name finds every one of the $((EARLIER_LINKS + pool_links)) links" \
+        "$(sql "$name" "$(with_links "SELECT count(*) FROM links WHERE resolve(code) IS DISTINCT FROM url")")" 0
+done
+expected=$((EARLIER_LINKS + 2 * rounds + 3 * (EARLIER_LINKS + pool_links)))
+check_equal "the visits of those three rounds are counted too" \
+    "$(wait_for coordinator "SELECT sum(visits) FROM shortlink_visits" "$expected")" "$expected"
+
+# The other functions, each from a node other than the one that made the link.
+sql worker1 "SELECT shorten('https://example.com/everywhere', code => 'everywhere')" >/dev/null
+check_equal "shorten() on another node gives back the same link" \
+    "$(sql worker2 "SELECT code FROM shorten('https://example.com/everywhere')")" everywhere
+check_equal "shortlink_target() on a worker" \
+    "$(sql worker2 "SELECT concat_ws(' ', url, status, cache_control) FROM shortlink_target('everywhere')")" \
+    "https://example.com/everywhere 302 no-store"
+check_equal "shortlink_redirect() on the coordinator" \
+    "$(sql coordinator "SELECT shortlink_redirect('everywhere') || ' ' || current_setting('response.status')")" \
+    "https://example.com/everywhere 302"
+check_equal "shortlink_disable() on a worker stops the link on every node" \
+    "$(sql worker1 "SELECT shortlink_disable('everywhere')")$(sql_all "SELECT resolve('everywhere') IS NULL" | tr -d '\n')" tttt
+check_equal "shortlink_enable() on another node lets it resolve again" \
+    "$(sql worker2 "SELECT shortlink_enable('everywhere')")$(sql coordinator "SELECT resolve('everywhere')")" \
+    "thttps://example.com/everywhere"
+check_equal "shortlink_daily_visits() on a worker" \
+    "$(wait_for worker1 "SELECT visits FROM shortlink_daily_visits('everywhere', current_date)" 3)" 3
+sql worker2 "SELECT shorten('https://example.com/short-lived', code => 'short-lived', expires_at => now() + interval '1 second')" >/dev/null
+sleep 1.1
+check_equal "shortlinks_purge_expired() on a worker deletes the expired link and the used-up one" \
+    "$(sql worker2 "SELECT shortlinks_purge_expired()")$(sql coordinator "SELECT count(*) FROM shortlinks WHERE code IN ('short-lived', 'limited')")" 20
+sql worker1 "CREATE TABLE exported (code text, url text);
+             INSERT INTO exported VALUES ('imported-1', 'https://example.com/imported'), ('imported-2', 'ftp://example.com/'),
+                                         ('everywhere', 'https://example.com/taken')" >/dev/null
+check_equal "shortlinks_import() on a worker imports one row and reports the other two" \
+    "$(sql worker1 "SELECT string_agg(code || ': ' || error, ', ' ORDER BY code) FROM shortlinks_import('exported')")$(sql worker2 "SELECT ' ' || resolve('imported-1')")" \
+    "everywhere: code is taken, imported-2: URL scheme \"ftp\" is not allowed https://example.com/imported"
 
 checks_summary "citus"

@@ -160,6 +160,66 @@ ensure_citus() {
     as_root make -C "$build/citus-$CITUS_VERSION" install >"$build/install.log" 2>&1
 }
 
+# A scratch Citus cluster: a coordinator and two workers on this machine, each with a snowflake node
+# range of its own. Each line: name, port (from the cluster's first port), node_min, node_max.
+CITUS_NODES=("coordinator 0 0 255" "worker1 1 256 511" "worker2 2 512 767")
+
+# citus_node PREFIX FIRST_PORT NAME: prints the socket folder and port of node NAME.
+citus_node() {
+    local name offset
+    for node in "${CITUS_NODES[@]}"; do
+        read -r name offset _ <<<"$node"
+        [ "$name" = "$3" ] && printf '%s %s\n' "$(cluster_root)/$1-$name/socket" $(($2 + offset))
+    done
+}
+
+# citus_node_start PREFIX FIRST_PORT NAME [SETTING=VALUE ...]: (re)starts node NAME as the scratch
+# cluster PREFIX-NAME, with its node range and the settings.
+citus_node_start() {
+    local prefix=$1 first_port=$2 wanted=$3 name offset node_min node_max
+    shift 3
+    for node in "${CITUS_NODES[@]}"; do
+        read -r name offset node_min node_max <<<"$node"
+        [ "$name" = "$wanted" ] || continue
+        # Citus first among the preloaded libraries; two-phase commit for multi-shard writes.
+        cluster_start "$prefix-$name" $((first_port + offset)) shared_preload_libraries=citus \
+            max_prepared_transactions=100 "snowlink.node_min=$node_min" "snowlink.node_max=$node_max" "$@"
+    done
+}
+
+# citus_cluster_start PREFIX FIRST_PORT: starts every node, joins the workers to the coordinator
+# and installs snowlink (CREATE EXTENSION on the coordinator reaches every node). Keeps PGHOST and
+# PGPORT as they were.
+citus_cluster_start() {
+    local prefix=$1 first_port=$2 name socket port saved_host=${PGHOST:-} saved_port=${PGPORT:-}
+    for node in "${CITUS_NODES[@]}"; do
+        read -r name _ <<<"$node"
+        citus_node_start "$prefix" "$first_port" "$name"
+        psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE EXTENSION citus" >/dev/null
+    done
+    read -r socket port <<<"$(citus_node "$prefix" "$first_port" coordinator)"
+    psql -X -q -v ON_ERROR_STOP=1 -h "$socket" -p "$port" -d postgres >/dev/null <<SQL
+SELECT citus_set_coordinator_host('127.0.0.1', $port);
+SELECT citus_add_node('127.0.0.1', $((first_port + 1)));
+SELECT citus_add_node('127.0.0.1', $((first_port + 2)));
+CREATE EXTENSION snowlink;
+SQL
+    if [ -n "$saved_port" ]; then
+        export PGHOST=$saved_host PGPORT=$saved_port
+    else
+        unset PGHOST PGPORT # an empty PGPORT would be a postmaster's invalid port
+    fi
+}
+
+# citus_cluster_remove PREFIX: stops and deletes every node.
+citus_cluster_remove() {
+    local name
+    for node in "${CITUS_NODES[@]}"; do
+        read -r name _ <<<"$node"
+        cluster_remove "$1-$name"
+    done
+}
+
 # Builds snowlink-http (http/), once for every PostgreSQL version, and prints the path of the binary.
 snowlink_http_binary() {
     (cd "$PROJECT_DIR" && cargo build --release --quiet -p snowlink-http) >&2

@@ -53,6 +53,9 @@ COMMENT ON FUNCTION shortlink_normalize_url(text) IS
     'URL as shorten() stores it, or an error saying why shorten() refuses it';
 COMMENT ON FUNCTION _shortlink_key() IS 'internal: the code key, made on first use';
 COMMENT ON FUNCTION _shortlink_keyed_code(bigint, bytea) IS 'internal: generated code of a counter value';
+COMMENT ON FUNCTION _shortlink_server_counter(bigint) IS 'internal: counter value of this server''s n-th generated code';
+COMMENT ON FUNCTION shortlinks_distribute(integer) IS
+    'on a Citus coordinator: distributes shortlinks by code and makes the other tables of the extension Citus tables';
 COMMENT ON FUNCTION _shortlink_record_visit(bigint) IS 'internal: counts a visit, for the visit writer (or this backend) to write';
 COMMENT ON FUNCTION _shortlink_take_daily_visits() IS 'internal: the visits this process counted or gathered, per link and day, for writing';
 COMMENT ON FUNCTION _shortlinks_flush_visits() IS 'internal: writes the visits this process counted or gathered';

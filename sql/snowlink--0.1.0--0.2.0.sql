@@ -91,7 +91,9 @@ END;
 -- isolation level. _shortlink_key() loses a branch for a case that cannot happen.
 CREATE TABLE shortlink_url_locks (
     bucket int PRIMARY KEY,
-    updates bigint NOT NULL DEFAULT 0
+    updates bigint NOT NULL DEFAULT 0,
+    -- The code of the last link made under this lock (see shorten()).
+    last_code text COLLATE "C"
 );
 INSERT INTO shortlink_url_locks (bucket) SELECT pg_catalog.generate_series(0, 65535);
 COMMENT ON TABLE shortlink_url_locks IS 'rows on which concurrent shorten() calls for one URL wait for each other';
@@ -131,6 +133,8 @@ DECLARE
     link @extschema@.shortlinks;
     new_id bigint;
     new_code text;
+    locked_bucket int;
+    bucket_last_code text;
 BEGIN
     IF shorten.url IS NULL THEN
         RAISE EXCEPTION 'url must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -171,23 +175,44 @@ BEGIN
     -- never shared: its visits belong to whoever asked for it.
     IF NOT coalesce(shorten.force_new, false) AND shorten.max_visits IS NULL THEN
         -- Concurrent shortens of one URL wait for each other here, and so agree on one link.
+        locked_bucket := hashtext(target) & 65535;
         UPDATE @extschema@.shortlink_url_locks AS l
         SET updates = l.updates + 1
-        WHERE l.bucket = hashtext(target) & 65535;
-        SELECT * INTO link
-        FROM @extschema@.shortlinks AS s
-        WHERE s.url = target
-          AND (shorten.code IS NULL OR s.code = shorten.code)
-          AND s.redirect_status = shorten.redirect_status
-          AND s.expires_at IS NOT DISTINCT FROM shorten.expires_at
-          AND s.valid_from IS NOT DISTINCT FROM shorten.valid_from
-          AND s.max_visits IS NULL
-          AND NOT s.disabled
-        ORDER BY s.id
-        LIMIT 1;
-        IF FOUND THEN
-            RETURN link;
-        END IF;
+        WHERE l.bucket = locked_bucket
+        RETURNING l.last_code INTO bucket_last_code;
+        LOOP
+            SELECT * INTO link
+            FROM @extschema@.shortlinks AS s
+            WHERE s.url = target
+              AND (shorten.code IS NULL OR s.code = shorten.code)
+              AND s.redirect_status = shorten.redirect_status
+              AND s.expires_at IS NOT DISTINCT FROM shorten.expires_at
+              AND s.valid_from IS NOT DISTINCT FROM shorten.valid_from
+              AND s.max_visits IS NULL
+              AND NOT s.disabled
+            ORDER BY s.id
+            LIMIT 1;
+            IF FOUND THEN
+                RETURN link;
+            END IF;
+            -- On Citus, the link that the lock's previous holder made can be on another node, whose
+            -- part of that commit may not show yet when the lock is free. Inserting its code waits
+            -- for that commit and finds the code taken; then look again. When the link is gone
+            -- (purged), the insert is undone.
+            EXIT WHEN bucket_last_code IS NULL
+                   OR EXISTS (SELECT FROM @extschema@.shortlinks AS s WHERE s.code = bucket_last_code);
+            BEGIN
+                INSERT INTO @extschema@.shortlinks (code, url) VALUES (bucket_last_code, target)
+                ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING;
+                IF FOUND THEN
+                    RAISE EXCEPTION USING ERRCODE = 'no_data_found';
+                END IF;
+            EXCEPTION WHEN no_data_found THEN
+                UPDATE @extschema@.shortlink_url_locks AS l SET last_code = NULL
+                WHERE l.bucket = locked_bucket;
+            END;
+            bucket_last_code := NULL;
+        END LOOP;
     END IF;
 
     -- Generated codes never repeat one another; the loop goes round again only when a custom code
@@ -197,8 +222,9 @@ BEGIN
         new_code := CASE
             WHEN shorten.code IS NOT NULL THEN shorten.code
             WHEN current_setting('snowlink.code_style') = 'snowflake' THEN @extschema@.base62_encode(new_id)
-            ELSE @extschema@._shortlink_keyed_code(nextval('@extschema@.shortlink_code_seq'),
-                                                   @extschema@._shortlink_key())
+            ELSE @extschema@._shortlink_keyed_code(
+                     @extschema@._shortlink_server_counter(nextval('@extschema@.shortlink_code_seq')),
+                     @extschema@._shortlink_key())
         END;
         INSERT INTO @extschema@.shortlinks
             (id, code, url, valid_from, expires_at, max_visits, redirect_status)
@@ -212,6 +238,10 @@ BEGIN
                 USING ERRCODE = 'unique_violation';
         END IF;
     END LOOP;
+    IF locked_bucket IS NOT NULL THEN
+        UPDATE @extschema@.shortlink_url_locks AS l SET last_code = link.code
+        WHERE l.bucket = locked_bucket;
+    END IF;
     RETURN link;
 END
 $$;
@@ -224,6 +254,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     link @extschema@.shortlinks;
+    visited_at timestamptz;
 BEGIN
     SELECT * INTO link
     FROM @extschema@.shortlinks AS s
@@ -250,11 +281,14 @@ BEGIN
             USING ERRCODE = 'read_only_sql_transaction',
                   HINT = 'Through PostgREST, call it with POST.';
     END IF;
+    -- The time is a value, and the code picks the row, so that Citus can send the UPDATE to the
+    -- link's shard.
+    visited_at := clock_timestamp();
     UPDATE @extschema@.shortlinks AS s
     SET visits = s.visits + 1,
-        first_visit_at = coalesce(s.first_visit_at, clock_timestamp()),
-        last_visit_at = clock_timestamp()
-    WHERE s.id = link.id AND s.visits < s.max_visits
+        first_visit_at = coalesce(s.first_visit_at, visited_at),
+        last_visit_at = visited_at
+    WHERE s.code = link.code AND s.id = link.id AND s.visits < s.max_visits
     RETURNING * INTO link;
     IF NOT FOUND THEN
         RETURN NULL; -- a concurrent visit took the last one
@@ -387,9 +421,11 @@ AS 'MODULE_PATHNAME', '_shortlink_import_refusal_wrapper';
 COMMENT ON FUNCTION _shortlink_import_refusal(text, text) IS 'internal: why a row to import is refused, or NULL';
 CREATE FUNCTION _shortlinks_import(codes text[], urls text[], created timestamptz[])
 RETURNS TABLE (code text, url text, error text)
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH checked AS (
         SELECT g.code, g.url, g.created_at, g.n, t.target,
                CASE
@@ -420,7 +456,8 @@ AS $$
     SELECT j.code, j.url, coalesce(j.problem, 'code is taken')
     FROM judged AS j
     WHERE j.problem IS NOT NULL
-       OR NOT EXISTS (SELECT FROM inserted AS i WHERE i.code = j.code)
+       OR NOT EXISTS (SELECT FROM inserted AS i WHERE i.code = j.code);
+END
 $$;
 CREATE FUNCTION shortlinks_import(links regclass, batch_size int DEFAULT 10000)
 RETURNS TABLE (code text, url text, error text)
@@ -466,6 +503,151 @@ TO snowlink_user;
 COMMENT ON FUNCTION shortlinks_import(regclass, integer) IS
     'makes short links of the rows (code, url, created_at) of a table; returns the rows refused, with the reason';
 COMMENT ON FUNCTION _shortlinks_import(text[], text[], timestamptz[]) IS 'internal: imports one batch of links';
+
+-- Citus: shortlinks_distribute() makes the extension's tables Citus tables. Functions that read or
+-- change a link by its code are PL/pgSQL, whose queries Citus can send to one shard (it cannot plan
+-- the parameters of an SQL function); each server makes its generated codes from a counter block of
+-- its own, so that the nodes of a cluster never make the same code.
+CREATE FUNCTION "_shortlink_server_counter"(
+	"local" bigint /* i64 */
+) RETURNS bigint /* i64 */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_shortlink_server_counter_wrapper';
+REVOKE ALL ON FUNCTION _shortlink_server_counter(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION _shortlink_server_counter(bigint) IS 'internal: counter value of this server''s n-th generated code';
+CREATE OR REPLACE FUNCTION shortlink_stats(
+    code text,
+    OUT visits bigint,
+    OUT first_visit_at timestamptz,
+    OUT last_visit_at timestamptz
+)
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    link record;
+BEGIN
+    -- Two queries by key rather than a join: on Citus each goes to one shard.
+    SELECT s.id, s.visits, s.first_visit_at, s.last_visit_at INTO link
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = shortlink_stats.code;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT link.visits + coalesce(sum(v.visits), 0),
+           least(link.first_visit_at, min(v.first_at)),
+           greatest(link.last_visit_at, max(v.last_at))
+    INTO visits, first_visit_at, last_visit_at
+    FROM @extschema@.shortlink_visits AS v
+    WHERE v.link_id = link.id;
+END
+$$;
+CREATE OR REPLACE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE @extschema@.shortlinks AS s SET disabled = shortlink_disable.disabled
+    WHERE s.code = shortlink_disable.code;
+    RETURN FOUND;
+END
+$$;
+CREATE FUNCTION shortlinks_distribute(shard_count int DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+-- Not Citus's notices that it copies each table, and how to free the local copy: it does that.
+SET client_min_messages = warning
+AS $$
+DECLARE
+    links regclass := '@extschema@.shortlinks';
+    links_key text;
+    unreadable text;
+    shared_nodes text;
+    referencing text;
+    citus_table regclass;
+    key_column text;
+BEGIN
+    IF shard_count < 1 THEN
+        RAISE EXCEPTION 'shard_count must be positive, not %', shard_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'shortlinks_distribute() needs the citus extension in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run CREATE EXTENSION citus and add the workers first.';
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'shortlinks_distribute() must be called on the coordinator, not on a worker'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    -- Nodes whose snowflake ranges overlap can make the same IDs and the same codes.
+    WITH ranges AS MATERIALIZED (
+        SELECT r.nodeid, r.success, r.result, CASE WHEN r.success THEN r.result::int4range END AS node_range
+        FROM pg_catalog.run_command_on_all_nodes('SELECT @extschema@.snowflake_node_range()') AS r
+    )
+    SELECT (SELECT string_agg(format('node %s: %s', f.nodeid, f.result), ', ') FROM ranges AS f
+            WHERE NOT f.success),
+           (SELECT string_agg(format('nodes %s and %s share %s', a.nodeid, b.nodeid, a.node_range * b.node_range), ', ')
+            FROM ranges AS a JOIN ranges AS b ON a.nodeid < b.nodeid AND a.node_range && b.node_range)
+    INTO unreadable, shared_nodes;
+    IF unreadable IS NOT NULL THEN
+        RAISE EXCEPTION 'could not read the snowflake node range of every node: %', unreadable
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF shared_nodes IS NOT NULL THEN
+        RAISE EXCEPTION 'the snowflake node ranges of the cluster overlap: %', shared_nodes
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Give every node a range of its own with snowlink.node_min and snowlink.node_max.';
+    END IF;
+
+    SELECT coalesce(pg_catalog.column_to_column_name(p.logicalrelid, p.partkey), '') INTO links_key
+    FROM pg_dist_partition AS p
+    WHERE p.logicalrelid = links;
+    IF links_key IS DISTINCT FROM 'code' AND links_key IS NOT NULL THEN
+        RAISE EXCEPTION 'shortlinks is already a Citus table, but not one distributed by code'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'SELECT undistribute_table(''shortlinks'') makes it a local table again.';
+    END IF;
+    IF links_key IS NULL THEN
+        SELECT string_agg(format('%s (%I)', c.conrelid::regclass, c.conname), ', ') INTO referencing
+        FROM pg_constraint AS c
+        WHERE c.contype = 'f' AND c.confrelid = links;
+        IF referencing IS NOT NULL THEN
+            RAISE EXCEPTION 'shortlinks cannot be distributed while foreign keys reference it: %', referencing
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Drop them first. A table distributed by code with colocate_with => ''shortlinks'' can then reference shortlinks (code).';
+        END IF;
+        ALTER TABLE @extschema@.shortlinks DROP CONSTRAINT shortlinks_pkey;
+        CREATE INDEX shortlinks_id ON @extschema@.shortlinks (id);
+        ALTER TABLE @extschema@.shortlinks REPLICA IDENTITY USING INDEX shortlinks_code_key;
+        PERFORM pg_catalog.create_distributed_table(links, 'code',
+                                                    shard_count => shortlinks_distribute.shard_count);
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(links);
+    END IF;
+
+    -- Each with its distribution column, or NULL for a reference table.
+    FOR citus_table, key_column IN
+        VALUES ('@extschema@.shortlink_visits'::regclass, 'link_id'),
+               ('@extschema@.shortlink_url_locks'::regclass, 'bucket'),
+               ('@extschema@.shortlink_key'::regclass, NULL),
+               ('@extschema@.shortlink_reserved_codes'::regclass, NULL)
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM pg_dist_partition AS p WHERE p.logicalrelid = citus_table);
+        IF key_column IS NULL THEN
+            PERFORM pg_catalog.create_reference_table(citus_table);
+        ELSE
+            PERFORM pg_catalog.create_distributed_table(citus_table, key_column, colocate_with => 'none',
+                                                        shard_count => shortlinks_distribute.shard_count);
+        END IF;
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(citus_table);
+    END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION shortlinks_distribute(int) FROM PUBLIC;
+COMMENT ON FUNCTION shortlinks_distribute(integer) IS
+    'on a Citus coordinator: distributes shortlinks by code and makes the other tables of the extension Citus tables';
 
 -- URLs are stored as browsers serialize them: those stored with characters outside printable ASCII
 -- are written that way now (a URL refused by this server's settings keeps its text, with a notice).

@@ -69,5 +69,26 @@ RESET lock_timeout;
 SELECT dblink_disconnect('stranger');
 DROP ROLE snowlink_stranger;
 
+-- On Citus, the lock on a URL and the link made under it can be on two nodes, and the link may show
+-- on its node a moment after the lock is free. shorten() finds the code of the last link made
+-- under the lock in the lock's row, and when that link does not show yet, waits for it. Here a
+-- prepared transaction holds a link back the same way.
+SELECT dblink_exec('s1', $$BEGIN; INSERT INTO shortlinks (code, url) VALUES ('pending', 'https://example.com/pending'); PREPARE TRANSACTION 'pending link'$$);
+UPDATE shortlink_url_locks SET last_code = 'pending'
+WHERE bucket = hashtext('https://example.com/pending') & 65535;
+SELECT dblink_send_query('s2', $$SELECT code FROM shorten('https://example.com/pending')$$);
+SELECT pg_sleep(0.2);
+SELECT dblink_is_busy('s2') AS waits_for_the_pending_link;
+COMMIT PREPARED 'pending link';
+SELECT * FROM dblink_get_result('s2') AS t(code text);
+SELECT * FROM dblink_get_result('s2', false) AS t(code text);
+-- A last link that is gone (purged, deleted) holds nothing up: shorten() makes a new link, and
+-- its wait leaves no row behind.
+DELETE FROM shortlinks WHERE code = 'pending';
+SELECT code <> 'pending' AS a_new_link FROM shorten('https://example.com/pending');
+SELECT count(*) AS links_with_the_gone_code FROM shortlinks WHERE code = 'pending';
+SELECT last_code = (SELECT code FROM shortlinks WHERE url = 'https://example.com/pending') AS last_code_is_the_new_link
+FROM shortlink_url_locks WHERE bucket = hashtext('https://example.com/pending') & 65535;
+
 SELECT dblink_disconnect('s' || n) FROM generate_series(1, 4) AS n;
 DROP EXTENSION dblink;

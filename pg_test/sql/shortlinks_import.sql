@@ -42,7 +42,8 @@ FROM shortlinks WHERE code LIKE 'more-%';
 
 -- A generated code never takes an imported one: here the next generated code was imported
 -- first, and shorten() goes on to the counter's next value.
-SELECT _shortlink_keyed_code(CASE WHEN is_called THEN last_value + 1 ELSE last_value END, _shortlink_key())
+SELECT _shortlink_keyed_code(_shortlink_server_counter(CASE WHEN is_called THEN last_value + 1 ELSE last_value END),
+                             _shortlink_key())
        AS next_code
 FROM shortlink_code_seq \gset
 CREATE TEMP TABLE lookalike AS SELECT :'next_code' AS code, 'https://example.com/imported' AS url;

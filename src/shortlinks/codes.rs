@@ -40,6 +40,31 @@ impl CodeKey {
     }
 }
 
+/// A server's generated codes come from a block of counter values of its own, which starts at its
+/// lowest snowflake node × 2^32: servers with disjoint node ranges (the nodes of a Citus cluster)
+/// never make the same code, and a server whose range starts at node 0 counts from 0.
+const COUNTER_BLOCK_BITS: u32 = 32;
+
+/// The counter value of the `local`-th code that a server with nodes `node_min..=node_max` makes.
+pub fn server_counter(local: i64, node_min: i32, node_max: i32) -> Result<i64, SqlError> {
+    let first = i64::from(node_min) << COUNTER_BLOCK_BITS;
+    let size = i64::from(node_max - node_min + 1) << COUNTER_BLOCK_BITS;
+    if !(0..size).contains(&local) {
+        return Err(SqlError::new(
+            SqlState::ConfigurationLimitExceeded,
+            format!(
+                "code counter {local} is past the {size} generated codes of this server's \
+                 snowflake nodes {node_min} to {node_max}"
+            ),
+        )
+        .with_hint(
+            "Each node of the range gives the server 2^32 generated codes: widen the range, or set \
+             snowlink.code_style = 'snowflake'.",
+        ));
+    }
+    Ok(first + local)
+}
+
 /// The code for counter value `counter`: 7 characters for the first 62^7 values, then 8, ... 11.
 pub fn keyed_code(counter: i64, key: &CodeKey) -> Result<String, SqlError> {
     if counter < 0 {
@@ -142,6 +167,30 @@ mod tests {
         assert!(shared_prefixes < 10, "{shared_prefixes}");
         let sorted = codes.windows(2).filter(|pair| pair[0] < pair[1]).count();
         assert!((4_000..6_000).contains(&sorted), "{sorted}");
+    }
+
+    #[test]
+    fn servers_with_disjoint_node_ranges_count_in_disjoint_blocks() {
+        let block = 1i64 << 32;
+        assert_eq!(server_counter(0, 0, 1023).unwrap(), 0);
+        assert_eq!(server_counter(5, 0, 255).unwrap(), 5);
+        assert_eq!(server_counter(0, 256, 511).unwrap(), 256 * block);
+        // The last value of one server's block is just below the first of the next server's.
+        assert_eq!(
+            server_counter(256 * block - 1, 0, 255).unwrap(),
+            256 * block - 1
+        );
+        let full = server_counter(256 * block, 0, 255).unwrap_err();
+        assert_eq!(full.state, SqlState::ConfigurationLimitExceeded);
+        assert!(
+            full.message.contains("snowflake nodes 0 to 255"),
+            "{}",
+            full.message
+        );
+        assert!(server_counter(-1, 0, 255).is_err());
+        // The highest block still makes codes.
+        let last = server_counter(block - 1, 1023, 1023).unwrap();
+        assert_eq!(keyed_code(last, &KEY).unwrap().len(), 8);
     }
 
     #[test]

@@ -119,6 +119,15 @@ fn _shortlink_keyed_code(counter: i64, key: &[u8]) -> String {
         .or_raise("_shortlink_keyed_code")
 }
 
+/// The counter value of this server's `local`-th generated code (see codes::server_counter).
+#[pg_extern(stable, parallel_safe)]
+fn _shortlink_server_counter(local: i64) -> i64 {
+    let settings = crate::snowflake::settings();
+    crate::snowflake::generator::check_range(&settings)
+        .and_then(|()| codes::server_counter(local, settings.node_min, settings.node_max))
+        .or_raise("_shortlink_server_counter")
+}
+
 extension_sql_file!(
     "../../sql/shortlinks.sql",
     requires = [
@@ -126,6 +135,7 @@ extension_sql_file!(
         _shortlink_import_url,
         _shortlink_import_refusal,
         _shortlink_keyed_code,
+        _shortlink_server_counter,
         visits::_shortlink_record_visit,
         visits::_shortlink_take_daily_visits,
         snowflake::snowflake_next,

@@ -83,7 +83,7 @@ pub fn register_settings() {
     );
 }
 
-fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     Settings {
         node_min: NODE_MIN.get(),
         node_max: NODE_MAX.get(),

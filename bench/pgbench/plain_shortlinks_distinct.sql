@@ -1,0 +1,2 @@
+\set i random(1, 10000)
+SELECT url FROM shortlinks WHERE code = 'c' || :i;

@@ -1,0 +1,1 @@
+SELECT shorten('https://example.com/shared/' || random());
