@@ -99,6 +99,17 @@ wait_for coordinator "SELECT sum(visits) FROM shortlink_visits" $EARLIER_LINKS >
 
 check_equal "shortlinks_distribute() on a worker says it belongs on the coordinator" \
     "$(sql worker1 "SELECT shortlinks_distribute()" 2>&1 | grep -c 'must be called on the coordinator')" 1
+# A shortlinks that Citus manages in another way (made a reference table by hand, in a transaction
+# that is then rolled back) is refused.
+check_equal "shortlinks_distribute() refuses a shortlinks that is a Citus table of another kind" \
+    "$(sql coordinator "BEGIN; SELECT create_reference_table('shortlinks'); SELECT shortlinks_distribute(); ROLLBACK" 2>&1 |
+        grep -o 'already a Citus table, but not one distributed by code')" \
+    "already a Citus table, but not one distributed by code"
+sql coordinator "CREATE TABLE link_notes (link_id bigint REFERENCES shortlinks (id), note text)" >/dev/null
+check_equal "shortlinks_distribute() refuses while a foreign key references shortlinks, and names it" \
+    "$(sql coordinator "SELECT shortlinks_distribute()" 2>&1 | grep -o 'while foreign keys reference it: .*')" \
+    "while foreign keys reference it: public.link_notes (link_notes_link_id_fkey)"
+sql coordinator "DROP TABLE link_notes" >/dev/null
 citus_node_start citus "$FIRST_PORT" worker2 snowlink.node_min=500
 check_equal "shortlinks_distribute() refuses nodes whose snowflake ranges overlap" \
     "$(sql coordinator "SELECT shortlinks_distribute()" 2>&1 | grep -o 'ranges of the cluster overlap: .*')" \

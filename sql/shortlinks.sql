@@ -589,7 +589,7 @@ BEGIN
     IF links_key IS DISTINCT FROM 'code' AND links_key IS NOT NULL THEN
         RAISE EXCEPTION 'shortlinks is already a Citus table, but not one distributed by code'
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'SELECT undistribute_table(''shortlinks'') makes it a local table again.';
+                  DETAIL = 'Only a local shortlinks can be distributed, and Citus cannot make a table of an extension local again.';
     END IF;
     IF links_key IS NULL THEN
         SELECT string_agg(format('%s (%I)', c.conrelid::regclass, c.conname), ', ') INTO referencing
