@@ -191,6 +191,9 @@ check_equal "the visits of those three rounds are counted too" \
 sql worker1 "SELECT shorten('https://example.com/everywhere', code => 'everywhere')" >/dev/null
 check_equal "shorten() on another node gives back the same link" \
     "$(sql worker2 "SELECT code FROM shorten('https://example.com/everywhere')")" everywhere
+check_equal "the URL's lock row notes the last link made under it" \
+    "$(sql coordinator "SELECT last_code FROM shortlink_url_locks
+                        WHERE bucket = hashtext('https://example.com/everywhere') & 65535")" everywhere
 check_equal "shortlink_target() on a worker" \
     "$(sql worker2 "SELECT concat_ws(' ', url, status, cache_control) FROM shortlink_target('everywhere')")" \
     "https://example.com/everywhere 302 no-store"

@@ -64,7 +64,7 @@ CREATE TABLE shortlink_key (
 CREATE TABLE shortlink_url_locks (
     bucket int PRIMARY KEY,
     updates bigint NOT NULL DEFAULT 0,
-    -- The code of the last link made under this lock (see shorten()).
+    -- On Citus, the code of the last link made under this lock (see shorten()).
     last_code text COLLATE "C"
 );
 INSERT INTO shortlink_url_locks (bucket) SELECT pg_catalog.generate_series(0, 65535);
@@ -129,6 +129,9 @@ DECLARE
     new_code text;
     locked_bucket int;
     bucket_last_code text;
+    -- Only on Citus can a lock be free before the link made under it shows (see below); elsewhere
+    -- the lock's row does not note the link, which would cost each new link a second update.
+    notes_last_code boolean := current_setting('citus.version', true) IS NOT NULL;
 BEGIN
     IF shorten.url IS NULL THEN
         RAISE EXCEPTION 'url must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -232,7 +235,7 @@ BEGIN
                 USING ERRCODE = 'unique_violation';
         END IF;
     END LOOP;
-    IF locked_bucket IS NOT NULL THEN
+    IF locked_bucket IS NOT NULL AND notes_last_code THEN
         UPDATE @extschema@.shortlink_url_locks AS l SET last_code = link.code
         WHERE l.bucket = locked_bucket;
     END IF;
