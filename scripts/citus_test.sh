@@ -105,6 +105,11 @@ check_equal "shortlinks_distribute() refuses a shortlinks that is a Citus table 
     "$(sql coordinator "BEGIN; SELECT create_reference_table('shortlinks'); SELECT shortlinks_distribute(); ROLLBACK" 2>&1 |
         grep -o 'already a Citus table, but not one distributed by code')" \
     "already a Citus table, but not one distributed by code"
+sql worker1 "SELECT shorten('https://example.com/made-on-a-worker', code => 'made-on-a-worker')" >/dev/null
+check_equal "shortlinks_distribute() refuses while a worker holds links of its own, and names it" \
+    "$(sql coordinator "SELECT shortlinks_distribute()" 2>&1 | grep -o 'which distribution would hide: .*')" \
+    "which distribution would hide: 127.0.0.1:$((FIRST_PORT + 1)) has 1"
+sql worker1 "DELETE FROM shortlinks" >/dev/null
 sql coordinator "CREATE TABLE link_notes (link_id bigint REFERENCES shortlinks (id), note text)" >/dev/null
 check_equal "shortlinks_distribute() refuses while a foreign key references shortlinks, and names it" \
     "$(sql coordinator "SELECT shortlinks_distribute()" 2>&1 | grep -o 'while foreign keys reference it: .*')" \

@@ -549,6 +549,7 @@ DECLARE
     links_key text;
     unreadable text;
     shared_nodes text;
+    stranded text;
     referencing text;
     citus_table regclass;
     key_column text;
@@ -602,6 +603,16 @@ BEGIN
             RAISE EXCEPTION 'shortlinks cannot be distributed while foreign keys reference it: %', referencing
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Drop them first. A table distributed by code with colocate_with => ''shortlinks'' can then reference shortlinks (code).';
+        END IF;
+        -- Links made on a worker before now are in that worker's own table, which the shards
+        -- would hide for good.
+        SELECT string_agg(format('%s:%s has %s', w.nodename, w.nodeport, w.result), ', ') INTO stranded
+        FROM pg_catalog.run_command_on_workers('SELECT count(*) FROM @extschema@.shortlinks') AS w
+        WHERE NOT w.success OR w.result <> '0';
+        IF stranded IS NOT NULL THEN
+            RAISE EXCEPTION 'workers hold links of their own, which distribution would hide: %', stranded
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Bring them to the coordinator (shortlinks_import() keeps their codes) and delete them on the workers first.';
         END IF;
         ALTER TABLE @extschema@.shortlinks DROP CONSTRAINT shortlinks_pkey;
         CREATE INDEX shortlinks_id ON @extschema@.shortlinks (id);
