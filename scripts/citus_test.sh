@@ -120,7 +120,24 @@ check_equal "shortlinks_distribute() refuses nodes whose snowflake ranges overla
     "$(sql coordinator "SELECT shortlinks_distribute()" 2>&1 | grep -o 'ranges of the cluster overlap: .*')" \
     "ranges of the cluster overlap: nodes 2 and 3 share [500,512)"
 citus_node_start citus "$FIRST_PORT" worker2
-sql coordinator "SELECT shortlinks_distribute(shard_count => 8)" >/dev/null
+# The distribution, with a session on a worker open across it (through dblink, from one session on
+# the coordinator): before, the worker's own table has none of the coordinator's links; after, the
+# same session finds them through Citus.
+read -r worker1_socket worker1_port <<<"$(citus_node citus "$FIRST_PORT" worker1)"
+read -r coordinator_socket coordinator_port <<<"$(citus_node citus "$FIRST_PORT" coordinator)"
+across=$(psql -X -q -At -v ON_ERROR_STOP=1 -h "$coordinator_socket" -p "$coordinator_port" -d postgres <<SQL
+CREATE EXTENSION dblink;
+SELECT dblink_connect('worker1', 'host=$worker1_socket port=$worker1_port dbname=postgres user=postgres') \g /dev/null
+SELECT coalesce(r, 'NULL') FROM dblink('worker1', \$\$SELECT resolve('before-$EARLIER_LINKS')\$\$) AS t (r text);
+SELECT shortlinks_distribute(shard_count => 8) \g /dev/null
+SELECT coalesce(r, 'NULL') FROM dblink('worker1', \$\$SELECT resolve('before-$EARLIER_LINKS')\$\$) AS t (r text);
+SQL
+)
+check_equal "a worker's session open across shortlinks_distribute() finds the links after it, not before" \
+    "$(tr '\n' ' ' <<<"$across")" "NULL https://example.com/before/$EARLIER_LINKS "
+# Each earlier link was visited once, and the last one once more just now (outside the sample that
+# the next checks count).
+earlier_visits=$((EARLIER_LINKS + 1))
 sql coordinator "SELECT shortlinks_distribute()" >/dev/null
 check_equal "shortlinks_distribute() distributes shortlinks by code and the visits by link ID; a second call changes nothing" \
     "$(sql coordinator "SELECT string_agg(format('%s:%s:%s:%s', logicalrelid, partmethod,
@@ -178,7 +195,7 @@ with_links() {
 check_equal "shortlink_stats() counts each client's visit of its new link, from every node" \
     "$(wait_for worker2 "$(with_links "SELECT sum((shortlink_stats(code)).visits) FROM links
                                        WHERE url LIKE 'https://example.com/pool/%'")" "$rounds")" "$rounds"
-expected=$((EARLIER_LINKS + 2 * rounds))
+expected=$((earlier_visits + 2 * rounds))
 check_equal "the visits table holds every visit of every node" \
     "$(wait_for coordinator "SELECT sum(visits) FROM shortlink_visits" "$expected")" "$expected"
 
@@ -188,7 +205,7 @@ for name in "${NODE_NAMES[@]}"; do
     check_equal "resolve() on the $name finds every one of the $((EARLIER_LINKS + pool_links)) links" \
         "$(sql "$name" "$(with_links "SELECT count(*) FROM links WHERE resolve(code) IS DISTINCT FROM url")")" 0
 done
-expected=$((EARLIER_LINKS + 2 * rounds + 3 * (EARLIER_LINKS + pool_links)))
+expected=$((earlier_visits + 2 * rounds + 3 * (EARLIER_LINKS + pool_links)))
 check_equal "the visits of those three rounds are counted too" \
     "$(wait_for coordinator "SELECT sum(visits) FROM shortlink_visits" "$expected")" "$expected"
 

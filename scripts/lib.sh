@@ -166,7 +166,7 @@ CITUS_NODES=("coordinator 0 0 255" "worker1 1 256 511" "worker2 2 512 767")
 
 # citus_node PREFIX FIRST_PORT NAME: prints the socket folder and port of node NAME.
 citus_node() {
-    local name offset
+    local node name offset
     for node in "${CITUS_NODES[@]}"; do
         read -r name offset _ <<<"$node"
         [ "$name" = "$3" ] && printf '%s %s\n' "$(cluster_root)/$1-$name/socket" $(($2 + offset))
@@ -176,7 +176,7 @@ citus_node() {
 # citus_node_start PREFIX FIRST_PORT NAME [SETTING=VALUE ...]: (re)starts node NAME as the scratch
 # cluster PREFIX-NAME, with its node range and the settings.
 citus_node_start() {
-    local prefix=$1 first_port=$2 wanted=$3 name offset node_min node_max
+    local prefix=$1 first_port=$2 wanted=$3 node name offset node_min node_max
     shift 3
     for node in "${CITUS_NODES[@]}"; do
         read -r name offset node_min node_max <<<"$node"
@@ -191,7 +191,7 @@ citus_node_start() {
 # and installs snowlink (CREATE EXTENSION on the coordinator reaches every node). Keeps PGHOST and
 # PGPORT as they were.
 citus_cluster_start() {
-    local prefix=$1 first_port=$2 name socket port saved_host=${PGHOST:-} saved_port=${PGPORT:-}
+    local prefix=$1 first_port=$2 node name socket port saved_host=${PGHOST:-} saved_port=${PGPORT:-}
     for node in "${CITUS_NODES[@]}"; do
         read -r name _ <<<"$node"
         citus_node_start "$prefix" "$first_port" "$name"
@@ -213,7 +213,7 @@ SQL
 
 # citus_cluster_remove PREFIX: stops and deletes every node.
 citus_cluster_remove() {
-    local name
+    local node name
     for node in "${CITUS_NODES[@]}"; do
         read -r name _ <<<"$node"
         cluster_remove "$1-$name"
