@@ -115,6 +115,11 @@ check_equal "shortlinks_distribute() refuses while a foreign key references shor
     "$(sql coordinator "SELECT shortlinks_distribute()" 2>&1 | grep -o 'while foreign keys reference it: .*')" \
     "while foreign keys reference it: public.link_notes (link_notes_link_id_fkey)"
 sql coordinator "DROP TABLE link_notes" >/dev/null
+# A node that cannot tell its range (here, stopped) is named, not skipped.
+as_pg_owner "$PG_BIN/pg_ctl" --pgdata="$(cluster_root)/citus-worker2/data" stop --mode=fast >/dev/null
+check_equal "shortlinks_distribute() refuses while a node cannot tell its snowflake range, and names it" \
+    "$(sql coordinator "SELECT shortlinks_distribute()" 2>&1 | grep -o 'could not read the snowflake node range of every node: node 3:')" \
+    "could not read the snowflake node range of every node: node 3:"
 citus_node_start citus "$FIRST_PORT" worker2 snowlink.node_min=500
 check_equal "shortlinks_distribute() refuses nodes whose snowflake ranges overlap" \
     "$(sql coordinator "SELECT shortlinks_distribute()" 2>&1 | grep -o 'ranges of the cluster overlap: .*')" \
