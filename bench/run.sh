@@ -245,24 +245,29 @@ fi
 NEWEST_PG_MAJOR=${SUPPORTED_PG_MAJORS[-1]}
 say "2c. The first ID of a new connection on PostgreSQL $NEWEST_PG_MAJOR (pgbench --connect, median of $ROUNDS runs in turn)"
 # Section 2b again on the newest PostgreSQL, whose settings live in a hash table (15 sorts all of
-# its settings for each one a library registers). Last, as it builds snowlink once more.
-bench_host=$PGHOST bench_port=$PGPORT
-use_postgres "$NEWEST_PG_MAJOR"
-ensure_tools
-install_extension --release >/dev/null
-trap 'kill "${http_pids[@]}" 2>/dev/null; citus_cluster_remove bench-citus; cluster_remove bench; cluster_remove bench-newest' EXIT
-cluster_start bench-newest $((BENCH_PORT + 20))
-psql -X -q -d postgres -c "CREATE DATABASE $DB"
-psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$BENCH_DIR/setup.sql" >/dev/null
-record new_connection_newest server_version_num "$(psql -X -q -At -d "$DB" -c 'SHOW server_version_num')" number
-PGBENCH_OPTIONS=(--connect)
-for clients in 1 2; do
-    record_in_turn new_connection_newest "$clients" snowflake_next nextval
-done
-PGBENCH_OPTIONS=()
-cluster_remove bench-newest
-use_postgres "$DEBIAN_PG_MAJOR"
-export PGHOST=$bench_host PGPORT=$bench_port
+# its settings for each one a library registers). Last, as it builds snowlink once more; a machine
+# that cannot fetch that PostgreSQL still gets the rest of the report.
+if "$PROJECT_DIR/scripts/fetch_postgres.sh" "$NEWEST_PG_MAJOR" >/dev/null; then
+    bench_host=$PGHOST bench_port=$PGPORT
+    use_postgres "$NEWEST_PG_MAJOR"
+    ensure_tools
+    install_extension --release >/dev/null
+    trap 'kill "${http_pids[@]}" 2>/dev/null; citus_cluster_remove bench-citus; cluster_remove bench; cluster_remove bench-newest' EXIT
+    cluster_start bench-newest $((BENCH_PORT + 20))
+    psql -X -q -d postgres -c "CREATE DATABASE $DB"
+    psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$BENCH_DIR/setup.sql" >/dev/null
+    record new_connection_newest server_version_num "$(psql -X -q -At -d "$DB" -c 'SHOW server_version_num')" number
+    PGBENCH_OPTIONS=(--connect)
+    for clients in 1 2; do
+        record_in_turn new_connection_newest "$clients" snowflake_next nextval
+    done
+    PGBENCH_OPTIONS=()
+    cluster_remove bench-newest
+    use_postgres "$DEBIAN_PG_MAJOR"
+    export PGHOST=$bench_host PGPORT=$bench_port
+else
+    echo "skipped: PostgreSQL $NEWEST_PG_MAJOR could not be fetched"
+fi
 
 say "writing BENCHMARKS.md and bench/benchmarks.png"
 venv=$PROJECT_DIR/target/bench-venv
