@@ -179,6 +179,20 @@ for clients in (1, 2, 4):
     )
 lines.append("")
 
+visits = values["visits"]
+lines += [
+    "## 5b. Visits",
+    "",
+    f"A visit shows in `shortlink_stats()` {visits['lag c=1']:,.0f} ms after its `resolve()` (median of",
+    "20, polled every 10 ms; the visit writer writes every `snowlink.visit_flush_interval_ms`, 1 s).",
+    "",
+    f"A link with `max_visits`, whose every visit the visit writer counts and commits before",
+    f"`resolve()` returns: {visits['resolve_limited c=2']:,.0f} tps against "
+    f"{visits['resolve_hot c=2']:,.0f} for a link without (2 clients): "
+    f"{ratio(visits['resolve_limited c=2'], visits['resolve_hot c=2']):.2f}.",
+    "",
+]
+
 imported = values["import"]
 import_rows = int(sizes.split("IMPORT_ROWS=")[1].split()[0])
 lines += [

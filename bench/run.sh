@@ -34,6 +34,8 @@ psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$BENCH_DIR/setup.sql" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL'
 SELECT shorten('https://example.com/page/' || i, code => 'c' || i) FROM generate_series(1, 10000) AS i;
 INSERT INTO plain_links (code, url) SELECT code, url FROM shortlinks;
+-- For section 5b: a link with max_visits, whose every visit the visit writer counts and commits.
+SELECT shorten('https://example.com/limited', code => 'limited', max_visits => 1000000000000);
 VACUUM ANALYZE;
 SQL
 
@@ -119,6 +121,29 @@ record_in_turn shorten 2 shorten plain_shorten
 for clients in "${CLIENTS[@]}"; do
     record_in_turn resolve "$clients" plain_distinct resolve_distinct plain_hot resolve_hot
 done
+
+say "5b. Visits: how soon one shows, and what counting a limited link's costs"
+# Milliseconds from a resolve() to its visit showing in shortlink_stats(), polled every 10 ms, in a
+# new session each time (the writer is running, as under load): the median of 20.
+for round in $(seq 20); do
+    psql -X -q -At -d "$DB" <<'SQL'
+SELECT set_config('bench.before', visits::text, false) FROM shortlink_stats('c2') \g /dev/null
+SELECT clock_timestamp() AS resolved_at, resolve('c2') IS NOT NULL AS resolved \gset
+DO $$
+BEGIN
+    WHILE (SELECT visits FROM shortlink_stats('c2')) = current_setting('bench.before')::bigint LOOP
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT round(extract(epoch FROM clock_timestamp() - :'resolved_at'::timestamptz) * 1000);
+SQL
+done | sort -n | awk '{ ms[NR] = $1 } END { print ms[int((NR + 1) / 2)] }' | {
+    read -r lag
+    record visits "lag c=1" "$lag" ms
+    echo "a visit shows after $lag ms (median of 20)"
+}
+record_in_turn visits 2 resolve_hot resolve_limited
 
 say "6. Importing $IMPORT_ROWS links with their own codes"
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "CREATE TABLE import_staging AS

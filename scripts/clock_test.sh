@@ -4,8 +4,9 @@
 # that every backend takes its node over from the one before: backends take turns, in two
 # databases, across fast and immediate restarts, and while the clock is behind. A backend that
 # comes while the clock is behind its node's last use must fail with 58000 (or wait, within
-# snowlink.max_clock_backward_ms); every ID drawn, including those a crash cut short, must be
-# unique. Prints one line per check.
+# snowlink.max_clock_backward_ms); so must one after the mark file was removed, replaced, overwritten
+# or cut short while IDs streamed, and one after a reboot (the marks in shared memory gone); every
+# ID drawn, including those a crash cut short, must be unique. Prints one line per check.
 source "$(dirname "$0")/lib.sh"
 
 PRIMARY_PORT=25471
@@ -46,6 +47,8 @@ on() { # on SERVER DATABASE psql-arguments...
 
 cluster_start "${PRIMARY[@]}" >/dev/null
 on clock-primary "$PRIMARY_PORT" postgres -c 'CREATE EXTENSION snowlink' -c 'CREATE DATABASE other'
+# An ID before the base backup, so that the standby starts with a copy of the primary's mark file.
+on clock-primary "$PRIMARY_PORT" postgres -c 'SELECT snowflake_next()' >/dev/null
 on clock-primary "$PRIMARY_PORT" other -c 'CREATE EXTENSION snowlink'
 standby_dir=$(cluster_root)/clock-standby
 mkdir -p "$standby_dir"
@@ -157,6 +160,88 @@ restart "primary" clock-primary "$PRIMARY_PORT" fast 60
 restart "primary" clock-primary "$PRIMARY_PORT" immediate 3600
 until [ "$(on clock-standby "$STANDBY_PORT" postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ]; do sleep 0.1; done
 restart "standby" clock-standby "$STANDBY_PORT" immediate 60
+
+echo "## the mark file removed, replaced or damaged while IDs stream"
+# tamper WHAT COMMAND...: a backend streams IDs while COMMAND does something to the primary's mark
+# file, then the server stops at once and comes back with the clock 10 s behind; a newcomer must
+# fail with 58000 or start after the last ID. The marks in shared memory, which the file is
+# written again from, outlive the server.
+MARK_FILE=$(cluster_root)/clock-primary/data/snowlink_highwater
+cp "$MARK_FILE" "$WORK/older-marks"
+tamper() {
+    local what=$1
+    shift
+    wait_until_free clock-primary "$PRIMARY_PORT"
+    # Fast, then one ID a millisecond, so that the stream goes on past the change.
+    on clock-primary "$PRIMARY_PORT" postgres -c "COPY (SELECT snowflake_next() FROM generate_series(1, 20000)
+                                                        UNION ALL
+                                                        SELECT snowflake_next() FROM generate_series(1, 100000) AS g
+                                                        CROSS JOIN LATERAL pg_sleep(0.001 + 0 * g) AS pause) TO STDOUT" \
+        >"$WORK/cut-short" 2>/dev/null &
+    local streaming=$!
+    until [ "$(wc -l <"$WORK/cut-short")" -gt 10000 ]; do sleep 0.05; done
+    "$@"
+    # Long enough for the streaming backend to write a lease past it.
+    sleep 4
+    as_pg_owner "$PG_BIN/pg_ctl" --pgdata="$(cluster_root)/clock-primary/data" stop --mode=immediate >/dev/null
+    wait "$streaming" || true
+    sed '$d' "$WORK/cut-short" >"$WORK/drawn"
+    cat "$WORK/drawn" >>"$IDS"
+    last_id[clock-primary]=$(tail -1 "$WORK/drawn")
+    set_offset -10
+    cluster_start "${PRIMARY[@]}" >/dev/null
+    come_while_behind "primary, mark file $what, 10 s back" 10000 clock-primary "$PRIMARY_PORT" postgres
+    set_offset +0
+    draw clock-primary "$PRIMARY_PORT" postgres
+}
+remove() { rm -f "$MARK_FILE"; }
+replace_with_an_older_copy() {
+    cp "$WORK/older-marks" "$MARK_FILE.copy"
+    chown --reference="$MARK_FILE" "$MARK_FILE.copy"
+    chmod --reference="$MARK_FILE" "$MARK_FILE.copy"
+    mv "$MARK_FILE.copy" "$MARK_FILE"
+}
+copy_an_older_one_over_it() { cp "$WORK/older-marks" "$MARK_FILE"; }
+write_garbage_over_it() { head -c 40000 /dev/urandom | dd of="$MARK_FILE" conv=notrunc status=none; }
+cut_it_short() { : >"$MARK_FILE"; }
+tamper "removed" remove
+tamper "replaced by an older copy" replace_with_an_older_copy
+tamper "overwritten by an older copy" copy_an_older_one_over_it
+tamper "overwritten with garbage" write_garbage_over_it
+tamper "cut to nothing" cut_it_short
+check_equal "what was done to the mark file is logged" \
+    "$(grep -cE 'snowflake high-water mark file .* (was removed|was replaced|was damaged|removed or replaced while in use)' \
+        "$(cluster_root)/clock-primary/server.log" | awk '$1 >= 4 { print "yes" }')" yes
+
+echo "## a reboot: the marks in memory are gone, the leases on disk remain"
+# What a reboot does to the marks: the shared memory object of the data directory goes.
+for step in 1 60; do
+    wait_until_free clock-primary "$PRIMARY_PORT"
+    on clock-primary "$PRIMARY_PORT" postgres -c "COPY (SELECT snowflake_next() FROM generate_series(1, 100000000)) TO STDOUT" \
+        >"$WORK/cut-short" 2>/dev/null &
+    streaming=$!
+    until [ "$(wc -l <"$WORK/cut-short")" -gt 10000 ]; do sleep 0.05; done
+    as_pg_owner "$PG_BIN/pg_ctl" --pgdata="$(cluster_root)/clock-primary/data" stop --mode=immediate >/dev/null
+    wait "$streaming" || true
+    sed '$d' "$WORK/cut-short" >"$WORK/drawn"
+    cat "$WORK/drawn" >>"$IDS"
+    last_id[clock-primary]=$(tail -1 "$WORK/drawn")
+    segment=$(marks_segment "$(cluster_root)/clock-primary/data")
+    check_equal "the marks of the data directory are in shared memory" "$([ -e "$segment" ] && echo yes)" yes
+    rm -f "$segment"
+    set_offset "-$step"
+    cluster_start "${PRIMARY[@]}" >/dev/null
+    # After a reboot a node starts after its lease, which reaches up to 3 s past its last ID.
+    come_while_behind "primary, after a reboot, ${step} s back" "$((step * 1000 + 3000))" clock-primary "$PRIMARY_PORT" postgres
+    set_offset +0
+    # As a real reboot does, let the lease pass before the next IDs.
+    sleep 3
+    draw clock-primary "$PRIMARY_PORT" postgres
+done
+
+echo "## a copy of the data directory"
+check_equal "the standby, a copy made by pg_basebackup, says where its marks came from" \
+    "$(grep -c 'comes from another data directory' "$(cluster_root)/clock-standby/server.log" | awk '$1 > 0 { print "yes" }')" yes
 
 echo "## every ID"
 check_equal "IDs drawn" "$(($(wc -l <"$IDS") > 15 * IDS_PER_TURN))" 1

@@ -10,6 +10,7 @@ PG_PORT=25501
 HTTP_PORT=25502
 PAGE_PORT=25503
 TOKEN_HTTP_PORT=25504
+EDGE_HTTP_PORT=25505
 DB=http
 TOKEN=test-token-0123456789
 WORK=$PROJECT_DIR/target/http_test
@@ -47,12 +48,14 @@ sql "$DB" "CREATE EXTENSION snowlink;
     SELECT shortlink_disable('off')" >/dev/null
 database_url() { echo "host=$PGHOST port=$PGPORT dbname=$DB user=$1"; }
 
-# start_http LOG PORT ROLE [VARIABLE=VALUE...]: starts snowlink-http and waits until it listens.
+# start_http LOG PORT ROLE [VARIABLE=VALUE...]: starts snowlink-http (through the command in
+# HTTP_LAUNCHER, if any) and waits until it listens.
 HTTP_PIDS=()
+HTTP_LAUNCHER=()
 start_http() {
     local log=$1 port=$2 role=$3
     shift 3
-    env DATABASE_URL="$(database_url "$role")" LISTEN="127.0.0.1:$port" "$@" "$SERVER" 2>"$log" &
+    "${HTTP_LAUNCHER[@]}" env DATABASE_URL="$(database_url "$role")" LISTEN="127.0.0.1:$port" "$@" "$SERVER" 2>"$log" &
     HTTP_PIDS+=($!)
     local tries
     for tries in $(seq 100); do
@@ -226,6 +229,50 @@ check_equal "an unknown field: 400 that names it" \
     'unknown field `colour`'
 check_equal "no url: 400" \
     "$(refused '{"code": "x"}' | grep -o 'missing field `url`')" 'missing field `url`'
+
+echo "# at the edge: requests that a browser never sends"
+edge() { python3 "$PROJECT_DIR/scripts/http_edge.py" "$@"; }
+check_equal "Content-Length and Transfer-Encoding: 400, and nothing after it on the connection is served" \
+    "$(edge smuggle "$TOKEN_HTTP_PORT")" "1 400 closed"
+check_equal "a chunked body: 400 that says to send Content-Length" \
+    "$(curl -s -w ' %{http_code}' -X POST -H "Authorization: Bearer $TOKEN" -H 'Transfer-Encoding: chunked' \
+        -d '{"url": "https://example.com/chunked"}' "http://127.0.0.1:$TOKEN_HTTP_PORT/links")" \
+    '{"error":"Transfer-Encoding is not accepted: send the body with Content-Length"} 400'
+check_equal "300 uploads without the token that stall: 401 at once, none of their bodies kept" \
+    "$(edge stalled-uploads "$TOKEN_HTTP_PORT" 300 "${HTTP_PIDS[1]}" | sed -E 's/ \([0-9-]+ MB\)$//')" \
+    "401s 300, growth under 100 MB: yes"
+check_equal "an upload with the token whose body stops coming: 408" \
+    "$(edge slow-body "$TOKEN_HTTP_PORT" "$TOKEN")" 408
+# A server with 1024 file descriptors, and more half-open connections than that.
+HTTP_LAUNCHER=(prlimit --nofile=1024:1024 --)
+start_http "$WORK/http-edge.log" "$EDGE_HTTP_PORT" redirects
+HTTP_LAUNCHER=()
+check_equal "1,100 connections that never finish their head are closed, then a client is served" \
+    "$(edge half-open "$EDGE_HTTP_PORT" 1100)" "all 302"
+# With shortlinks locked, no request waits longer than the database timeout, and the pool's
+# connections are free again afterwards.
+psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE shortlinks IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(12); COMMIT" \
+    >/dev/null 2>&1 &
+locker=$!
+until [ "$(sql "$DB" "SELECT count(*) FROM pg_locks WHERE relation = 'shortlinks'::regclass AND mode = 'AccessExclusiveLock' AND granted" 2>/dev/null)" = 1 ]; do
+    sleep 0.05
+done
+check_equal "shortlinks locked: 12 requests at once all get 503, within 15 s" \
+    "$(edge parallel "$EDGE_HTTP_PORT" 12 /found)" \
+    "$(printf '503 %.0s' $(seq 12))within 15 s"
+wait "$locker" || true
+check_equal "the lock gone, it redirects again" \
+    "$(status_of "http://127.0.0.1:$EDGE_HTTP_PORT/found")" 302
+# SIGTERM while an upload stalls: the server stops once the request's time is up.
+edge slow-body "$TOKEN_HTTP_PORT" "$TOKEN" >/dev/null &
+uploader=$!
+sleep 0.5
+started=$(date +%s)
+kill -TERM "${HTTP_PIDS[1]}"
+wait "${HTTP_PIDS[1]}" && code=0 || code=$?
+check_equal "SIGTERM with a request in flight: exit code 0 within 20 s" \
+    "$code $(($(date +%s) - started <= 20))" "0 1"
+wait "$uploader" || true
 
 echo "# a browser follows a short link"
 mkdir -p "$WORK/pages"

@@ -292,12 +292,22 @@ cluster_start() {
     export PGHOST=$socket PGPORT=$port PGUSER=postgres
 }
 
-# cluster_remove NAME: stops the scratch cluster NAME and deletes its data.
+# marks_segment DATA: the shared memory object (a file under /dev/shm) that holds the snowflake
+# high-water marks of the cluster in DATA (src/snowflake/mod.rs names it).
+marks_segment() {
+    local system
+    system=$("$PG_BIN/pg_controldata" "$1" | sed -nE 's/^Database system identifier: +([0-9]+)$/\1/p')
+    printf '/dev/shm/snowlink.%x.%x.%x' "$system" "$(stat -c %d "$1")" "$(stat -c %i "$1")"
+}
+
+# cluster_remove NAME: stops the scratch cluster NAME and deletes its data, and the shared memory
+# of its marks.
 cluster_remove() {
     local dir
     dir=$(cluster_root)/$1
     if [ -f "$dir/data/PG_VERSION" ]; then
         as_pg_owner "$PG_BIN/pg_ctl" --pgdata="$dir/data" stop --mode=fast >/dev/null 2>&1 || true
+        as_root rm -f "$(marks_segment "$dir/data" 2>/dev/null)"
     fi
     rm -rf "$dir"
 }

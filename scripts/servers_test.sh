@@ -83,4 +83,17 @@ for server in "${SERVERS[@]}"; do
     check_equal "server $name's range overlaps no other" "$conflicts" 0
 done
 
+# A hot standby resolves links, but cannot count the visit of a link with max_visits, which must
+# be committed before the link is served: it says so.
+read -r _ standby_port _ <<<"${SERVERS[3]}"
+on_standby() { psql -X -q -At -v VERBOSITY=verbose -h "$(cluster_root)/servers-standby/socket" -p "$standby_port" -d postgres -c "$1" 2>&1; }
+psql -X -q -At -h "$primary_socket" -p "$one_port" -d postgres -c "
+    SELECT shorten('https://example.com/plain', code => 'plain'),
+           shorten('https://example.com/limited', code => 'limited', max_visits => 5)" >/dev/null
+until [ "$(on_standby "SELECT count(*) FROM shortlinks WHERE code IN ('plain', 'limited')")" = 2 ]; do sleep 0.1; done
+check_equal "the standby resolves a link" "$(on_standby "SELECT resolve('plain')")" "https://example.com/plain"
+check_equal "the standby refuses a link with max_visits, with 25006" \
+    "$(on_standby "SELECT resolve('limited')" | head -1)" \
+    'ERROR:  25006: link "limited" has max_visits, so its visits can only be counted on the primary'
+
 checks_summary "several servers"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command 2: every test. Style checks and snowlink-http's unit tests, then for each PostgreSQL
 # version: clippy, the Rust unit and #[pg_test] tests, the pg_regress suite in pg_test/,
-# pg_dump/pg_restore round trips, updates from every released version, IDs under clock steps,
+# pg_dump/pg_restore round trips, updates from every released version, visits through the visit
+# writer, a full disk, IDs under clock steps,
 # three servers with a hot standby, clients through PgBouncer, snowlink-http with curl and
 # Chromium, the README's Python snippets, and (on 15) a Citus cluster.
 # Exits non-zero when anything fails.
@@ -75,6 +76,9 @@ test_version() {
     say "PostgreSQL $PG_MAJOR: visits through the visit writer, crashes under load"
     "$PROJECT_DIR/scripts/visits_test.sh" 2>&1 | tee "$logs/visits.log"
 
+    say "PostgreSQL $PG_MAJOR: a full disk (the data directory on a small tmpfs)"
+    "$PROJECT_DIR/scripts/disk_full_test.sh" 2>&1 | tee "$logs/disk_full.log"
+
     say "PostgreSQL $PG_MAJOR: snowflake IDs under clock steps (libfaketime)"
     "$PROJECT_DIR/scripts/clock_test.sh" 2>&1 | tee "$logs/clock.log"
 
@@ -121,7 +125,7 @@ done
 
 # The logs of the scripted tests that ran for a version (Citus runs on one).
 scripted_logs() {
-    ls "$1"/{dump_restore,upgrade,visits,clock,servers,pgbouncer,http,clients,citus}.log 2>/dev/null
+    ls "$1"/{dump_restore,upgrade,visits,disk_full,clock,servers,pgbouncer,http,clients,citus}.log 2>/dev/null
 }
 
 say "summary"
@@ -134,13 +138,13 @@ for version in "${versions[@]}"; do
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
     # shellcheck disable=SC2046 # one argument per log
-    grep -h -E '^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer|http|clients|citus)[^:]*: [0-9]+ passed' \
+    grep -h -E '^(dump and restore|upgrade|visits|disk full|clock steps|several servers|pgbouncer|http|clients|citus)[^:]*: [0-9]+ passed' \
         $(scripted_logs "$logs")
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(dump and restore|upgrade|visits|clock steps|several servers|pgbouncer|http|clients|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
+            sed -nE 's/^(dump and restore|upgrade|visits|disk full|clock steps|several servers|pgbouncer|http|clients|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
                 $(scripted_logs "$logs")
         } | awk '{ total += $1 } END { print total }'
     )))

@@ -2,7 +2,9 @@
 --
 -- Functions that touch the tables run as the extension's owner (SECURITY DEFINER) with
 -- search_path pinned to pg_catalog, pg_temp, and name every object of the extension by schema, so
--- a caller's search_path cannot redirect them. Ordinary roles reach the tables only through them.
+-- a caller's search_path cannot redirect them. The functions they call are those of
+-- snowlink_internal (sql/internal_schema.sql), where no other role can add one that would make
+-- the call ambiguous. Ordinary roles reach the tables only through them.
 --
 -- Those that query the tables with their arguments are PL/pgSQL, not SQL: on Citus (see
 -- shortlinks_distribute()) only PL/pgSQL's queries can be sent to the shard that a code picks.
@@ -88,9 +90,18 @@ SELECT pg_catalog.pg_extension_config_dump('shortlink_code_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('shortlink_key', '');
 SELECT pg_catalog.pg_extension_config_dump('shortlink_reserved_codes', 'WHERE NOT builtin');
 
+-- The public functions that shorten() calls, declared again where no other role can add a function
+-- (sql/internal_schema.sql): the same C functions, with the same properties.
+CREATE FUNCTION snowlink_internal.shortlink_normalize_url(url text) RETURNS text
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'shortlink_normalize_url_wrapper';
+CREATE FUNCTION snowlink_internal.base62_encode(value bigint) RETURNS text
+LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'base62_encode_wrapper';
+
 -- The key is made on first use, not here: a restore then loads the dumped key instead of meeting
 -- a second one, and codes made after the restore never repeat codes made before.
-CREATE FUNCTION _shortlink_key() RETURNS bytea
+CREATE FUNCTION snowlink_internal._shortlink_key() RETURNS bytea
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
@@ -123,7 +134,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    target text := @extschema@.shortlink_normalize_url(shorten.url);
+    target text := snowlink_internal.shortlink_normalize_url(shorten.url);
     link @extschema@.shortlinks;
     new_id bigint;
     new_code text;
@@ -215,13 +226,13 @@ BEGIN
     -- Generated codes never repeat one another; the loop goes round again only when a custom code
     -- already took the one generated.
     LOOP
-        new_id := @extschema@.snowflake_next();
+        new_id := snowlink_internal.snowflake_next();
         new_code := CASE
             WHEN shorten.code IS NOT NULL THEN shorten.code
-            WHEN current_setting('snowlink.code_style') = 'snowflake' THEN @extschema@.base62_encode(new_id)
-            ELSE @extschema@._shortlink_keyed_code(
-                     @extschema@._shortlink_server_counter(nextval('@extschema@.shortlink_code_seq')),
-                     @extschema@._shortlink_key())
+            WHEN current_setting('snowlink.code_style') = 'snowflake' THEN snowlink_internal.base62_encode(new_id)
+            ELSE snowlink_internal._shortlink_keyed_code(
+                     snowlink_internal._shortlink_server_counter(nextval('@extschema@.shortlink_code_seq')),
+                     snowlink_internal._shortlink_key())
         END;
         INSERT INTO @extschema@.shortlinks
             (id, code, url, valid_from, expires_at, max_visits, redirect_status)
@@ -243,34 +254,67 @@ BEGIN
 END
 $$;
 
--- Writes this backend's buffered visits into the rows of their links and days, in that order.
-CREATE FUNCTION _shortlinks_flush_visits() RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER
+-- Writes the visits this process counted or gathered into the rows of their links and days, in
+-- that order. Visits of a link that is not there are left out, and logged: it was deleted or
+-- purged. A link made in the last minute may be one that a transaction has not committed yet
+-- (resolved in the transaction that made it): its visits are written.
+CREATE FUNCTION snowlink_internal._shortlinks_flush_visits() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    link_ids bigint[];
+    days date[];
+    counts bigint[];
+    firsts timestamptz[];
+    lasts timestamptz[];
+    live_ids bigint[];
+    recent_ids constant bigint := snowlink_internal.snowflake_min(now() - interval '1 minute');
+    left_out bigint;
+BEGIN
+    SELECT array_agg(t.link_id), array_agg(t.day), array_agg(t.visits), array_agg(t.first_at),
+           array_agg(t.last_at)
+    INTO link_ids, days, counts, firsts, lasts
+    FROM snowlink_internal._shortlink_take_daily_visits() AS t;
+    IF link_ids IS NULL THEN
+        RETURN;
+    END IF;
+    -- One query for the links of the whole batch: on Citus, one round to the shards.
+    live_ids := ARRAY(SELECT s.id FROM @extschema@.shortlinks AS s WHERE s.id = ANY (link_ids));
     INSERT INTO @extschema@.shortlink_visits AS v (link_id, day, visits, first_at, last_at)
-    SELECT t.link_id, t.day, t.visits, t.first_at, t.last_at
-    FROM @extschema@._shortlink_take_daily_visits() AS t
-    ORDER BY t.link_id, t.day
+    SELECT b.link_id, b.day, b.visits, b.first_at, b.last_at
+    FROM unnest(link_ids, days, counts, firsts, lasts) AS b (link_id, day, visits, first_at, last_at)
+    WHERE b.link_id IN (SELECT unnest(live_ids)) OR b.link_id >= recent_ids
+    ORDER BY b.link_id, b.day
     ON CONFLICT (link_id, day) DO UPDATE
     SET visits = v.visits + excluded.visits,
         first_at = least(v.first_at, excluded.first_at),
-        last_at = greatest(v.last_at, excluded.last_at)
+        last_at = greatest(v.last_at, excluded.last_at);
+    IF cardinality(live_ids) < cardinality(link_ids) THEN
+        SELECT sum(b.visits) INTO left_out
+        FROM unnest(link_ids, counts) AS b (link_id, visits)
+        WHERE NOT (b.link_id IN (SELECT unnest(live_ids)) OR b.link_id >= recent_ids);
+        IF left_out > 0 THEN
+            RAISE LOG 'snowlink: % visits of links that no longer exist are not written', left_out;
+        END IF;
+    END IF;
+END
 $$;
 
--- The live link of a code, with its visit counted; NULL when there is none. resolve() (in Rust,
--- src/shortlinks/resolve.rs) and shortlink_target() come here for links with max_visits.
-CREATE FUNCTION _shortlink_visit(code text) RETURNS shortlinks
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+-- The live link of a code, or NULL: for resolve() and shortlink_target() (src/shortlinks/
+-- resolve.rs) where they cannot read the code index themselves, as for a table that Citus manages.
+-- Live as LinkState::is_live() in src/shortlinks/link_lookup.rs has it. VOLATILE, so that it sees
+-- a link made earlier in the same statement, as resolve(code) FROM shorten(url) needs.
+CREATE FUNCTION snowlink_internal._shortlink_live(code text) RETURNS @extschema@.shortlinks
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     link @extschema@.shortlinks;
-    visited_at timestamptz;
 BEGIN
     SELECT * INTO link
     FROM @extschema@.shortlinks AS s
-    WHERE s.code = _shortlink_visit.code
+    WHERE s.code = _shortlink_live.code
       AND NOT s.disabled
       AND (s.valid_from IS NULL OR s.valid_from <= now())
       AND (s.expires_at IS NULL OR s.expires_at > now())
@@ -278,40 +322,50 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    RETURN link;
+END
+$$;
 
-    IF link.max_visits IS NULL THEN
-        -- Counted in the backend, written in batches before a commit: see src/visits/.
-        PERFORM @extschema@._shortlink_record_visit(link.id);
-        RETURN link;
+-- Counts a visit of a link with max_visits, if it is live and has visits left; false when not.
+-- The visit writer calls it, in a transaction of its own that commits before the link is served
+-- (src/visits/limited.rs), so that no caller can have it served more often than it allows. The
+-- row lock orders concurrent visits, so that the last one goes to one visitor only; one that
+-- another transaction holds for long fails with 55P03 rather than holding up the writer. The code
+-- picks the row, so that Citus sends the UPDATE to the link's shard; a code too long for the
+-- writer to be handed is looked up by the link's ID.
+CREATE FUNCTION snowlink_internal._shortlink_count_visit(code text, link_id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = 1000
+AS $$
+DECLARE
+    visited_code text := _shortlink_count_visit.code;
+    visited_at timestamptz := clock_timestamp();
+BEGIN
+    IF visited_code IS NULL THEN
+        SELECT s.code INTO visited_code FROM @extschema@.shortlinks AS s WHERE s.id = link_id;
     END IF;
-
-    -- A limited link counts each visit at once, under its row lock, so that its last visit goes to
-    -- one visitor only.
-    IF current_setting('transaction_read_only')::boolean THEN
-        RAISE EXCEPTION 'link "%" has max_visits, so its visits must be counted in a read-write transaction',
-            link.code
-            USING ERRCODE = 'read_only_sql_transaction',
-                  HINT = 'Through PostgREST, call it with POST.';
-    END IF;
-    -- The time is a value, and the code picks the row, so that Citus can send the UPDATE to the
-    -- link's shard.
-    visited_at := clock_timestamp();
     UPDATE @extschema@.shortlinks AS s
     SET visits = s.visits + 1,
         first_visit_at = coalesce(s.first_visit_at, visited_at),
         last_visit_at = visited_at
-    WHERE s.code = link.code AND s.id = link.id AND s.visits < s.max_visits
-    RETURNING * INTO link;
-    IF NOT FOUND THEN
-        RETURN NULL; -- a concurrent visit took the last one
-    END IF;
-    RETURN link;
+    WHERE s.code = visited_code
+      AND s.id = link_id
+      AND NOT s.disabled
+      AND (s.valid_from IS NULL OR s.valid_from <= visited_at)
+      AND (s.expires_at IS NULL OR s.expires_at > visited_at)
+      AND s.visits < s.max_visits;
+    RETURN FOUND;
 END
 $$;
 
 -- What an HTTP front answers for a code, with the visit counted; at most one row. In Rust
 -- (src/shortlinks/resolve.rs), written against the function manager, hence declared here.
 CREATE FUNCTION shortlink_target(code text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE ROWS 1
+AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
+CREATE FUNCTION snowlink_internal.shortlink_target(code text)
 RETURNS TABLE (url text, status int, cache_control text)
 LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE ROWS 1
 AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
@@ -324,7 +378,7 @@ AS $$
 DECLARE
     target record;
 BEGIN
-    SELECT * INTO target FROM @extschema@.shortlink_target(shortlink_redirect.code);
+    SELECT * INTO target FROM snowlink_internal.shortlink_target(shortlink_redirect.code);
     IF NOT FOUND THEN
         PERFORM set_config('response.status', '404', true);
         PERFORM set_config('response.headers',
@@ -370,13 +424,15 @@ $$;
 
 -- The visits of a link per day (UTC), from from_day (by default the day it was made) to to_day
 -- (by default today), with 0 for a day without visits; no row for an unknown code. Links with
--- max_visits count their visits in their row only, and have no days here.
+-- max_visits count their visits in their row only, and have no days here. A range has at most
+-- 36,600 days (100 years), so that a mistyped year is an error rather than millions of rows.
 CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to_day date DEFAULT NULL)
 RETURNS TABLE (day date, visits bigint)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    max_days constant int := 36600;
     visited_link bigint;
     created_on date;
     first_day date;
@@ -392,22 +448,30 @@ BEGIN
     first_day := CASE WHEN from_day IS NULL OR from_day = '-infinity' THEN created_on ELSE from_day END;
     last_day := CASE WHEN to_day IS NULL OR to_day = 'infinity' THEN (now() AT TIME ZONE 'UTC')::date
                      ELSE to_day END;
-    IF NOT isfinite(first_day) OR NOT isfinite(last_day) THEN
-        RETURN; -- from 'infinity' or to '-infinity': no day
+    IF NOT isfinite(first_day) OR NOT isfinite(last_day) OR last_day < first_day THEN
+        RETURN; -- from 'infinity', to '-infinity', or to a day before the first: no day
     END IF;
+    IF last_day - first_day >= max_days THEN
+        RAISE EXCEPTION 'the range from % to % has % days, more than shortlink_daily_visits() returns (%)',
+            first_day, last_day, last_day - first_day + 1, max_days
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Ask for a shorter range, or for one range after the other.';
+    END IF;
+    -- Days as offsets from the first: the day after the last is never computed, so that a range
+    -- ending on the last day a date can hold works too.
     RETURN QUERY
-    SELECT d.day::date, coalesce(v.visits, 0)
-    FROM generate_series(first_day::timestamp, last_day::timestamp, interval '1 day') AS d (day)
+    SELECT first_day + d.offset_days, coalesce(v.visits, 0)
+    FROM generate_series(0, last_day - first_day) AS d (offset_days)
     LEFT JOIN @extschema@.shortlink_visits AS v
-      ON v.link_id = visited_link AND v.day = d.day::date
-    ORDER BY d.day;
+      ON v.link_id = visited_link AND v.day = first_day + d.offset_days
+    ORDER BY d.offset_days;
 END
 $$;
 
 -- Brings in existing links with their own codes, a batch at a time, for shortlinks_import(): rows
 -- with a refused code or URL, or a code already taken, are returned with the reason instead of
 -- stopping the load. URLs get the checks and the normal form of shorten().
-CREATE FUNCTION _shortlinks_import(codes text[], urls text[], created timestamptz[])
+CREATE FUNCTION snowlink_internal._shortlinks_import(codes text[], urls text[], created timestamptz[])
 RETURNS TABLE (code text, url text, error text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -417,13 +481,13 @@ BEGIN
     WITH checked AS (
         SELECT g.code, g.url, g.created_at, g.n, t.target,
                CASE
-                   WHEN t.target IS NULL THEN @extschema@._shortlink_import_refusal(g.code, g.url)
+                   WHEN t.target IS NULL THEN snowlink_internal._shortlink_import_refusal(g.code, g.url)
                    WHEN lower(g.code) IN (SELECT r.code FROM @extschema@.shortlink_reserved_codes AS r)
                        THEN 'code is reserved'
                END AS problem
         FROM unnest(_shortlinks_import.codes, _shortlinks_import.urls, _shortlinks_import.created)
              WITH ORDINALITY AS g (code, url, created_at, n)
-        CROSS JOIN LATERAL (SELECT @extschema@._shortlink_import_url(g.code, g.url) AS target) AS t
+        CROSS JOIN LATERAL (SELECT snowlink_internal._shortlink_import_url(g.code, g.url) AS target) AS t
     ),
     -- A code that comes twice is imported from its first row that passes the checks.
     judged AS (
@@ -467,6 +531,10 @@ DECLARE
     urls text[] := '{}';
     created timestamptz[] := '{}';
 BEGIN
+    IF links IS NULL THEN
+        RAISE EXCEPTION 'links must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Name the table or view to import, as in shortlinks_import(''old_links'').';
+    END IF;
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be positive, not %', coalesce(batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -479,13 +547,13 @@ BEGIN
         urls := urls || link.url;
         created := created || link.created_at;
         IF cardinality(codes) >= batch_size THEN
-            RETURN QUERY SELECT * FROM @extschema@._shortlinks_import(codes, urls, created);
+            RETURN QUERY SELECT * FROM snowlink_internal._shortlinks_import(codes, urls, created);
             codes := '{}';
             urls := '{}';
             created := '{}';
         END IF;
     END LOOP;
-    RETURN QUERY SELECT * FROM @extschema@._shortlinks_import(codes, urls, created);
+    RETURN QUERY SELECT * FROM snowlink_internal._shortlinks_import(codes, urls, created);
 END
 $$;
 
@@ -502,11 +570,13 @@ BEGIN
 END
 $$;
 
+-- Bound when it is created, as the SQL standard's function bodies are: nothing made later can take
+-- the place of shortlink_disable().
 CREATE FUNCTION shortlink_enable(code text) RETURNS boolean
 LANGUAGE sql VOLATILE STRICT
-AS $$
-    SELECT @extschema@.shortlink_disable(code, false)
-$$;
+BEGIN ATOMIC
+    SELECT @extschema@.shortlink_disable(code, false);
+END;
 
 -- Deletes the links that can never resolve again (expired, or every visit used), with their visit
 -- rows, and returns how many.
@@ -570,7 +640,7 @@ BEGIN
     -- Nodes whose snowflake ranges overlap can make the same IDs and the same codes.
     WITH ranges AS MATERIALIZED (
         SELECT r.nodeid, r.success, r.result, CASE WHEN r.success THEN r.result::int4range END AS node_range
-        FROM pg_catalog.run_command_on_all_nodes('SELECT @extschema@.snowflake_node_range()') AS r
+        FROM pg_catalog.run_command_on_all_nodes('SELECT snowlink_internal.snowflake_node_range()') AS r
     )
     SELECT (SELECT string_agg(format('node %s: %s', f.nodeid, f.result), ', ') FROM ranges AS f
             WHERE NOT f.success),
@@ -650,21 +720,23 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION
-    _shortlink_keyed_code(bigint, bytea), _shortlink_server_counter(bigint),
-    _shortlink_record_visit(bigint),
-    _shortlink_take_daily_visits(), _shortlink_key(), _shortlinks_flush_visits(),
-    _shortlink_visit(text),
+    snowlink_internal._shortlink_keyed_code(bigint, bytea),
+    snowlink_internal._shortlink_server_counter(bigint),
+    snowlink_internal._shortlink_take_daily_visits(), snowlink_internal._shortlink_key(),
+    snowlink_internal._shortlinks_flush_visits(), snowlink_internal._shortlink_live(text),
+    snowlink_internal._shortlink_count_visit(text, bigint),
+    snowlink_internal._shortlinks_import(text[], text[], timestamptz[]),
+    snowlink_internal._shortlink_import_url(text, text),
+    snowlink_internal._shortlink_import_refusal(text, text),
     shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
     shortlink_stats(text), shortlink_daily_visits(text, date, date),
     shortlink_disable(text, boolean), shortlink_enable(text), shortlinks_purge_expired(),
-    shortlinks_import(regclass, int), _shortlinks_import(text[], text[], timestamptz[]),
-    _shortlink_import_url(text, text), _shortlink_import_refusal(text, text),
-    shortlinks_distribute(int)
+    shortlinks_import(regclass, int), shortlinks_distribute(int)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     shorten(text, text, timestamptz, bigint, int, boolean, timestamptz),
     shortlink_stats(text), shortlink_daily_visits(text, date, date),
     shortlink_disable(text, boolean), shortlink_enable(text), shortlinks_purge_expired(),
-    shortlinks_import(regclass, int), _shortlinks_import(text[], text[], timestamptz[])
+    shortlinks_import(regclass, int), snowlink_internal._shortlinks_import(text[], text[], timestamptz[])
 TO snowlink_user;
 GRANT SELECT ON shortlinks TO snowlink_user;

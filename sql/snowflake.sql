@@ -11,7 +11,7 @@ END;
 
 -- The claimed nodes of the whole server, read from the lock table itself so that it cannot be stale.
 -- A claim is a session advisory lock on database 0 with the tag of _snowflake_lock_tag()
--- (src/snowflake/registry.rs), objid = node.
+-- (src/locks.rs), objid = node.
 CREATE VIEW snowflake_nodes AS
 SELECT l.objid::pg_catalog.int4 AS node_id,
        l.pid,
@@ -21,7 +21,7 @@ SELECT l.objid::pg_catalog.int4 AS node_id,
        a.client_addr,
        a.backend_start
 FROM pg_catalog.pg_locks AS l
-CROSS JOIN @extschema@._snowflake_lock_tag() AS tag
+CROSS JOIN snowlink_internal._snowflake_lock_tag() AS tag
 LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid OPERATOR(pg_catalog.=) l.pid
 WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'::pg_catalog.text
   AND l.database OPERATOR(pg_catalog.=) 0::pg_catalog.oid
@@ -40,3 +40,15 @@ BEGIN ATOMIC
     FROM pg_catalog.unnest(peer_ranges) AS peer
     WHERE peer OPERATOR(pg_catalog.&&) @extschema@.snowflake_node_range();
 END;
+
+-- The public functions that the extension's SQL calls, declared again where no other role can add
+-- a function (sql/internal_schema.sql): the same C functions, with the same properties.
+CREATE FUNCTION snowlink_internal.snowflake_next() RETURNS bigint
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'snowflake_next_wrapper';
+CREATE FUNCTION snowlink_internal.snowflake_node_range() RETURNS int4range
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'snowflake_node_range_wrapper';
+CREATE FUNCTION snowlink_internal.snowflake_min(at timestamptz) RETURNS bigint
+LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'snowflake_min_wrapper';

@@ -7,6 +7,38 @@
 -- depend on them, and breaks the plans of sessions that are calling them at that moment.
 \echo Use "ALTER EXTENSION snowlink UPDATE TO '0.2.0'" to load this file. \quit
 
+-- The functions that only the extension's own code calls move into snowlink_internal, where no
+-- other role can add a function that makes a call by name ambiguous (sql/internal_schema.sql).
+-- Those of 0.1.0 that remain keep their OIDs, privileges and comments; the public functions that
+-- the extension's SQL calls are declared there a second time.
+CREATE SCHEMA snowlink_internal;
+GRANT USAGE ON SCHEMA snowlink_internal TO PUBLIC;
+COMMENT ON SCHEMA snowlink_internal IS
+    'functions of the snowlink extension that only its own code calls';
+ALTER FUNCTION _shortlink_key() SET SCHEMA snowlink_internal;
+ALTER FUNCTION _shortlinks_flush_visits() SET SCHEMA snowlink_internal;
+ALTER FUNCTION _shortlink_keyed_code(bigint, bytea) SET SCHEMA snowlink_internal;
+CREATE FUNCTION snowlink_internal.snowflake_next() RETURNS bigint
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'snowflake_next_wrapper';
+CREATE FUNCTION snowlink_internal.snowflake_node_range() RETURNS int4range
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'snowflake_node_range_wrapper';
+CREATE FUNCTION snowlink_internal.snowflake_min(at timestamptz) RETURNS bigint
+LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'snowflake_min_wrapper';
+CREATE FUNCTION snowlink_internal.shortlink_normalize_url(url text) RETURNS text
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'shortlink_normalize_url_wrapper';
+CREATE FUNCTION snowlink_internal.base62_encode(value bigint) RETURNS text
+LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'base62_encode_wrapper';
+COMMENT ON FUNCTION snowlink_internal.snowflake_next() IS 'internal: snowflake_next(), for the extension''s SQL';
+COMMENT ON FUNCTION snowlink_internal.snowflake_node_range() IS 'internal: snowflake_node_range(), for the extension''s SQL';
+COMMENT ON FUNCTION snowlink_internal.snowflake_min(timestamptz) IS 'internal: snowflake_min(), for the extension''s SQL';
+COMMENT ON FUNCTION snowlink_internal.base62_encode(bigint) IS 'internal: base62_encode(), for the extension''s SQL';
+COMMENT ON FUNCTION snowlink_internal.shortlink_normalize_url(text) IS 'internal: shortlink_normalize_url(), for the extension''s SQL';
+
 -- shortlink_target(): what an HTTP front answers for a code, in one call. shortlink_redirect() takes
 -- its answer from it, so a permanent link with expires_at = 'infinity' gets a cache lifetime
 -- instead of an error, and it needs no privilege of the extension's owner any more.
@@ -16,6 +48,11 @@ LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE ROWS 1
 AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
 COMMENT ON FUNCTION shortlink_target(text) IS
     'URL, redirect status and Cache-Control of a live short link, for an HTTP front; counts the visit';
+CREATE FUNCTION snowlink_internal.shortlink_target(code text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE ROWS 1
+AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
+COMMENT ON FUNCTION snowlink_internal.shortlink_target(text) IS 'internal: shortlink_target(), for the extension''s SQL';
 
 CREATE OR REPLACE FUNCTION shortlink_redirect(code text) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
@@ -24,7 +61,7 @@ AS $$
 DECLARE
     target record;
 BEGIN
-    SELECT * INTO target FROM @extschema@.shortlink_target(shortlink_redirect.code);
+    SELECT * INTO target FROM snowlink_internal.shortlink_target(shortlink_redirect.code);
     IF NOT FOUND THEN
         PERFORM set_config('response.status', '404', true);
         PERFORM set_config('response.headers',
@@ -49,14 +86,14 @@ ON CONFLICT (code) DO UPDATE SET builtin = true;
 -- defaults. What is bound at creation names its operators and functions with their schema, so the
 -- view and the SQL function that an operator planted in the extension's schema could have bound
 -- are made again.
-CREATE FUNCTION "_snowflake_lock_tag"() RETURNS TABLE (
+CREATE FUNCTION snowlink_internal."_snowflake_lock_tag"() RETURNS TABLE (
 	"classid" oid,  /* pg_sys :: Oid */
 	"objsubid" smallint  /* i16 */
 )
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_snowflake_lock_tag_wrapper';
-COMMENT ON FUNCTION _snowflake_lock_tag() IS 'internal: the advisory lock tag of node claims';
+COMMENT ON FUNCTION snowlink_internal._snowflake_lock_tag() IS 'internal: the advisory lock tag of node claims';
 CREATE OR REPLACE FUNCTION "snowflake_node_range"() RETURNS int4range /* Range < i32 > */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
@@ -70,7 +107,7 @@ SELECT l.objid::pg_catalog.int4 AS node_id,
        a.client_addr,
        a.backend_start
 FROM pg_catalog.pg_locks AS l
-CROSS JOIN @extschema@._snowflake_lock_tag() AS tag
+CROSS JOIN snowlink_internal._snowflake_lock_tag() AS tag
 LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid OPERATOR(pg_catalog.=) l.pid
 WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'::pg_catalog.text
   AND l.database OPERATOR(pg_catalog.=) 0::pg_catalog.oid
@@ -97,7 +134,7 @@ CREATE TABLE shortlink_url_locks (
 );
 INSERT INTO shortlink_url_locks (bucket) SELECT pg_catalog.generate_series(0, 65535);
 COMMENT ON TABLE shortlink_url_locks IS 'rows on which concurrent shorten() calls for one URL wait for each other';
-CREATE OR REPLACE FUNCTION _shortlink_key() RETURNS bytea
+CREATE OR REPLACE FUNCTION snowlink_internal._shortlink_key() RETURNS bytea
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
@@ -129,7 +166,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    target text := @extschema@.shortlink_normalize_url(shorten.url);
+    target text := snowlink_internal.shortlink_normalize_url(shorten.url);
     link @extschema@.shortlinks;
     new_id bigint;
     new_code text;
@@ -221,13 +258,13 @@ BEGIN
     -- Generated codes never repeat one another; the loop goes round again only when a custom code
     -- already took the one generated.
     LOOP
-        new_id := @extschema@.snowflake_next();
+        new_id := snowlink_internal.snowflake_next();
         new_code := CASE
             WHEN shorten.code IS NOT NULL THEN shorten.code
-            WHEN current_setting('snowlink.code_style') = 'snowflake' THEN @extschema@.base62_encode(new_id)
-            ELSE @extschema@._shortlink_keyed_code(
-                     @extschema@._shortlink_server_counter(nextval('@extschema@.shortlink_code_seq')),
-                     @extschema@._shortlink_key())
+            WHEN current_setting('snowlink.code_style') = 'snowflake' THEN snowlink_internal.base62_encode(new_id)
+            ELSE snowlink_internal._shortlink_keyed_code(
+                     snowlink_internal._shortlink_server_counter(nextval('@extschema@.shortlink_code_seq')),
+                     snowlink_internal._shortlink_key())
         END;
         INSERT INTO @extschema@.shortlinks
             (id, code, url, valid_from, expires_at, max_visits, redirect_status)
@@ -249,19 +286,22 @@ BEGIN
 END
 $$;
 
--- Visits are written just before a commit, in a subtransaction of their own (src/visits/), not in
--- the statement that counted them.
-CREATE OR REPLACE FUNCTION _shortlink_visit(code text) RETURNS shortlinks
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+-- resolve() and shortlink_target() count visits themselves (src/visits/): a visit of a plain link
+-- is written just before a commit, in a subtransaction of its own, and one of a link with
+-- max_visits is counted and committed by the visit writer before the link is served. Where they
+-- read the link with a query, _shortlink_live() finds it.
+DROP FUNCTION _shortlink_visit(text);
+DROP FUNCTION _shortlink_record_visit(bigint);
+CREATE FUNCTION snowlink_internal._shortlink_live(code text) RETURNS @extschema@.shortlinks
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     link @extschema@.shortlinks;
-    visited_at timestamptz;
 BEGIN
     SELECT * INTO link
     FROM @extschema@.shortlinks AS s
-    WHERE s.code = _shortlink_visit.code
+    WHERE s.code = _shortlink_live.code
       AND NOT s.disabled
       AND (s.valid_from IS NULL OR s.valid_from <= now())
       AND (s.expires_at IS NULL OR s.expires_at > now())
@@ -269,36 +309,39 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-
-    IF link.max_visits IS NULL THEN
-        -- Counted in the backend, written in batches before a commit: see src/visits/.
-        PERFORM @extschema@._shortlink_record_visit(link.id);
-        RETURN link;
+    RETURN link;
+END
+$$;
+CREATE FUNCTION snowlink_internal._shortlink_count_visit(code text, link_id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = 1000
+AS $$
+DECLARE
+    visited_code text := _shortlink_count_visit.code;
+    visited_at timestamptz := clock_timestamp();
+BEGIN
+    IF visited_code IS NULL THEN
+        SELECT s.code INTO visited_code FROM @extschema@.shortlinks AS s WHERE s.id = link_id;
     END IF;
-
-    -- A limited link counts each visit at once, under its row lock, so that its last visit goes to
-    -- one visitor only.
-    IF current_setting('transaction_read_only')::boolean THEN
-        RAISE EXCEPTION 'link "%" has max_visits, so its visits must be counted in a read-write transaction',
-            link.code
-            USING ERRCODE = 'read_only_sql_transaction',
-                  HINT = 'Through PostgREST, call it with POST.';
-    END IF;
-    -- The time is a value, and the code picks the row, so that Citus can send the UPDATE to the
-    -- link's shard.
-    visited_at := clock_timestamp();
     UPDATE @extschema@.shortlinks AS s
     SET visits = s.visits + 1,
         first_visit_at = coalesce(s.first_visit_at, visited_at),
         last_visit_at = visited_at
-    WHERE s.code = link.code AND s.id = link.id AND s.visits < s.max_visits
-    RETURNING * INTO link;
-    IF NOT FOUND THEN
-        RETURN NULL; -- a concurrent visit took the last one
-    END IF;
-    RETURN link;
+    WHERE s.code = visited_code
+      AND s.id = link_id
+      AND NOT s.disabled
+      AND (s.valid_from IS NULL OR s.valid_from <= visited_at)
+      AND (s.expires_at IS NULL OR s.expires_at > visited_at)
+      AND s.visits < s.max_visits;
+    RETURN FOUND;
 END
 $$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_live(text),
+    snowlink_internal._shortlink_count_visit(text, bigint)
+FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_live(text) IS 'internal: live link of a code, read with a query';
+COMMENT ON FUNCTION snowlink_internal._shortlink_count_visit(text, bigint) IS 'internal: counts a visit of a link with max_visits, for the visit writer';
 
 -- Visits: one row per link and day (UTC) instead of one per link and backend, so that the rows
 -- grow with links and days, never with backends, and shortlink_daily_visits() can draw a link's
@@ -319,7 +362,7 @@ ALTER TABLE shortlink_visits
     DROP COLUMN backend_pid,
     ADD COLUMN day date NOT NULL,
     ADD PRIMARY KEY (link_id, day);
-CREATE FUNCTION "_shortlink_take_daily_visits"() RETURNS TABLE (
+CREATE FUNCTION snowlink_internal."_shortlink_take_daily_visits"() RETURNS TABLE (
 	"link_id" bigint,  /* i64 */
 	"day" date,  /* Date */
 	"visits" bigint,  /* i64 */
@@ -329,22 +372,50 @@ CREATE FUNCTION "_shortlink_take_daily_visits"() RETURNS TABLE (
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_shortlink_take_daily_visits_wrapper';
-REVOKE ALL ON FUNCTION _shortlink_take_daily_visits() FROM PUBLIC;
-COMMENT ON FUNCTION _shortlink_take_daily_visits() IS 'internal: the visits this process counted or gathered, per link and day, for writing';
-COMMENT ON FUNCTION _shortlink_record_visit(bigint) IS 'internal: counts a visit, for the visit writer (or this backend) to write';
-COMMENT ON FUNCTION _shortlinks_flush_visits() IS 'internal: writes the visits this process counted or gathered';
-CREATE OR REPLACE FUNCTION _shortlinks_flush_visits() RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_take_daily_visits() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_take_daily_visits() IS 'internal: the visits this process counted or gathered, per link and day, for writing';
+COMMENT ON FUNCTION snowlink_internal._shortlinks_flush_visits() IS 'internal: writes the visits this process counted or gathered';
+CREATE OR REPLACE FUNCTION snowlink_internal._shortlinks_flush_visits() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    link_ids bigint[];
+    days date[];
+    counts bigint[];
+    firsts timestamptz[];
+    lasts timestamptz[];
+    live_ids bigint[];
+    recent_ids constant bigint := snowlink_internal.snowflake_min(now() - interval '1 minute');
+    left_out bigint;
+BEGIN
+    SELECT array_agg(t.link_id), array_agg(t.day), array_agg(t.visits), array_agg(t.first_at),
+           array_agg(t.last_at)
+    INTO link_ids, days, counts, firsts, lasts
+    FROM snowlink_internal._shortlink_take_daily_visits() AS t;
+    IF link_ids IS NULL THEN
+        RETURN;
+    END IF;
+    -- One query for the links of the whole batch: on Citus, one round to the shards.
+    live_ids := ARRAY(SELECT s.id FROM @extschema@.shortlinks AS s WHERE s.id = ANY (link_ids));
     INSERT INTO @extschema@.shortlink_visits AS v (link_id, day, visits, first_at, last_at)
-    SELECT t.link_id, t.day, t.visits, t.first_at, t.last_at
-    FROM @extschema@._shortlink_take_daily_visits() AS t
-    ORDER BY t.link_id, t.day
+    SELECT b.link_id, b.day, b.visits, b.first_at, b.last_at
+    FROM unnest(link_ids, days, counts, firsts, lasts) AS b (link_id, day, visits, first_at, last_at)
+    WHERE b.link_id IN (SELECT unnest(live_ids)) OR b.link_id >= recent_ids
+    ORDER BY b.link_id, b.day
     ON CONFLICT (link_id, day) DO UPDATE
     SET visits = v.visits + excluded.visits,
         first_at = least(v.first_at, excluded.first_at),
-        last_at = greatest(v.last_at, excluded.last_at)
+        last_at = greatest(v.last_at, excluded.last_at);
+    IF cardinality(live_ids) < cardinality(link_ids) THEN
+        SELECT sum(b.visits) INTO left_out
+        FROM unnest(link_ids, counts) AS b (link_id, visits)
+        WHERE NOT (b.link_id IN (SELECT unnest(live_ids)) OR b.link_id >= recent_ids);
+        IF left_out > 0 THEN
+            RAISE LOG 'snowlink: % visits of links that no longer exist are not written', left_out;
+        END IF;
+    END IF;
+END
 $$;
 DROP FUNCTION _shortlink_take_visits();
 CREATE OR REPLACE FUNCTION shortlinks_purge_expired() RETURNS bigint
@@ -371,6 +442,7 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    max_days constant int := 36600;
     visited_link bigint;
     created_on date;
     first_day date;
@@ -386,15 +458,23 @@ BEGIN
     first_day := CASE WHEN from_day IS NULL OR from_day = '-infinity' THEN created_on ELSE from_day END;
     last_day := CASE WHEN to_day IS NULL OR to_day = 'infinity' THEN (now() AT TIME ZONE 'UTC')::date
                      ELSE to_day END;
-    IF NOT isfinite(first_day) OR NOT isfinite(last_day) THEN
-        RETURN; -- from 'infinity' or to '-infinity': no day
+    IF NOT isfinite(first_day) OR NOT isfinite(last_day) OR last_day < first_day THEN
+        RETURN; -- from 'infinity', to '-infinity', or to a day before the first: no day
     END IF;
+    IF last_day - first_day >= max_days THEN
+        RAISE EXCEPTION 'the range from % to % has % days, more than shortlink_daily_visits() returns (%)',
+            first_day, last_day, last_day - first_day + 1, max_days
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Ask for a shorter range, or for one range after the other.';
+    END IF;
+    -- Days as offsets from the first: the day after the last is never computed, so that a range
+    -- ending on the last day a date can hold works too.
     RETURN QUERY
-    SELECT d.day::date, coalesce(v.visits, 0)
-    FROM generate_series(first_day::timestamp, last_day::timestamp, interval '1 day') AS d (day)
+    SELECT first_day + d.offset_days, coalesce(v.visits, 0)
+    FROM generate_series(0, last_day - first_day) AS d (offset_days)
     LEFT JOIN @extschema@.shortlink_visits AS v
-      ON v.link_id = visited_link AND v.day = d.day::date
-    ORDER BY d.day;
+      ON v.link_id = visited_link AND v.day = first_day + d.offset_days
+    ORDER BY d.offset_days;
 END
 $$;
 REVOKE ALL ON FUNCTION shortlink_daily_visits(text, date, date) FROM PUBLIC;
@@ -406,23 +486,23 @@ COMMENT ON FUNCTION shortlinks_purge_expired() IS
 COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and day (UTC)';
 
 -- Importing existing links with their own codes.
-CREATE FUNCTION "_shortlink_import_url"(
+CREATE FUNCTION snowlink_internal."_shortlink_import_url"(
 	"code" TEXT, /* Option < & str > */
 	"url" TEXT /* Option < & str > */
 ) RETURNS TEXT /* Option < String > */
 STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_shortlink_import_url_wrapper';
-COMMENT ON FUNCTION _shortlink_import_url(text, text) IS 'internal: the URL of a row to import as stored, or NULL when refused';
-CREATE FUNCTION "_shortlink_import_refusal"(
+COMMENT ON FUNCTION snowlink_internal._shortlink_import_url(text, text) IS 'internal: the URL of a row to import as stored, or NULL when refused';
+CREATE FUNCTION snowlink_internal."_shortlink_import_refusal"(
 	"code" TEXT, /* Option < & str > */
 	"url" TEXT /* Option < & str > */
 ) RETURNS TEXT /* Option < String > */
 STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_shortlink_import_refusal_wrapper';
-COMMENT ON FUNCTION _shortlink_import_refusal(text, text) IS 'internal: why a row to import is refused, or NULL';
-CREATE FUNCTION _shortlinks_import(codes text[], urls text[], created timestamptz[])
+COMMENT ON FUNCTION snowlink_internal._shortlink_import_refusal(text, text) IS 'internal: why a row to import is refused, or NULL';
+CREATE FUNCTION snowlink_internal._shortlinks_import(codes text[], urls text[], created timestamptz[])
 RETURNS TABLE (code text, url text, error text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -432,13 +512,13 @@ BEGIN
     WITH checked AS (
         SELECT g.code, g.url, g.created_at, g.n, t.target,
                CASE
-                   WHEN t.target IS NULL THEN @extschema@._shortlink_import_refusal(g.code, g.url)
+                   WHEN t.target IS NULL THEN snowlink_internal._shortlink_import_refusal(g.code, g.url)
                    WHEN lower(g.code) IN (SELECT r.code FROM @extschema@.shortlink_reserved_codes AS r)
                        THEN 'code is reserved'
                END AS problem
         FROM unnest(_shortlinks_import.codes, _shortlinks_import.urls, _shortlinks_import.created)
              WITH ORDINALITY AS g (code, url, created_at, n)
-        CROSS JOIN LATERAL (SELECT @extschema@._shortlink_import_url(g.code, g.url) AS target) AS t
+        CROSS JOIN LATERAL (SELECT snowlink_internal._shortlink_import_url(g.code, g.url) AS target) AS t
     ),
     -- A code that comes twice is imported from its first row that passes the checks.
     judged AS (
@@ -477,6 +557,10 @@ DECLARE
     urls text[] := '{}';
     created timestamptz[] := '{}';
 BEGIN
+    IF links IS NULL THEN
+        RAISE EXCEPTION 'links must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Name the table or view to import, as in shortlinks_import(''old_links'').';
+    END IF;
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be positive, not %', coalesce(batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -489,36 +573,38 @@ BEGIN
         urls := urls || link.url;
         created := created || link.created_at;
         IF cardinality(codes) >= batch_size THEN
-            RETURN QUERY SELECT * FROM @extschema@._shortlinks_import(codes, urls, created);
+            RETURN QUERY SELECT * FROM snowlink_internal._shortlinks_import(codes, urls, created);
             codes := '{}';
             urls := '{}';
             created := '{}';
         END IF;
     END LOOP;
-    RETURN QUERY SELECT * FROM @extschema@._shortlinks_import(codes, urls, created);
+    RETURN QUERY SELECT * FROM snowlink_internal._shortlinks_import(codes, urls, created);
 END
 $$;
-REVOKE ALL ON FUNCTION shortlinks_import(regclass, int), _shortlinks_import(text[], text[], timestamptz[]),
-    _shortlink_import_url(text, text), _shortlink_import_refusal(text, text)
+REVOKE ALL ON FUNCTION shortlinks_import(regclass, int),
+    snowlink_internal._shortlinks_import(text[], text[], timestamptz[]),
+    snowlink_internal._shortlink_import_url(text, text), snowlink_internal._shortlink_import_refusal(text, text)
 FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlinks_import(regclass, int), _shortlinks_import(text[], text[], timestamptz[])
+GRANT EXECUTE ON FUNCTION shortlinks_import(regclass, int),
+    snowlink_internal._shortlinks_import(text[], text[], timestamptz[])
 TO snowlink_user;
 COMMENT ON FUNCTION shortlinks_import(regclass, integer) IS
     'makes short links of the rows (code, url, created_at) of a table; returns the rows refused, with the reason';
-COMMENT ON FUNCTION _shortlinks_import(text[], text[], timestamptz[]) IS 'internal: imports one batch of links';
+COMMENT ON FUNCTION snowlink_internal._shortlinks_import(text[], text[], timestamptz[]) IS 'internal: imports one batch of links';
 
 -- Citus: shortlinks_distribute() makes the extension's tables Citus tables. Functions that read or
 -- change a link by its code are PL/pgSQL, whose queries Citus can send to one shard (it cannot plan
 -- the parameters of an SQL function); each server makes its generated codes from a counter block of
 -- its own, so that the nodes of a cluster never make the same code.
-CREATE FUNCTION "_shortlink_server_counter"(
+CREATE FUNCTION snowlink_internal."_shortlink_server_counter"(
 	"local" bigint /* i64 */
 ) RETURNS bigint /* i64 */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_shortlink_server_counter_wrapper';
-REVOKE ALL ON FUNCTION _shortlink_server_counter(bigint) FROM PUBLIC;
-COMMENT ON FUNCTION _shortlink_server_counter(bigint) IS 'internal: counter value of this server''s n-th generated code';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_server_counter(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_server_counter(bigint) IS 'internal: counter value of this server''s n-th generated code';
 CREATE OR REPLACE FUNCTION shortlink_stats(
     code text,
     OUT visits bigint,
@@ -546,6 +632,13 @@ BEGIN
     WHERE v.link_id = link.id;
 END
 $$;
+-- shortlink_enable() is bound when it is created, so that nothing made later stands in for
+-- shortlink_disable().
+CREATE OR REPLACE FUNCTION shortlink_enable(code text) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT
+BEGIN ATOMIC
+    SELECT @extschema@.shortlink_disable(code, false);
+END;
 CREATE OR REPLACE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true) RETURNS boolean
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -588,7 +681,7 @@ BEGIN
     -- Nodes whose snowflake ranges overlap can make the same IDs and the same codes.
     WITH ranges AS MATERIALIZED (
         SELECT r.nodeid, r.success, r.result, CASE WHEN r.success THEN r.result::int4range END AS node_range
-        FROM pg_catalog.run_command_on_all_nodes('SELECT @extschema@.snowflake_node_range()') AS r
+        FROM pg_catalog.run_command_on_all_nodes('SELECT snowlink_internal.snowflake_node_range()') AS r
     )
     SELECT (SELECT string_agg(format('node %s: %s', f.nodeid, f.result), ', ') FROM ranges AS f
             WHERE NOT f.success),
@@ -672,7 +765,7 @@ BEGIN
     FOR link IN SELECT s.id, s.url FROM @extschema@.shortlinks AS s WHERE s.url ~ '[^!-~]' LOOP
         BEGIN
             UPDATE @extschema@.shortlinks AS s
-            SET url = @extschema@.shortlink_normalize_url(link.url)
+            SET url = snowlink_internal.shortlink_normalize_url(link.url)
             WHERE s.id = link.id;
         EXCEPTION WHEN invalid_parameter_value OR invalid_text_representation THEN
             RAISE NOTICE 'short link % keeps its URL: %', link.id, SQLERRM;

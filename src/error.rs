@@ -15,12 +15,18 @@ pub enum SqlState {
     InvalidParameter,
     /// 0A000 feature_not_supported
     FeatureNotSupported,
+    /// 25006 read_only_sql_transaction
+    ReadOnlyTransaction,
     /// 53400 configuration_limit_exceeded
     ConfigurationLimitExceeded,
+    /// 55P03 lock_not_available
+    LockNotAvailable,
     /// 58000 system_error: something outside PostgreSQL, such as the system clock
     SystemError,
     /// 58030 io_error
     IoError,
+    /// XX000 internal_error
+    InternalError,
     /// XX001 data_corrupted
     DataCorrupted,
 }
@@ -32,11 +38,14 @@ impl SqlState {
             SqlState::InvalidText => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
             SqlState::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             SqlState::FeatureNotSupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            SqlState::ReadOnlyTransaction => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             SqlState::ConfigurationLimitExceeded => {
                 PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
             }
+            SqlState::LockNotAvailable => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
             SqlState::SystemError => PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
             SqlState::IoError => PgSqlErrorCode::ERRCODE_IO_ERROR,
+            SqlState::InternalError => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             SqlState::DataCorrupted => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
         }
     }

@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 mod base62;
 mod data_file;
 mod error;
+mod locks;
 mod shortlinks;
 mod snowflake;
 mod visits;
@@ -22,6 +23,12 @@ pub extern "C-unwind" fn _PG_init() {
     visits::register_settings();
 }
 
+/// The schema of the functions that only the extension's own code calls (sql/internal_schema.sql
+/// says why).
+#[pg_schema]
+mod snowlink_internal {}
+
+extension_sql_file!("../sql/internal_schema.sql", requires = [snowlink_internal]);
 extension_sql_file!("../sql/comments.sql", finalize);
 
 /// Required by `cargo pgrx test`.

@@ -7,7 +7,8 @@ use std::time::Duration;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// A shorter token is too easy to guess to guard link creation.
 const MIN_TOKEN_LENGTH: usize = 16;
-/// How long a request waits for the database before it is answered 503.
+/// How long a request waits for the database (a connection, or the answer to its query) before it
+/// is answered 503; the query is cancelled then.
 pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Config {

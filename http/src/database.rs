@@ -146,8 +146,11 @@ impl Database {
     /// The redirect for `code`, with the visit counted; None when the code does not resolve.
     pub async fn target(&self, code: &str) -> Result<Option<Target>, Failure> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(&self.statements.target).await?;
-        let row = client.query_opt(&statement, &[&code]).await?;
+        let row = within_timeout(&client, async {
+            let statement = client.prepare_cached(&self.statements.target).await?;
+            client.query_opt(&statement, &[&code]).await
+        })
+        .await?;
         Ok(row.map(|row| Target {
             url: row.get(0),
             status: u16::try_from(row.get::<_, i32>(1)).unwrap_or(500),
@@ -158,42 +161,48 @@ impl Database {
     /// `count` new snowflake IDs, as decimal strings.
     pub async fn ids(&self, count: i32) -> Result<Vec<String>, Failure> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(&self.statements.ids).await?;
-        let rows = client.query(&statement, &[&count]).await?;
+        let rows = within_timeout(&client, async {
+            let statement = client.prepare_cached(&self.statements.ids).await?;
+            client.query(&statement, &[&count]).await
+        })
+        .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     /// shorten(): the link as a JSON object, with its id as a string.
     pub async fn shorten(&self, link: &NewLink<'_>) -> Result<String, Failure> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_typed_cached(
-                &self.statements.shorten,
-                &[
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::INT8,
-                    Type::INT4,
-                    Type::BOOL,
-                    Type::TEXT,
-                ],
-            )
-            .await?;
-        let row = client
-            .query_one(
-                &statement,
-                &[
-                    &link.url,
-                    &link.code,
-                    &link.expires_at,
-                    &link.max_visits,
-                    &link.redirect_status,
-                    &link.force_new,
-                    &link.valid_from,
-                ],
-            )
-            .await?;
+        let row = within_timeout(&client, async {
+            let statement = client
+                .prepare_typed_cached(
+                    &self.statements.shorten,
+                    &[
+                        Type::TEXT,
+                        Type::TEXT,
+                        Type::TEXT,
+                        Type::INT8,
+                        Type::INT4,
+                        Type::BOOL,
+                        Type::TEXT,
+                    ],
+                )
+                .await?;
+            client
+                .query_one(
+                    &statement,
+                    &[
+                        &link.url,
+                        &link.code,
+                        &link.expires_at,
+                        &link.max_visits,
+                        &link.redirect_status,
+                        &link.force_new,
+                        &link.valid_from,
+                    ],
+                )
+                .await
+        })
+        .await?;
         Ok(row.get(0))
     }
 
@@ -210,6 +219,26 @@ impl Database {
             .get()
             .await
             .map_err(|error| Failure::Unavailable(format!("no database connection: {error}")))
+    }
+}
+
+/// Runs `query` on `client`, giving up after DATABASE_TIMEOUT: the query is cancelled, so that
+/// the connection is free for the next request, and the request gets 503.
+async fn within_timeout<T>(
+    client: &deadpool_postgres::Object,
+    query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(DATABASE_TIMEOUT, query).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            // A cancel goes through PgBouncer too, where a statement_timeout in the startup
+            // options would be refused.
+            let _ = client.cancel_token().cancel_query(NoTls).await;
+            Err(Failure::Unavailable(format!(
+                "the database did not answer within {} s",
+                DATABASE_TIMEOUT.as_secs()
+            )))
+        }
     }
 }
 

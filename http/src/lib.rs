@@ -9,6 +9,7 @@
 mod config;
 mod database;
 mod routes;
+mod server;
 
 // The extension's rule for codes, compiled here from its one definition.
 #[path = "../../src/shortlinks/code_rule.rs"]
@@ -47,8 +48,9 @@ pub async fn serve(redirects: Redirects) -> ExitCode {
         database,
         token: config.token,
     });
+    let max_connections = server::max_connections();
     eprintln!(
-        "snowlink-http: listening on http://{}{}",
+        "snowlink-http: listening on http://{}{}, up to {max_connections} connections",
         config.listen,
         if app.token.is_some() {
             " (POST /links on)"
@@ -56,19 +58,15 @@ pub async fn serve(redirects: Redirects) -> ExitCode {
             ""
         }
     );
-    let served = axum::serve(listener, routes::router(app))
-        .with_graceful_shutdown(shutdown_requested())
-        .await;
-    match served {
-        Ok(()) => {
-            eprintln!("snowlink-http: stopped");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("snowlink-http: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    server::run(
+        listener,
+        routes::router(app),
+        max_connections,
+        shutdown_requested(),
+    )
+    .await;
+    eprintln!("snowlink-http: stopped");
+    ExitCode::SUCCESS
 }
 
 fn exit(what: &str, error: String, code: u8) -> ExitCode {
@@ -76,7 +74,8 @@ fn exit(what: &str, error: String, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// SIGTERM (as from a service manager) or Ctrl-C: stop accepting, finish the requests in flight.
+/// SIGTERM (as from a service manager) or Ctrl-C: stop accepting, finish the requests in flight
+/// (server.rs gives them a few seconds).
 async fn shutdown_requested() {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler can be installed");

@@ -1,13 +1,14 @@
 //! The endpoints: redirects, IDs, new links and the health check.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+    TRANSFER_ENCODING, WWW_AUTHENTICATE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -22,6 +23,11 @@ use crate::database::{Database, Failure, NewLink};
 
 /// The most IDs one GET /ids hands out.
 const MAX_IDS: i32 = 1000;
+/// The largest body of POST /links: room for the longest URL that snowlink.max_url_length allows
+/// (1 MB), and the other fields.
+const MAX_BODY: usize = (1 << 20) + 64 * 1024;
+/// How long a client has to send the body of POST /links.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
 <title>Link not found</title></head>\n<body><h1>Link not found</h1>\n<p>This short link does not \
@@ -40,8 +46,35 @@ pub fn router(app: Arc<App>) -> Router {
         // GET routes answer HEAD too, without the body.
         .route("/{code}", get(redirect))
         .fallback(not_found)
+        .layer(middleware::from_fn(refuse_transfer_encoding))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// A request with both Content-Length and Transfer-Encoding can be read two ways, and a proxy in
+/// front may have read it the other way: what one takes for its body, the other takes for a
+/// second request (request smuggling). hyper drops the Content-Length before the request gets
+/// here, so every request with Transfer-Encoding is refused, and its connection closed: nothing
+/// after it on the connection is served. The one body snowlink-http takes, a small JSON object,
+/// comes with Content-Length from every client.
+async fn refuse_transfer_encoding(request: Request, next: Next) -> Response {
+    if request.headers().contains_key(TRANSFER_ENCODING) {
+        let mut response = refusal(
+            StatusCode::BAD_REQUEST,
+            "Transfer-Encoding is not accepted: send the body with Content-Length",
+            None,
+        );
+        close_after(&mut response);
+        return response;
+    }
+    next.run(request).await
+}
+
+/// Has the connection closed once the response is sent, whatever the client sent after.
+fn close_after(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// One line per request on stderr: method, path, status and time taken.
@@ -155,12 +188,14 @@ struct LinkRequest {
     valid_from: Option<String>,
 }
 
-/// POST /links: shorten(), for holders of the token only; 201 with the link.
-async fn create_link(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+/// POST /links: shorten(), for holders of the token only; 201 with the link. The token is checked
+/// before the body is read, and the body must come within BODY_TIMEOUT and MAX_BODY bytes; a
+/// request refused before its body was read closes its connection.
+async fn create_link(State(app): State<Arc<App>>, request: Request) -> Response {
     let Some(token) = &app.token else {
         return not_found().await;
     };
-    if !is_authorized(&headers, token) {
+    if !is_authorized(request.headers(), token) {
         let mut response = refusal(
             StatusCode::UNAUTHORIZED,
             "send Authorization: Bearer with the token of SNOWLINK_HTTP_TOKEN",
@@ -169,8 +204,16 @@ async fn create_link(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         response
             .headers_mut()
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        close_after(&mut response);
         return response;
     }
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(mut response) => {
+            close_after(&mut response);
+            return response;
+        }
+    };
     let request: LinkRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => {
@@ -193,6 +236,28 @@ async fn create_link(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     match app.database.shorten(&link).await {
         Ok(link) => json(StatusCode::CREATED, link),
         Err(error) => failure(error),
+    }
+}
+
+/// The body of `request`, or the response that refuses it: too large (413) or too slow (408).
+async fn read_body(request: Request) -> Result<Bytes, Response> {
+    match tokio::time::timeout(
+        BODY_TIMEOUT,
+        axum::body::to_bytes(request.into_body(), MAX_BODY),
+    )
+    .await
+    {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {MAX_BODY} bytes, or was cut off"),
+            None,
+        )),
+        Err(_) => Err(refusal(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the body did not come within {} s", BODY_TIMEOUT.as_secs()),
+            None,
+        )),
     }
 }
 

@@ -34,6 +34,16 @@ FROM shortlink_daily_visits('campaign', '-infinity', 'infinity');
 SELECT count(*) AS from_infinity FROM shortlink_daily_visits('campaign', 'infinity');
 SELECT count(*) AS to_minus_infinity FROM shortlink_daily_visits('campaign', NULL, '-infinity');
 
+-- Up to the last day a date can hold; a range of more than 36,600 days (100 years) is an error,
+-- which comes at once.
+SELECT count(*) AS days, max(day) AS last_day
+FROM shortlink_daily_visits('campaign', '5874897-12-01', '5874897-12-31');
+SELECT count(*) AS days FROM shortlink_daily_visits('campaign', '2000-01-01', date '2000-01-01' + 36599);
+SELECT count(*) FROM shortlink_daily_visits('campaign', '2000-01-01', date '2000-01-01' + 36600);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM shortlink_daily_visits('campaign', '4713-01-01 BC', '294276-12-31');
+\echo :LAST_ERROR_SQLSTATE
+
 -- A link with max_visits counts its visits in its own row only: no days.
 SELECT (shorten('https://example.com/once', code => 'once', max_visits => 5)).code;
 SELECT resolve('once');

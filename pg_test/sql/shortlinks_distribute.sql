@@ -26,21 +26,21 @@ DROP ROLE link_maker;
 -- nodes of a Citus cluster, never make the same code; a server whose range starts at 0 counts
 -- from 0.
 SELECT snowflake_node_range();
-SELECT _shortlink_server_counter(0) AS first, _shortlink_server_counter(41) AS forty_second;
+SELECT snowlink_internal._shortlink_server_counter(0) AS first, snowlink_internal._shortlink_server_counter(41) AS forty_second;
 SET snowlink.node_min = 256;
 SET snowlink.node_max = 511;
-SELECT _shortlink_server_counter(0) = 256::bigint << 32 AS starts_at_its_block,
-       _shortlink_server_counter((256::bigint << 32) - 1) = (512::bigint << 32) - 1
+SELECT snowlink_internal._shortlink_server_counter(0) = 256::bigint << 32 AS starts_at_its_block,
+       snowlink_internal._shortlink_server_counter((256::bigint << 32) - 1) = (512::bigint << 32) - 1
        AS ends_below_the_next_block;
-SELECT code = _shortlink_keyed_code((256::bigint << 32) + currval('shortlink_code_seq'), _shortlink_key())
+SELECT code = snowlink_internal._shortlink_keyed_code((256::bigint << 32) + currval('shortlink_code_seq'), snowlink_internal._shortlink_key())
        AS code_from_this_servers_block,
        length(code)
 FROM shorten('https://example.com/made-on-a-worker');
 -- A server that used up its block (2^32 codes per node) says so.
-SELECT _shortlink_server_counter(256::bigint << 32);
+SELECT snowlink_internal._shortlink_server_counter(256::bigint << 32);
 \echo :LAST_ERROR_SQLSTATE
 SET snowlink.node_min = 600;
-SELECT _shortlink_server_counter(0);
+SELECT snowlink_internal._shortlink_server_counter(0);
 \echo :LAST_ERROR_SQLSTATE
 RESET snowlink.node_min;
 RESET snowlink.node_max;

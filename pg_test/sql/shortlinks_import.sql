@@ -42,8 +42,8 @@ FROM shortlinks WHERE code LIKE 'more-%';
 
 -- A generated code never takes an imported one: here the next generated code was imported
 -- first, and shorten() goes on to the counter's next value.
-SELECT _shortlink_keyed_code(_shortlink_server_counter(CASE WHEN is_called THEN last_value + 1 ELSE last_value END),
-                             _shortlink_key())
+SELECT snowlink_internal._shortlink_keyed_code(snowlink_internal._shortlink_server_counter(CASE WHEN is_called THEN last_value + 1 ELSE last_value END),
+                             snowlink_internal._shortlink_key())
        AS next_code
 FROM shortlink_code_seq \gset
 CREATE TEMP TABLE lookalike AS SELECT :'next_code' AS code, 'https://example.com/imported' AS url;
@@ -58,5 +58,7 @@ SELECT * FROM shortlinks_import('exported') ORDER BY code, url;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SELECT * FROM shortlinks_import('exported', batch_size => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM shortlinks_import(NULL);
 \echo :LAST_ERROR_SQLSTATE
 DROP ROLE importer;

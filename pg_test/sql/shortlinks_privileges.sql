@@ -31,13 +31,15 @@ SELECT nextval('shortlink_code_seq');
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO shortlink_reserved_codes (code) VALUES ('mine');
 \echo :LAST_ERROR_SQLSTATE
-SELECT _shortlink_key();
+SELECT snowlink_internal._shortlink_key();
 \echo :LAST_ERROR_SQLSTATE
-SELECT _shortlink_record_visit(1);
+SELECT * FROM snowlink_internal._shortlink_take_daily_visits();
 \echo :LAST_ERROR_SQLSTATE
-SELECT * FROM _shortlink_take_daily_visits();
+SELECT snowlink_internal._shortlinks_flush_visits();
 \echo :LAST_ERROR_SQLSTATE
-SELECT _shortlink_visit('from-app');
+SELECT snowlink_internal._shortlink_live('from-app');
+\echo :LAST_ERROR_SQLSTATE
+SELECT snowlink_internal._shortlink_count_visit('from-app', 1);
 \echo :LAST_ERROR_SQLSTATE
 
 -- A caller's search_path cannot slip its own objects into the extension's functions.
@@ -59,6 +61,37 @@ SELECT resolve('from-app') AS resolved_despite_search_path;
 SELECT shortlink_redirect('from-app') AS redirected_despite_search_path;
 RESET search_path;
 RESET ROLE;
+
+-- A role that may create objects in the extension's schema (every role could in public before
+-- PostgreSQL 15) adds functions with the names of those the extension calls, and more arguments
+-- with defaults, which would make a call by name ambiguous even with the schema named. The
+-- extension's SQL calls only functions of snowlink_internal, where no such role can create
+-- anything, and those bound when they were created.
+GRANT CREATE ON SCHEMA public TO shortener_app;
+SET ROLE shortener_app;
+CREATE FUNCTION public.snowflake_next(node int DEFAULT 0) RETURNS bigint LANGUAGE sql AS $$ SELECT 0::bigint $$;
+CREATE FUNCTION public.base62_encode(value bigint, pad text DEFAULT '') RETURNS text LANGUAGE sql AS $$ SELECT 'planted' $$;
+CREATE FUNCTION public.shortlink_normalize_url(url text, strict boolean DEFAULT true) RETURNS text LANGUAGE sql AS $$ SELECT url $$;
+CREATE FUNCTION public.shortlink_disable(code text, disabled boolean DEFAULT true, why text DEFAULT NULL) RETURNS boolean LANGUAGE sql AS $$ SELECT false $$;
+CREATE FUNCTION public.shortlink_target(code text, extra int DEFAULT 0) RETURNS TABLE (url text, status int, cache_control text) LANGUAGE sql AS $$ SELECT 'https://evil.example/', 302, 'no-store' $$;
+CREATE FUNCTION public.snowflake_node_range(extra int DEFAULT 0) RETURNS int4range LANGUAGE sql AS $$ SELECT '[0,1]'::int4range $$;
+CREATE TABLE app_links AS SELECT 'imported-despite' AS code, 'https://example.com/imported' AS url;
+SELECT url FROM shorten('https://example.com/despite-planted-functions', code => 'despite');
+SELECT length(code) AS generated_code_length FROM shorten('https://example.com/generated-despite');
+SET snowlink.code_style = snowflake;
+SELECT code = snowlink_internal.base62_encode(id) AS snowflake_code FROM shorten('https://example.com/snowflake-despite');
+RESET snowlink.code_style;
+SELECT shortlink_enable('despite') AS enabled;
+SELECT shortlink_redirect('despite') AS redirected_despite_planted_functions;
+SELECT count(*) AS refused FROM shortlinks_import('app_links');
+SELECT count(*) AS made_by_every_call FROM shortlinks
+WHERE code IN ('despite', 'imported-despite') OR url LIKE '%-despite';
+DROP TABLE app_links;
+DROP FUNCTION public.snowflake_next(int), public.base62_encode(bigint, text),
+    public.shortlink_normalize_url(text, boolean), public.shortlink_disable(text, boolean, text),
+    public.shortlink_target(text, int), public.snowflake_node_range(int);
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM shortener_app;
 
 -- Visitors without the grant follow links, but cannot shorten or read statistics.
 SET ROLE web_visitor;

@@ -27,10 +27,39 @@ SELECT resolve('expired') AS before_expiry;
 UPDATE shortlinks SET expires_at = now() - interval '1 second', valid_from = NULL WHERE code = 'expired';
 SELECT resolve('expired') AS after_expiry;
 
--- max_visits: each visit counts at once, under the link's row lock; the last one wins, then NULL.
+-- max_visits: each visit is counted, and committed, by the database's visit writer before the link
+-- is served, under the link's row lock; the last one goes to one caller, then NULL.
 SELECT (shorten('https://example.com/twice', code => 'twice', max_visits => 2)).code;
 SELECT resolve('twice') AS first, resolve('twice') AS second, resolve('twice') AS third;
 SELECT visits, max_visits FROM shortlinks WHERE code = 'twice';
+-- So a link is served at most max_visits times whatever the caller's transaction does: a visit
+-- stays counted when the transaction rolls back, is read only (as PostgREST's GET is), or undoes
+-- the call in an exception block.
+SELECT (shorten('https://example.com/thrice', code => 'thrice', max_visits => 3)).code;
+BEGIN;
+SELECT resolve('thrice') AS rolled_back;
+ROLLBACK;
+BEGIN TRANSACTION READ ONLY;
+SELECT resolve('thrice') AS read_only;
+ROLLBACK;
+DO $$
+BEGIN
+    PERFORM resolve('thrice');
+    RAISE EXCEPTION 'undone';
+EXCEPTION WHEN raise_exception THEN
+END
+$$;
+SELECT resolve('thrice') AS no_visit_left;
+SELECT visits, max_visits FROM shortlinks WHERE code = 'thrice';
+-- A row that a transaction holds (this one's own, here) is waited for a second, then refused.
+SELECT (shorten('https://example.com/held', code => 'held', max_visits => 5)).code;
+BEGIN;
+SELECT shortlink_disable('held', false) AS holds_the_row;
+SELECT resolve('held');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT resolve('held') AS once_released;
+SELECT visits FROM shortlinks WHERE code = 'held';
 
 -- Visit statistics: shortlink_stats(code) -> (visits, first_visit_at, last_visit_at).
 SELECT visits, first_visit_at <= last_visit_at AS ordered, last_visit_at <= clock_timestamp() AS past
@@ -53,13 +82,6 @@ SELECT resolve('live') IS NOT NULL AS in_rolled_back_transaction;
 ROLLBACK;
 SELECT resolve('live') IS NOT NULL AS read_write;
 SELECT visits AS still_all_counted FROM shortlink_stats('live');
--- A link with max_visits must count each visit when it happens, which a read-only transaction
--- cannot do.
-SELECT (shorten('https://example.com/limited', code => 'limited', max_visits => 5)).code;
-BEGIN TRANSACTION READ ONLY;
-SELECT resolve('limited');
-\echo :LAST_ERROR_SQLSTATE
-ROLLBACK;
 
 -- shortlinks_purge_expired() deletes the links that can never resolve again (expired, or every
 -- visit used) and returns how many.

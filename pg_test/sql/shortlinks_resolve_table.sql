@@ -1,22 +1,21 @@
 -- resolve() reads a link straight from the unique index on shortlinks.code, without running a
 -- query, and keeps what it learned about the table (which relations, which columns) until
 -- PostgreSQL invalidates it. It follows changes to the table, and when the table or index is not
--- as the extension made it, it reads the link with a query instead (PL/pgSQL _shortlink_visit,
--- which also serves links with max_visits).
+-- as the extension made it, it reads the link with a query instead (PL/pgSQL _shortlink_live).
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
 SET snowlink.visit_write_mode = transaction;
 -- resolve_by(code) -> (url, way): resolve(code), and which way it read the link, told by the calls
--- of _shortlink_visit that pg_stat_xact_user_functions counts.
+-- of _shortlink_live that pg_stat_xact_user_functions counts.
 SET track_functions = 'pl';
 CREATE FUNCTION pg_temp.resolve_by(code text, OUT url text, OUT way text) LANGUAGE plpgsql AS $$
 DECLARE
     calls_before bigint := (SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions
-                            WHERE funcname = '_shortlink_visit');
+                            WHERE funcname = '_shortlink_live');
 BEGIN
     url := resolve(code);
     way := CASE WHEN (SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions
-                      WHERE funcname = '_shortlink_visit') > calls_before
+                      WHERE funcname = '_shortlink_live') > calls_before
                 THEN 'query' ELSE 'index' END;
 END
 $$;
@@ -24,7 +23,7 @@ $$;
 SELECT (shorten('https://example.com/target', code => 'live')).code;
 SELECT (shorten('https://example.com/limited', code => 'limited', max_visits => 10)).code;
 
--- A plain link is read from the index; a link with max_visits goes through the query.
+-- A link is read from the index, one with max_visits too (the visit writer counts its visits).
 SELECT * FROM pg_temp.resolve_by('live');
 SELECT * FROM pg_temp.resolve_by('unknown');
 SELECT * FROM pg_temp.resolve_by('limited');

@@ -48,6 +48,16 @@ SELECT shortlink_normalize_url('');
 \echo :LAST_ERROR_SQLSTATE
 SELECT shortlink_normalize_url('https://');
 \echo :LAST_ERROR_SQLSTATE
+-- A host that DNS cannot look up: an empty label, a label over 63 bytes, a name over 253.
+SELECT shorten('https://../');
+\echo :LAST_ERROR_SQLSTATE
+SELECT shortlink_normalize_url('https://www..example.com/');
+\echo :LAST_ERROR_SQLSTATE
+SELECT shortlink_normalize_url('https://' || repeat('a', 100) || '.example/');
+\echo :LAST_ERROR_SQLSTATE
+SELECT shortlink_normalize_url('https://' || repeat(repeat('a', 60) || '.', 5) || 'example/');
+\echo :LAST_ERROR_SQLSTATE
+SELECT shortlink_normalize_url('https://' || repeat('a', 63) || '.example./') AS longest_label_and_root_dot;
 -- A browser would read these as https://example.com/ and https://evil.com/x: a third reading is
 -- never stored, so they are refused.
 SELECT shortlink_normalize_url('https:///example.com');

@@ -21,7 +21,7 @@ FROM snowflake_nodes WHERE pid = pg_backend_pid();
 SELECT locktype, database, classid, objsubid, mode, granted
 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory';
 -- The view finds them by that tag, which the library defines.
-SELECT * FROM _snowflake_lock_tag();
+SELECT * FROM snowlink_internal._snowflake_lock_tag();
 SELECT pg_try_advisory_lock(:my_node) AS application_lock_on_same_number;
 SELECT pg_advisory_unlock(:my_node);
 

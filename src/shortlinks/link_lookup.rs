@@ -63,7 +63,7 @@ pub struct LinkState {
 }
 
 impl LinkState {
-    /// The same test as _shortlink_visit() in sql/shortlinks.sql.
+    /// The same test as _shortlink_live() and _shortlink_count_visit() in sql/shortlinks.sql.
     pub fn is_live(&self, now: i64) -> bool {
         !self.disabled
             && self.valid_from.is_none_or(|from| from <= now)
@@ -178,13 +178,22 @@ fn is_citus_table(table: pg_sys::Oid) -> bool {
             pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
         )
     };
-    citus_catalog != pg_sys::InvalidOid
-        && Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)",
-            &[table.into()],
-        )
-        // A Citus that cannot be asked: the query path is right either way.
-        .map_or(true, |citus| citus.unwrap_or(false))
+    if citus_catalog == pg_sys::InvalidOid {
+        return false;
+    }
+    // A read-only query: on a hot standby, or in a READ ONLY transaction, no transaction ID.
+    let managed = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)",
+                Some(1),
+                &[table.into()],
+            )?
+            .first()
+            .get_one::<bool>()
+    });
+    // A Citus that cannot be asked: the query path is right either way.
+    managed.map_or(true, |citus| citus.unwrap_or(false))
 }
 
 /// Relcache invalidation callback; relid is InvalidOid when every relation is invalidated.

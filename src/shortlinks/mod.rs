@@ -74,13 +74,13 @@ fn shortlink_normalize_url(url: &str) -> String {
 
 /// For shortlinks_import(): the URL as shorten() stores it, or NULL when the code or the URL of
 /// the row to import is refused (`_shortlink_import_refusal()` says why).
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
 fn _shortlink_import_url(code: Option<&str>, url: Option<&str>) -> Option<String> {
     check_import(code, url).ok()
 }
 
 /// For shortlinks_import(): why the code or the URL of the row to import is refused, or NULL.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
 fn _shortlink_import_refusal(code: Option<&str>, url: Option<&str>) -> Option<String> {
     check_import(code, url).err()
 }
@@ -112,7 +112,7 @@ fn normalize_url(url: &str) -> Result<String, SqlError> {
 }
 
 /// The generated code for counter value `counter` under `key`.
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
 fn _shortlink_keyed_code(counter: i64, key: &[u8]) -> String {
     CodeKey::from_bytes(key)
         .and_then(|key| codes::keyed_code(counter, &key))
@@ -120,7 +120,7 @@ fn _shortlink_keyed_code(counter: i64, key: &[u8]) -> String {
 }
 
 /// The counter value of this server's `local`-th generated code (see codes::server_counter).
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
 fn _shortlink_server_counter(local: i64) -> i64 {
     let settings = crate::snowflake::settings();
     crate::snowflake::generator::check_range(&settings)
@@ -136,7 +136,6 @@ extension_sql_file!(
         _shortlink_import_refusal,
         _shortlink_keyed_code,
         _shortlink_server_counter,
-        visits::_shortlink_record_visit,
         visits::_shortlink_take_daily_visits,
         snowflake::snowflake_next,
         base62::base62_encode

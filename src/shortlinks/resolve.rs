@@ -3,14 +3,15 @@
 //! A SECURITY DEFINER function in PL/pgSQL, with its pinned search_path, ran at about half the
 //! throughput of a plain SELECT by code. These functions instead read the link straight from the
 //! code index (link_lookup.rs), which no search_path or privilege of the caller can redirect, and
-//! hand the visit to the visit writer (src/visits/). Only links with max_visits, whose visits are
-//! counted under the row lock, tables that Citus manages, and the writing of visits run SQL: the
-//! narrow SECURITY DEFINER functions of extension.rs.
+//! hand the visit to the visit writer (src/visits/). Only tables that Citus manages, the counting
+//! of visits of links with max_visits (by the visit writer, src/visits/limited.rs), and the
+//! writing of visits run SQL: the narrow SECURITY DEFINER functions of extension.rs.
 
 use pgrx::prelude::*;
 
-use super::extension;
+use super::extension::{self, QueriedLink};
 use super::link_lookup::{self, LiveLink, Lookup};
+use crate::error::{OrRaise, SqlError};
 use crate::visits;
 
 /// The longest time a browser or proxy may keep a permanent redirect: a day, so that a disabled
@@ -21,7 +22,9 @@ const MICROSECONDS_PER_SECOND: i64 = 1_000_000;
 /// The target URL of a live link, with the visit counted; NULL when the code does not resolve.
 #[pg_extern(volatile, parallel_unsafe)]
 fn resolve(code: &str, fcinfo: pg_sys::FunctionCallInfo) -> Option<String> {
-    visit_live_link(code, fcinfo).map(|(link, _)| link.url)
+    visit_live_link(code, fcinfo)
+        .or_raise("resolve")
+        .map(|(link, _)| link.url)
 }
 
 /// The function info record of shortlink_target_wrapper (PG_FUNCTION_INFO_V1).
@@ -64,14 +67,16 @@ pub unsafe extern "C-unwind" fn shortlink_target_wrapper(
         );
     }
     let code: &str = pgrx::fcinfo::pg_getarg(fcinfo, 0).expect("STRICT: the code is not NULL");
-    let target = visit_live_link(code, fcinfo).map(|(link, now)| {
-        let cache_control = cache_control(&link, now);
-        [
-            link.url.into_datum(),
-            i32::from(link.redirect_status).into_datum(),
-            cache_control.into_datum(),
-        ]
-    });
+    let target = visit_live_link(code, fcinfo)
+        .or_raise("shortlink_target")
+        .map(|(link, now)| {
+            let cache_control = cache_control(&link, now);
+            [
+                link.url.into_datum(),
+                i32::from(link.redirect_status).into_datum(),
+                cache_control.into_datum(),
+            ]
+        });
 
     let random_access = (*result_info).allowedModes
         & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Random as i32
@@ -95,22 +100,33 @@ pub unsafe extern "C-unwind" fn shortlink_target_wrapper(
 }
 
 /// The live link of `code`, with its visit counted, and the now() it was live at.
-fn visit_live_link(code: &str, fcinfo: pg_sys::FunctionCallInfo) -> Option<(LiveLink, i64)> {
+fn visit_live_link(
+    code: &str,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<Option<(LiveLink, i64)>, SqlError> {
     // The extension's schema is this function's, looked up on every call (a syscache hit), so
     // that a new CREATE EXTENSION in another schema is followed.
     let schema = extension::schema_of(fcinfo);
     // SAFETY: reads the transaction's start time, which is now().
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     let link = match link_lookup::find(schema, code, now) {
-        Lookup::NotLive => None,
-        Lookup::Live(link) if !link.limited => {
-            visits::record_visit(schema, link.id);
-            Some(link)
-        }
-        // Also when the table is not as expected: the PL/pgSQL path reads it with a query.
-        Lookup::Live(_) | Lookup::Unavailable => extension::visit(schema, code),
+        Lookup::NotLive => return Ok(None),
+        Lookup::Live(link) if !(link.limited && extension::is_release_0_1_0()) => link,
+        // A table that Citus manages, or that is not as the extension made it, is read with a
+        // query; so is a limited link in a database at 0.1.0, whose SQL counts its visit itself.
+        Lookup::Live(_) | Lookup::Unavailable => match extension::query_live_link(schema, code) {
+            QueriedLink::NotLive => return Ok(None),
+            QueriedLink::Counted(link) => return Ok(Some((link, now))),
+            QueriedLink::Live(link) => link,
+        },
     };
-    link.map(|link| (link, now))
+    let counted = if link.limited {
+        visits::count_limited_visit(schema, link.id, code)?
+    } else {
+        visits::record_visit(schema, link.id);
+        true
+    };
+    Ok(counted.then_some((link, now)))
 }
 
 /// How long browsers and proxies may keep the redirect. Permanent redirects are kept: a day at

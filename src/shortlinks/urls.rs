@@ -6,7 +6,7 @@
 //! serialization of the WHATWG URL standard (the `url` crate), so that the stored URL, resolve()
 //! and the Location header are the same ASCII text, and go where a browser would go.
 
-use url::Url;
+use url::{Host, Url};
 
 use crate::error::{SqlError, SqlState};
 
@@ -103,8 +103,15 @@ pub fn normalize(input: &str, policy: &UrlPolicy) -> Result<String, SqlError> {
         url::ParseError::EmptyHost => no_host(),
         error => invalid(format!("invalid URL \"{}\": {error}", shortened(input))),
     })?;
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(no_host());
+    match parsed.host() {
+        None => return Err(no_host()),
+        Some(Host::Domain(name)) => check_host_name(name).map_err(|problem| {
+            invalid(format!(
+                "URL \"{}\" has an invalid host: {problem}",
+                shortened(input)
+            ))
+        })?,
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) => {}
     }
     // As a browser serializes it: scheme and host in lower case, the host in punycode, no default
     // port, dot segments resolved, and what may not stand in a URL (non-ASCII and invisible
@@ -118,6 +125,35 @@ pub fn normalize(input: &str, policy: &UrlPolicy) -> Result<String, SqlError> {
         )));
     }
     Ok(normalized.to_string())
+}
+
+/// The longest host name and label that DNS can look up (RFC 1035), in bytes of its ASCII form.
+const MAX_HOST_NAME: usize = 253;
+const MAX_HOST_LABEL: usize = 63;
+
+/// Why a host name, as the URL standard serializes it (punycode for non-ASCII), cannot be looked
+/// up: an empty label ("..", "a..b", ".a"), or a label or name too long for DNS. One dot at the
+/// end, a fully qualified name, is allowed.
+fn check_host_name(name: &str) -> Result<(), String> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.len() > MAX_HOST_NAME {
+        return Err(format!(
+            "it is {} bytes long, more than {MAX_HOST_NAME}",
+            name.len()
+        ));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err("it has an empty label".into());
+        }
+        if label.len() > MAX_HOST_LABEL {
+            return Err(format!(
+                "a label of it is {} bytes long, more than {MAX_HOST_LABEL}",
+                label.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
@@ -236,6 +272,46 @@ mod tests {
         ] {
             assert_eq!(refusal(url).0, SqlState::InvalidText, "{url}");
         }
+    }
+
+    #[test]
+    fn hosts_that_dns_cannot_look_up_are_refused() {
+        let label = "a".repeat(63);
+        let longest_name = [label.as_str(); 4].join(".")[..253].to_string();
+        assert_eq!(
+            normal(&format!("https://{label}.example/")),
+            format!("https://{label}.example/")
+        );
+        assert_eq!(
+            normal(&format!("https://{longest_name}/")),
+            format!("https://{longest_name}/")
+        );
+        assert_eq!(normal("https://example.com./"), "https://example.com./");
+        for (url, problem) in [
+            ("https://../", "it has an empty label"),
+            ("https://./", "it has an empty label"),
+            ("https://a..example/", "it has an empty label"),
+            ("https://.example/", "it has an empty label"),
+            ("https://example.com../", "it has an empty label"),
+            (
+                &format!("https://a{label}.example/"),
+                "a label of it is 64 bytes long, more than 63",
+            ),
+            (
+                &format!("https://{longest_name}a/"),
+                "it is 254 bytes long, more than 253",
+            ),
+        ] {
+            let (state, message) = refusal(url);
+            assert_eq!(state, SqlState::InvalidText, "{url}");
+            assert!(
+                message.ends_with(&format!("has an invalid host: {problem}")),
+                "{url}: {message}"
+            );
+        }
+        // A label that is long only in punycode counts as DNS sees it.
+        let (_, message) = refusal(&format!("https://{}.example/", "ü".repeat(60)));
+        assert!(message.contains("a label of it is"), "{message}");
     }
 
     #[test]

@@ -3,11 +3,12 @@
 pub mod generator;
 pub mod highwater;
 pub mod layout;
-pub(crate) mod registry;
+mod registry;
 
 use std::cell::RefCell;
-use std::ffi::{CStr, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,7 +18,7 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 use crate::error::{OrRaise, SqlError, SqlState};
 use generator::{Clock, Generator, NodeMarks, Settings};
-use highwater::MarkFile;
+use highwater::{DataDirectory, Marks};
 use layout::MAX_NODE;
 use registry::AdvisoryLocks;
 
@@ -36,7 +37,7 @@ const MARK_FILE_NAME: &str = "snowlink_highwater";
 
 thread_local! {
     static GENERATOR: RefCell<Generator> = const { RefCell::new(Generator::new()) };
-    static MARK_FILE: RefCell<Option<MarkFile>> = const { RefCell::new(None) };
+    static MARKS: RefCell<Option<Marks>> = const { RefCell::new(None) };
 }
 
 pub fn register_settings() {
@@ -116,41 +117,69 @@ impl Clock for SystemClock {
     }
 }
 
-/// The server's high-water marks, from the file that this backend maps on its first claim.
+/// The server's high-water marks (highwater.rs), which this backend opens at its first claim.
 struct ServerMarks;
 
 impl ServerMarks {
-    fn with_file<T>(
-        work: impl FnOnce(&mut MarkFile) -> Result<T, SqlError>,
-    ) -> Result<T, SqlError> {
-        MARK_FILE.with_borrow_mut(|mapped| {
-            let file = match mapped {
-                Some(file) => file,
-                None => mapped.insert(open_mark_file()?),
+    fn with_marks<T>(work: impl FnOnce(&mut Marks) -> Result<T, SqlError>) -> Result<T, SqlError> {
+        MARKS.with_borrow_mut(|opened| {
+            let marks = match opened {
+                Some(marks) => marks,
+                None => opened.insert(open_marks()?),
             };
-            work(file)
+            let result = work(marks);
+            for note in marks.take_notes() {
+                log!("{note}");
+            }
+            result
         })
     }
 }
 
 impl NodeMarks for ServerMarks {
     fn last_used(&mut self, node: i32) -> Result<i64, SqlError> {
-        Self::with_file(|file| file.last_used(node))
+        Self::with_marks(|marks| marks.last_used(node))
     }
 
     fn record_use(&mut self, node: i32, ms: i64) -> Result<(), SqlError> {
-        Self::with_file(|file| file.record_use(node, ms))
+        Self::with_marks(|marks| marks.record_use(node, ms))
     }
 }
 
-fn open_mark_file() -> Result<MarkFile, SqlError> {
+fn open_marks() -> Result<Marks, SqlError> {
     // SAFETY: DataDir is set before any backend runs SQL and never changes.
     let data_dir = unsafe { CStr::from_ptr(pg_sys::DataDir) };
-    let path = Path::new(OsStr::from_bytes(data_dir.to_bytes())).join(MARK_FILE_NAME);
+    let data_dir = Path::new(OsStr::from_bytes(data_dir.to_bytes()));
+    let metadata = std::fs::metadata(data_dir).map_err(|error| {
+        SqlError::new(
+            SqlState::IoError,
+            format!(
+                "could not read the data directory \"{}\": {error}",
+                data_dir.display()
+            ),
+        )
+    })?;
+    let directory = DataDirectory {
+        // SAFETY: the control file is read when the server starts.
+        system: unsafe { pg_sys::GetSystemIdentifier() },
+        device: metadata.dev(),
+        inode: metadata.ino(),
+    };
+    // One shared memory object per data directory, so that a copy of it has marks of its own.
+    let segment = CString::new(format!(
+        "/snowlink.{:x}.{:x}.{:x}",
+        directory.system, directory.device, directory.inode
+    ))
+    .expect("no NUL in a formatted name");
     // A new file knows nothing of the IDs made before it: they are older than now, give or take
     // the clock tolerance.
     let start_ms = SystemClock.now_ms() + i64::from(MAX_CLOCK_BACKWARD_MS.get());
-    MarkFile::open(&path, highwater::current_boot()?, start_ms)
+    Marks::open(
+        &data_dir.join(MARK_FILE_NAME),
+        &segment,
+        directory,
+        start_ms,
+    )
 }
 
 /// A new unique ID, later than every ID this backend made before. Like `nextval()`, an ID is not
@@ -232,13 +261,13 @@ fn snowflake_node_range() -> Range<i32> {
     )
 }
 
-/// The advisory lock tag of node claims (registry.rs), for the view snowflake_nodes.
-#[pg_extern(immutable, parallel_safe)]
+/// The advisory lock tag of node claims (src/locks.rs), for the view snowflake_nodes.
+#[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
 fn _snowflake_lock_tag(
 ) -> TableIterator<'static, (name!(classid, pg_sys::Oid), name!(objsubid, i16))> {
     TableIterator::once((
-        pg_sys::Oid::from(registry::LOCK_CLASS),
-        registry::LOCK_KIND as i16,
+        pg_sys::Oid::from(crate::locks::LOCK_CLASS),
+        crate::locks::LockKind::NodeClaim as i16,
     ))
 }
 

@@ -1,31 +1,16 @@
 //! Node claims as session-level advisory locks: the lock is the claim, and it goes away when the
-//! backend exits, as a ZooKeeper ephemeral node does.
-//!
-//! The lock tag carries database 0, so a claim covers the whole server (pg_advisory_lock() puts the
-//! current database there, which would let two databases hold the same node). Database 0 and a
-//! class of our own keep the claims apart from any application's advisory locks.
+//! backend exits, as a ZooKeeper ephemeral node does. The tag (src/locks.rs) covers the whole
+//! server, and no SQL call can take it.
 
 use pgrx::pg_sys;
 
+use crate::locks::{lock_tag, LockKind};
 use crate::snowflake::generator::NodeRegistry;
-
-/// `classid` of the claims in pg_locks: "snlk" in ASCII. The view snowflake_nodes reads it and
-/// LOCK_KIND through _snowflake_lock_tag().
-pub const LOCK_CLASS: u32 = 0x736E_6C6B;
-/// `objsubid` of the claims in pg_locks.
-pub const LOCK_KIND: u16 = 1;
 
 pub struct AdvisoryLocks;
 
 fn node_lock(node: i32) -> pg_sys::LOCKTAG {
-    pg_sys::LOCKTAG {
-        locktag_field1: 0,
-        locktag_field2: LOCK_CLASS,
-        locktag_field3: node as u32,
-        locktag_field4: LOCK_KIND,
-        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
-        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
-    }
+    lock_tag(LockKind::NodeClaim, node as u32)
 }
 
 const MODE: pg_sys::LOCKMODE = pg_sys::ExclusiveLock as pg_sys::LOCKMODE;

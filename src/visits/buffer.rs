@@ -13,6 +13,9 @@ use std::collections::HashMap;
 /// A read-only transaction, which cannot write the buffer, counts no further links (and days) once
 /// it holds this many.
 pub const MAX_PENDING: usize = 10_000;
+/// Nor does any transaction once the buffer holds this many, which takes a buffer that cannot be
+/// written for a long time (its table is locked) to tens of megabytes.
+pub const MAX_HELD: usize = 100_000;
 
 /// Microseconds in a day: PostgreSQL timestamps and dates both count from 2000-01-01.
 const USECS_PER_DAY: i64 = 86_400_000_000;
@@ -54,11 +57,16 @@ struct Taken {
 pub struct VisitBuffer {
     pending: HashMap<LinkDay, Visits>,
     taken: Vec<Taken>,
+    /// The pending visits could not be written when last tried.
+    held_back: bool,
+    /// Visits refused since the last take_dropped().
+    dropped: u64,
 }
 
 impl VisitBuffer {
-    /// Counts a visit of `link_id` at `at`, on the day of `at`; false when the buffer is full and
-    /// `can_write` is false. A transaction that can write may add links past the limit.
+    /// Counts a visit of `link_id` at `at`, on the day of `at`; false, and counted as dropped,
+    /// when the buffer is full: MAX_PENDING links and days when `can_write` is false, MAX_HELD
+    /// when it is true.
     pub fn record(&mut self, link_id: i64, at: i64, can_write: bool) -> bool {
         let visit = Visits {
             count: 1,
@@ -69,11 +77,13 @@ impl VisitBuffer {
             link_id,
             day: at.div_euclid(USECS_PER_DAY) as i32,
         };
+        let limit = if can_write { MAX_HELD } else { MAX_PENDING };
         if let Some(visits) = self.pending.get_mut(&key) {
             visits.merge(visit);
-        } else if can_write || self.pending.len() < MAX_PENDING {
+        } else if self.pending.len() < limit {
             self.pending.insert(key, visit);
         } else {
+            self.dropped += 1;
             return false;
         }
         true
@@ -81,6 +91,37 @@ impl VisitBuffer {
 
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// Notes that the pending visits could not be written now.
+    pub fn hold_back(&mut self) {
+        self.held_back = true;
+    }
+
+    /// How many visits wait because they could not be written when last tried.
+    pub fn held_back(&self) -> i64 {
+        if self.held_back {
+            self.pending_count()
+        } else {
+            0
+        }
+    }
+
+    /// How many visits were refused since the last take_dropped().
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Forgets the pending visits, whose links are gone; returns how many.
+    pub fn discard(&mut self) -> i64 {
+        let count = self.pending_count();
+        self.pending.clear();
+        self.held_back = false;
+        count
     }
 
     /// How many visits wait to be written.
@@ -91,6 +132,7 @@ impl VisitBuffer {
     /// Hands the pending visits over for writing by subtransaction `by`, in the order of their
     /// links and days, so that concurrent writers lock rows in one order.
     pub fn take(&mut self, by: SubTransaction) -> Vec<(LinkDay, Visits)> {
+        self.held_back = false;
         let mut batch: Vec<(LinkDay, Visits)> = self.pending.drain().collect();
         batch.sort_unstable_by_key(|(key, _)| *key);
         if !batch.is_empty() {
@@ -198,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_buffer_refuses_new_links_only_when_it_cannot_be_written() {
+    fn a_full_buffer_refuses_new_links_and_counts_what_it_refused() {
         let mut buffer = VisitBuffer::default();
         for link in 0..MAX_PENDING as i64 {
             assert!(buffer.record(link, 1, false));
@@ -212,7 +254,31 @@ mod tests {
             "read-only: a known link still counts"
         );
         assert!(buffer.record(-2, 3, true), "read-write: counted");
-        assert_eq!(buffer.take(TOP).len(), MAX_PENDING + 1);
+        for link in buffer.pending.len() as i64..MAX_HELD as i64 {
+            assert!(buffer.record(link, 1, true));
+        }
+        assert!(!buffer.record(-3, 3, true), "read-write: refused too");
+        assert!(buffer.record(-2, 4, true), "a known link still counts");
+        assert_eq!(buffer.dropped(), 2);
+        assert_eq!(buffer.take_dropped(), 2);
+        assert_eq!(buffer.dropped(), 0);
+        assert_eq!(buffer.take(TOP).len(), MAX_HELD);
+    }
+
+    #[test]
+    fn visits_held_back_are_reported_until_the_next_write() {
+        let mut buffer = VisitBuffer::default();
+        buffer.record(1, 10, true);
+        buffer.record(1, 11, true);
+        assert_eq!(buffer.held_back(), 0);
+        buffer.hold_back();
+        assert_eq!(buffer.held_back(), 2);
+        buffer.take(TOP);
+        assert_eq!(buffer.held_back(), 0);
+        buffer.abort();
+        assert_eq!(buffer.pending_count(), 2);
+        assert_eq!(buffer.discard(), 2);
+        assert!(!buffer.has_pending());
     }
 
     #[test]

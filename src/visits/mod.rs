@@ -14,8 +14,11 @@
 //! when it exits.
 
 pub mod buffer;
+mod limited;
 pub mod rings;
 mod writer;
+
+pub use limited::count_visit as count_limited_visit;
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
@@ -49,11 +52,41 @@ thread_local! {
     /// The schema of the extension whose visits the buffer holds, once this backend has counted
     /// one in its buffer: from then on the callbacks below are registered.
     static VISITS_SCHEMA: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
+    /// The installation of the extension whose visits the buffer holds: its shortlink_visits.
+    static VISITS_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
     /// Whether the current transaction writes the buffered visits before it commits.
     static WRITE_BEFORE_COMMIT: Cell<bool> = const { Cell::new(false) };
-    /// The visit rings of this backend's database, once opened; None when they cannot be used.
-    static RINGS: RefCell<Option<Option<VisitRings>>> = const { RefCell::new(None) };
+    /// Whether the last write of the buffered visits was put off or failed: the next read-write
+    /// transaction tries again, whether it counts a visit or not.
+    static WRITE_AGAIN: Cell<bool> = const { Cell::new(false) };
+    /// The visit rings of this backend's database, once opened, or why they cannot be used, for
+    /// the installation of the extension with this shortlink_visits.
+    static RINGS: RefCell<Option<(pg_sys::Oid, Result<BackendRings, String>)>> =
+        const { RefCell::new(None) };
+    /// When this backend last logged visits that it held back or dropped (µs since 2000-01-01).
+    static LAST_HOLD_LOG: Cell<i64> = const { Cell::new(i64::MIN) };
 }
+
+/// The visit rings of this backend's database, and whether its own ring has its disk space.
+struct BackendRings {
+    rings: VisitRings,
+    space: RingSpace,
+}
+
+enum RingSpace {
+    Unreserved,
+    Reserved,
+    /// The disk was full: the backend writes its visits itself until then (µs since 2000-01-01).
+    Refused {
+        until: i64,
+    },
+}
+
+/// How long a backend whose ring could not get disk space writes its visits itself before it
+/// tries again, in microseconds.
+const RESERVE_RETRY_US: i64 = 10_000_000;
+/// Held-back or dropped visits are logged at most once in this long per backend, in microseconds.
+const HOLD_LOG_US: i64 = 10_000_000;
 
 pub fn register_settings() {
     GucRegistry::define_int_guc(
@@ -81,12 +114,25 @@ fn flush_interval_ms() -> i64 {
     i64::from(VISIT_FLUSH_INTERVAL_MS.get())
 }
 
-/// Counts a visit of `link_id`, for the writer or this backend to write (record_visit()). The result, always false, is what SQL written for snowlink 0.1.0 expects: when it was true,
-/// that SQL wrote the visits at once, in the caller's transaction.
-#[pg_extern(volatile, parallel_unsafe)]
+/// Counts a visit of `link_id`, for the writer or this backend to write (record_visit()), for the
+/// SQL of snowlink 0.1.0, which calls this until its database is updated; later versions count
+/// visits in resolve() itself. The result, always false, is what that SQL expects: when it was
+/// true, the SQL wrote the visits at once, in the caller's transaction.
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
 fn _shortlink_record_visit(link_id: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
     record_visit(extension::schema_of(fcinfo), link_id);
     false
+}
+
+/// The shortlink_visits table of the extension in `schema`, which tells its installations apart: a
+/// visit counted for one is never written into the tables of the next (DROP EXTENSION, then
+/// CREATE EXTENSION). None when the extension is gone.
+///
+/// # Safety
+/// Called in a transaction.
+unsafe fn visits_table(schema: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    let table = pg_sys::get_relname_relid(c"shortlink_visits".as_ptr(), schema);
+    (table != pg_sys::InvalidOid).then_some(table)
 }
 
 /// Counts a visit of `link_id` of the extension in `schema`. A standby counts nothing: it could
@@ -100,10 +146,14 @@ pub fn record_visit(schema: pg_sys::Oid, link_id: i64) {
             pg_sys::GetCurrentTimestamp(),
         )
     };
-    if in_recovery {
+    // SAFETY: in the transaction of the call that counts the visit.
+    let Some(table) = (!in_recovery)
+        .then(|| unsafe { visits_table(schema) })
+        .flatten()
+    else {
         return;
-    }
-    if VISIT_WRITE_MODE.get() == VisitWriteMode::Background && put_in_rings(link_id, now) {
+    };
+    if VISIT_WRITE_MODE.get() == VisitWriteMode::Background && put_in_rings(table, link_id, now) {
         return;
     }
     if VISITS_SCHEMA.replace(Some(schema)).is_none() {
@@ -114,46 +164,125 @@ pub fn record_visit(schema: pg_sys::Oid, link_id: i64) {
             pg_sys::before_shmem_exit(Some(write_visits_at_exit), pg_sys::Datum::from(0));
         }
     }
+    if VISITS_TABLE.replace(table) != table {
+        discard_visits_of_another_installation();
+    }
     VISITS.with_borrow_mut(|buffer| buffer.record(link_id, now, !read_only));
+    log_held_visits(now);
     if !read_only {
         WRITE_BEFORE_COMMIT.set(true);
     }
 }
 
-/// Puts a visit at `at` into this backend's ring; false when the ring is full or the rings cannot
-/// be used (reported once per backend).
-fn put_in_rings(link_id: i64, at: i64) -> bool {
+/// Forgets the visits the buffer holds for an installation of the extension that was dropped.
+fn discard_visits_of_another_installation() {
+    let dropped = VISITS.with_borrow_mut(VisitBuffer::discard);
+    if dropped > 0 {
+        log!("snowlink: {dropped} visits counted by this backend are dropped: the extension was dropped since");
+    }
+}
+
+/// Runs `work` with the visit rings of this backend's database for the installation of the
+/// extension with the shortlink_visits `table`, and its own slot in them, opening them on first
+/// use; Err says why they cannot be used (logged once per installation).
+fn with_rings<T>(
+    table: pg_sys::Oid,
+    work: impl FnOnce(&mut BackendRings, usize) -> T,
+) -> Result<T, String> {
     RINGS.with_borrow_mut(|opened| {
-        let rings = opened.get_or_insert_with(|| match writer::open_rings() {
-            Ok(rings) => Some(rings),
-            Err(error) => {
-                log!("snowlink: this backend writes its counted visits itself: {error}");
-                None
-            }
-        });
-        let Some(rings) = rings else {
-            return false;
-        };
-        // SAFETY: the process's slot, which no other live process has.
-        let ring = unsafe { own_ring() };
-        if ring >= rings.rings() || !rings.push(ring, link_id, at) {
-            return false;
+        if opened
+            .as_ref()
+            .is_some_and(|(opened_for, _)| *opened_for != table)
+        {
+            *opened = None;
         }
-        writer::ensure_writer(rings, at / 1000);
-        true
+        let (_, opened) = opened.get_or_insert_with(|| {
+            let opened = writer::open_rings(table).and_then(|rings| {
+                // SAFETY: the process's slot, which no other live process has.
+                let ring = unsafe { own_slot() };
+                if ring < rings.rings() {
+                    Ok(BackendRings {
+                        rings,
+                        space: RingSpace::Unreserved,
+                    })
+                } else {
+                    Err(format!("the visit rings have no ring for slot {ring}"))
+                }
+            });
+            if let Err(error) = &opened {
+                log!("snowlink: this backend writes its counted visits itself: {error}");
+            }
+            (table, opened)
+        });
+        match opened {
+            // SAFETY: as above.
+            Ok(backend_rings) => Ok(work(backend_rings, unsafe { own_slot() })),
+            Err(error) => Err(error.clone()),
+        }
     })
+}
+
+/// Puts a visit at `at` into this backend's ring; false when the ring is full, no writer can
+/// come to empty it, or the rings cannot be used.
+fn put_in_rings(table: pg_sys::Oid, link_id: i64, at: i64) -> bool {
+    with_rings(table, |BackendRings { rings, space }, ring| {
+        match space {
+            RingSpace::Reserved => {}
+            RingSpace::Refused { until } if at < *until => return false,
+            RingSpace::Unreserved | RingSpace::Refused { .. } => match rings.reserve(ring) {
+                Ok(()) => *space = RingSpace::Reserved,
+                Err(error) => {
+                    log!(
+                        "snowlink: this backend writes its counted visits itself for a while: \
+                         its visit ring has no disk space: {error}"
+                    );
+                    *space = RingSpace::Refused {
+                        until: at + RESERVE_RETRY_US,
+                    };
+                    return false;
+                }
+            },
+        }
+        // Asked first: a visit in the ring waits for a writer, which may not come.
+        writer::ensure_writer(rings, at / 1000) && rings.push(ring, link_id, at)
+    })
+    .unwrap_or(false)
+}
+
+/// Logs, at most once in a while, how many visits this backend holds because it could not write
+/// them, and how many it had to drop.
+fn log_held_visits(now: i64) {
+    let (held, dropped) = VISITS.with_borrow(|buffer| (buffer.held_back(), buffer.dropped()));
+    if (held == 0 && dropped == 0) || now.saturating_sub(LAST_HOLD_LOG.get()) < HOLD_LOG_US {
+        return;
+    }
+    LAST_HOLD_LOG.set(now);
+    let dropped_now = VISITS.with_borrow_mut(VisitBuffer::take_dropped);
+    log!(
+        "snowlink: this backend holds {held} counted visits that it could not write yet, and \
+         dropped {dropped_now} since its last report, for want of room to hold them"
+    );
 }
 
 /// This process's slot in PostgreSQL's process array.
 ///
 /// # Safety
 /// Called in a backend, which has a slot.
-unsafe fn own_ring() -> usize {
+unsafe fn own_slot() -> usize {
     #[cfg(any(feature = "pg15", feature = "pg16"))]
     let slot = (*pg_sys::MyProc).pgprocno;
     #[cfg(not(any(feature = "pg15", feature = "pg16")))]
     let slot = pg_sys::MyProcNumber;
     slot as usize
+}
+
+/// Wakes the process in `slot` of PostgreSQL's process array, which sleeps on its latch.
+fn set_latch_of(slot: usize) {
+    // SAFETY: the process array lives as long as the server, and a latch may be set by any process.
+    unsafe {
+        let process = (*pg_sys::ProcGlobal).allProcs.add(slot);
+        pg_sys::SetLatch(&mut (*process).procLatch);
+    }
 }
 
 /// Follows the transactions of the backend: writes the visits before a commit when they are due,
@@ -168,7 +297,12 @@ unsafe extern "C-unwind" fn on_transaction_event(
 ) {
     use pg_sys::XactEvent::*;
     match event {
-        XACT_EVENT_PRE_COMMIT if WRITE_BEFORE_COMMIT.replace(false) => write_visits_before_commit(),
+        XACT_EVENT_PRE_COMMIT
+            if WRITE_BEFORE_COMMIT.replace(false)
+                || (WRITE_AGAIN.get() && !pg_sys::XactReadOnly) =>
+        {
+            write_visits_before_commit()
+        }
         // Only a SQL call of the internal functions can get here with a batch taken.
         XACT_EVENT_PRE_PREPARE if VISITS.with_borrow(VisitBuffer::is_taking) => SqlError::new(
             SqlState::FeatureNotSupported,
@@ -212,7 +346,9 @@ unsafe extern "C-unwind" fn on_subtransaction_event(
 
 /// Writes the buffered visits in a subtransaction of the committing transaction. If that fails,
 /// it rolls back, the visits return to the buffer for a later transaction, the failure goes to
-/// the server log, and the caller's transaction commits all the same.
+/// the server log, and the caller's transaction commits all the same. Counting never holds up
+/// the caller: while another transaction locks shortlink_visits (ALTER TABLE, VACUUM FULL, LOCK),
+/// the visits wait in the buffer.
 ///
 /// # Safety
 /// Called before the commit of a transaction, which is still in progress.
@@ -222,6 +358,26 @@ unsafe fn write_visits_before_commit() {
     };
     if pg_sys::XactReadOnly {
         return;
+    }
+    WRITE_AGAIN.set(true);
+    match lock_visits_table(schema) {
+        VisitsTable::Locked(table) if table == VISITS_TABLE.get() => {}
+        VisitsTable::Locked(_) => {
+            discard_visits_of_another_installation();
+            WRITE_AGAIN.set(false);
+            return;
+        }
+        VisitsTable::Busy => {
+            VISITS.with_borrow_mut(VisitBuffer::hold_back);
+            log_held_visits(pg_sys::GetCurrentTimestamp());
+            return;
+        }
+        VisitsTable::Missing => {
+            let lost = VISITS.with_borrow_mut(VisitBuffer::discard);
+            log!("snowlink: {lost} visits counted by this backend are dropped: shortlink_visits no longer exists");
+            WRITE_AGAIN.set(false);
+            return;
+        }
     }
     let context = pg_sys::CurrentMemoryContext;
     let owner = pg_sys::CurrentResourceOwner;
@@ -239,11 +395,41 @@ unsafe fn write_visits_before_commit() {
     .execute();
     if written {
         pg_sys::ReleaseCurrentSubTransaction();
+        WRITE_AGAIN.set(false);
     } else {
         pg_sys::RollbackAndReleaseCurrentSubTransaction();
     }
     pg_sys::MemoryContextSwitchTo(context);
     pg_sys::CurrentResourceOwner = owner;
+}
+
+/// Whether the visits table of the extension in a schema can be written now, without waiting.
+enum VisitsTable {
+    /// Locked for writing by the current transaction.
+    Locked(pg_sys::Oid),
+    /// Another transaction holds a lock that writing would wait for.
+    Busy,
+    /// Dropped, with the extension.
+    Missing,
+}
+
+/// Takes the lock that writing shortlink_visits needs, if that takes no wait.
+///
+/// # Safety
+/// Called in a transaction.
+unsafe fn lock_visits_table(schema: pg_sys::Oid) -> VisitsTable {
+    match visits_table(schema) {
+        None => VisitsTable::Missing,
+        Some(table)
+            if pg_sys::ConditionalLockRelationOid(
+                table,
+                pg_sys::RowExclusiveLock as pg_sys::LOCKMODE,
+            ) =>
+        {
+            VisitsTable::Locked(table)
+        }
+        Some(_) => VisitsTable::Busy,
+    }
 }
 
 /// Logs why counted visits could not be written; they stay in the buffer for a later write.
@@ -280,17 +466,14 @@ unsafe extern "C-unwind" fn write_visits_at_exit(_code: c_int, _arg: pg_sys::Dat
     if !pg_sys::XactReadOnly {
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         let lost = VISITS.with_borrow(VisitBuffer::pending_count);
-        let visits_table = pg_sys::get_relname_relid(c"shortlink_visits".as_ptr(), schema);
-        if visits_table == pg_sys::InvalidOid {
-            log!("snowlink: {lost} visits counted by this backend are lost at its exit: shortlink_visits no longer exists");
-        } else if pg_sys::ConditionalLockRelationOid(
-            visits_table,
-            pg_sys::RowExclusiveLock as pg_sys::LOCKMODE,
-        ) {
-            extension::flush_visits(schema);
-        } else {
+        match lock_visits_table(schema) {
+            VisitsTable::Locked(table) if table == VISITS_TABLE.get() => {
+                extension::flush_visits(schema)
+            }
+            VisitsTable::Locked(_) => discard_visits_of_another_installation(),
+            VisitsTable::Missing => log!("snowlink: {lost} visits counted by this backend are lost at its exit: shortlink_visits no longer exists"),
             // An exiting backend ignores lock_timeout and cancels: it must not wait behind a lock.
-            log!("snowlink: {lost} visits counted by this backend are lost at its exit: shortlink_visits is locked");
+            VisitsTable::Busy => log!("snowlink: {lost} visits counted by this backend are lost at its exit: shortlink_visits is locked"),
         }
         pg_sys::PopActiveSnapshot();
     }
@@ -300,7 +483,7 @@ unsafe extern "C-unwind" fn write_visits_at_exit(_code: c_int, _arg: pg_sys::Dat
 /// Takes this backend's buffered visits for writing in the current (sub)transaction, one row per
 /// link and day (UTC), in the order of both. If the (sub)transaction rolls back, they return to
 /// the buffer.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, schema = "snowlink_internal")]
 fn _shortlink_take_daily_visits() -> TableIterator<
     'static,
     (

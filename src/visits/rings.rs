@@ -21,8 +21,25 @@
 //! count only while the machine has not rebooted since they were written: the file records the
 //! boot it belongs to (the kernel's boot ID), and a file of an earlier boot is made anew.
 //!
+//! Every process that has the file open holds a shared lock (flock) on it, and a file is removed
+//! only under an exclusive one (remove_unused()): never while a process may still put visits in it.
+//!
 //! The header also tells backends whether a writer is running (it notes the time at every pass)
 //! and lets one of them, not all, ask for a new writer when none is.
+//!
+//! Beside its ring, each backend has a request block, through which it asks the writer to count a
+//! visit of a link with max_visits in a transaction of the writer's own, and waits for the answer
+//! (src/visits/limited.rs). The backend writes the request and then its number; the writer
+//! answers with the number it answers, so that a late answer to an abandoned request is never
+//! taken for the answer to a new one.
+//!
+//! The file is sparse: a ring takes disk space only once a backend in its slot counts visits.
+//! Nothing is ever written through the map where the file system has no block yet, since on a full
+//! disk that write would kill the process with SIGBUS: the header and control blocks are written
+//! out when the file is made, and each ring's records by its owner (reserve()) before its first
+//! visit. A full disk then shows as an error of reserve(), and the backend writes its visits
+//! itself. (A copy-on-write file system, such as btrfs or ZFS, needs new blocks for every write;
+//! there a full disk can still end a process.)
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -34,21 +51,37 @@ use memmap2::MmapMut;
 use crate::data_file;
 
 /// The first bytes of the file, with the version of its format.
-const MAGIC: &[u8; 8] = b"SNLVIS01";
-/// Header: the magic, the number of rings at RINGS_OFFSET, the boot at BOOT_OFFSET, two times (milliseconds since the Unix
-/// epoch) on cache lines of their own, and the writer's note: the transaction whose commit sets
-/// the pending tails (0: none).
+const MAGIC: &[u8; 8] = b"SNLVIS02";
+/// Header: the magic, the number of rings at RINGS_OFFSET, the boot at BOOT_OFFSET, four times
+/// (milliseconds since 2000-01-01, PostgreSQL's epoch) on cache lines of their own, and the writer's note: the
+/// transaction whose commit sets the pending tails (0: none).
 const RINGS_OFFSET: usize = 8;
 const BOOT_OFFSET: usize = 16;
 const WRITER_SEEN_OFFSET: usize = 64;
 const WRITER_REQUESTED_OFFSET: usize = 128;
 const NOTED_TRANSACTION_OFFSET: usize = 192;
+const WRITER_FAILED_OFFSET: usize = 256;
+/// The writer's slot in PostgreSQL's process array, plus one (0: no writer), for its latch.
+const WRITER_PROCESS_OFFSET: usize = 320;
+const WRITER_STARTED_OFFSET: usize = 384;
 const HEADER_SIZE: usize = 4096;
-/// Per ring, the head (written by its backend), and the tail and pending tail (written by the
-/// writer), on separate cache lines so that neither side slows the other.
-const CONTROL_SIZE: usize = 128;
+/// Per ring, the head and whether its records have disk space (written by its backend), the tail
+/// and pending tail (written by the writer), the backend's request and the writer's answer, on
+/// separate cache lines so that neither side slows the other.
+const CONTROL_SIZE: usize = 512;
+const RESERVED_OFFSET: usize = 8;
 const TAIL_OFFSET: usize = 64;
 const PENDING_TAIL_OFFSET: usize = 72;
+/// The request: its number, the link, the code's length (u64::MAX: no code) and the code.
+const REQUEST_OFFSET: usize = 128;
+const REQUEST_LINK_OFFSET: usize = REQUEST_OFFSET + 8;
+const REQUEST_CODE_LENGTH_OFFSET: usize = REQUEST_OFFSET + 16;
+const REQUEST_CODE_OFFSET: usize = REQUEST_OFFSET + 24;
+/// The longest code a request carries; the writer finds a longer one by the link's ID.
+pub const MAX_REQUEST_CODE: usize = 256;
+/// The answer: the number of the request it answers, then the answer.
+const ANSWER_OFFSET: usize = 448;
+const ANSWER_VALUE_OFFSET: usize = ANSWER_OFFSET + 8;
 /// Records a ring holds: a backend appends up to this many visits between two writes of the
 /// writer (every flush interval) before it falls back to writing visits itself.
 pub const RING_CAPACITY: u64 = 65_536;
@@ -56,23 +89,50 @@ pub const RING_CAPACITY: u64 = 65_536;
 const RECORD_SIZE: usize = 16;
 const RING_SIZE: usize = RING_CAPACITY as usize * RECORD_SIZE;
 
+/// A backend's request to count a visit of a limited link, as the writer reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountRequest {
+    pub ring: usize,
+    pub number: u64,
+    pub link_id: i64,
+    /// None for a code longer than MAX_REQUEST_CODE bytes.
+    pub code: Option<String>,
+}
+
+/// The writer's answer to a CountRequest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i64)]
+pub enum CountAnswer {
+    /// Counted, and committed: the backend serves the link.
+    Counted = 1,
+    /// The link is no longer live, or its visits are used up.
+    NotLive = 2,
+    /// Another transaction held the link's row for too long.
+    Locked = 3,
+    /// The writer could not count it; the server log says why.
+    Failed = 4,
+}
+
 /// The visit rings of one database, mapped into this process.
 pub struct VisitRings {
+    file: File,
     map: MmapMut,
     rings: usize,
 }
 
 impl VisitRings {
     /// Opens the rings file at `path` with `rings` rings, creating it when it does not exist yet
-    /// or belongs to another boot than `boot`.
+    /// or belongs to another boot than `boot`, and holds a shared lock on it while it is open.
     pub fn open(path: &Path, rings: usize, boot: u64) -> std::io::Result<VisitRings> {
-        let file = data_file::open_or_create(path)?;
+        let file = open_locked(path)?;
         let size = file_size(rings);
         if !is_ready(&file, rings, boot)? {
-            // Whoever takes the lock first makes the file; whoever comes second finds it done.
-            file.lock()?;
+            // Whoever takes the directory's lock first makes the file; whoever comes second finds
+            // it done. (Not the file's own lock, which every process holds shared.)
+            let directory = File::open(path.parent().unwrap_or(Path::new(".")))?;
+            directory.lock()?;
             let made = make(&file, rings, boot);
-            file.unlock()?;
+            directory.unlock()?;
             made?;
         }
         // SAFETY: the file has its full size and is never truncated; every process changes it
@@ -85,15 +145,31 @@ impl VisitRings {
                 map.len()
             )));
         }
-        Ok(VisitRings { map, rings })
+        Ok(VisitRings { file, map, rings })
     }
 
     pub fn rings(&self) -> usize {
         self.rings
     }
 
+    /// Gives the records of `ring` their disk space, unless they have it: zeros written through
+    /// the file, which fail on a full disk where a write through the map would kill the process.
+    /// Only the ring's owner calls this, before its first push(); a ring without space holds no
+    /// record, so nothing is overwritten.
+    pub fn reserve(&self, ring: usize) -> std::io::Result<()> {
+        let reserved = self.atomic_u64(control_offset(ring) + RESERVED_OFFSET);
+        if reserved.load(Ordering::Acquire) != 0 {
+            return Ok(());
+        }
+        let zeros = vec![0u8; RING_SIZE];
+        self.file
+            .write_all_at(&zeros, self.record_offset(ring, 0) as u64)?;
+        reserved.store(1, Ordering::Release);
+        Ok(())
+    }
+
     /// Appends a visit of `link_id` at `at` to `ring`; false when the ring is full. Only the
-    /// ring's owner calls this.
+    /// ring's owner calls this, once reserve() has succeeded.
     pub fn push(&self, ring: usize, link_id: i64, at: i64) -> bool {
         let head = self.head(ring).load(Ordering::Relaxed);
         let tail = self.tail(ring).load(Ordering::Acquire);
@@ -176,8 +252,8 @@ impl VisitRings {
             .store(0, Ordering::Release);
     }
 
-    /// When a writer last showed it was running, in milliseconds since the Unix epoch (0: never,
-    /// or it has stopped).
+    /// When a writer last showed it was running, in milliseconds since 2000-01-01 (0: never, or
+    /// it has stopped).
     pub fn writer_seen_ms(&self) -> i64 {
         self.atomic_i64(WRITER_SEEN_OFFSET).load(Ordering::Acquire)
     }
@@ -191,7 +267,35 @@ impl VisitRings {
     pub fn set_writer_stopped(&self) {
         self.atomic_i64(WRITER_REQUESTED_OFFSET)
             .store(0, Ordering::Release);
+        self.atomic_i64(WRITER_STARTED_OFFSET)
+            .store(0, Ordering::Release);
         self.set_writer_seen_ms(0);
+    }
+
+    /// When the postmaster last took a request to start a writer, in milliseconds since
+    /// 2000-01-01 (0: not since the last one stopped).
+    pub fn writer_started_ms(&self) -> i64 {
+        self.atomic_i64(WRITER_STARTED_OFFSET)
+            .load(Ordering::Acquire)
+    }
+
+    pub fn set_writer_started(&self, now_ms: i64) {
+        self.atomic_i64(WRITER_STARTED_OFFSET)
+            .store(now_ms, Ordering::Release);
+    }
+
+    /// When a writer last could not start, in milliseconds since 2000-01-01 (0: never).
+    pub fn writer_failed_ms(&self) -> i64 {
+        self.atomic_i64(WRITER_FAILED_OFFSET)
+            .load(Ordering::Acquire)
+    }
+
+    /// Notes that no writer could start at `now_ms`; the next request may come at once.
+    pub fn set_writer_failed(&self, now_ms: i64) {
+        self.atomic_i64(WRITER_FAILED_OFFSET)
+            .store(now_ms, Ordering::Release);
+        self.atomic_i64(WRITER_REQUESTED_OFFSET)
+            .store(0, Ordering::Release);
     }
 
     /// Whether the caller should ask for a writer now: true when the last request came before
@@ -204,6 +308,128 @@ impl VisitRings {
             && requested
                 .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
+    }
+
+    /// Asks the writer to count a visit of the limited link `link_id`, whose code is `code`;
+    /// returns the request's number. Only the ring's owner calls this.
+    pub fn request_count(&self, ring: usize, link_id: i64, code: &str) -> u64 {
+        let base = control_offset(ring);
+        let number = self
+            .atomic_u64(base + REQUEST_OFFSET)
+            .load(Ordering::Relaxed)
+            .wrapping_add(1);
+        self.atomic_i64(base + REQUEST_LINK_OFFSET)
+            .store(link_id, Ordering::Relaxed);
+        let length = if code.len() <= MAX_REQUEST_CODE {
+            for (index, chunk) in code.as_bytes().chunks(8).enumerate() {
+                let mut word = [0u8; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                self.atomic_u64(base + REQUEST_CODE_OFFSET + index * 8)
+                    .store(u64::from_ne_bytes(word), Ordering::Relaxed);
+            }
+            code.len() as u64
+        } else {
+            u64::MAX
+        };
+        self.atomic_u64(base + REQUEST_CODE_LENGTH_OFFSET)
+            .store(length, Ordering::Relaxed);
+        self.atomic_u64(base + REQUEST_OFFSET)
+            .store(number, Ordering::Release);
+        number
+    }
+
+    /// The writer's answer to request `number` of `ring`, once it has come.
+    pub fn answer(&self, ring: usize, number: u64) -> Option<CountAnswer> {
+        let base = control_offset(ring);
+        if self
+            .atomic_u64(base + ANSWER_OFFSET)
+            .load(Ordering::Acquire)
+            != number
+        {
+            return None;
+        }
+        Some(
+            match self
+                .atomic_i64(base + ANSWER_VALUE_OFFSET)
+                .load(Ordering::Relaxed)
+            {
+                1 => CountAnswer::Counted,
+                2 => CountAnswer::NotLive,
+                3 => CountAnswer::Locked,
+                _ => CountAnswer::Failed,
+            },
+        )
+    }
+
+    /// The requests that wait for an answer. Only the writer calls this.
+    pub fn pending_requests(&self) -> Vec<CountRequest> {
+        (0..self.rings)
+            .filter_map(|ring| {
+                let base = control_offset(ring);
+                let number = self
+                    .atomic_u64(base + REQUEST_OFFSET)
+                    .load(Ordering::Acquire);
+                if number
+                    == self
+                        .atomic_u64(base + ANSWER_OFFSET)
+                        .load(Ordering::Relaxed)
+                {
+                    return None;
+                }
+                let link_id = self
+                    .atomic_i64(base + REQUEST_LINK_OFFSET)
+                    .load(Ordering::Relaxed);
+                let length = self
+                    .atomic_u64(base + REQUEST_CODE_LENGTH_OFFSET)
+                    .load(Ordering::Relaxed);
+                let code = (length <= MAX_REQUEST_CODE as u64).then(|| {
+                    let bytes: Vec<u8> = (0..(length as usize).div_ceil(8))
+                        .flat_map(|index| {
+                            self.atomic_u64(base + REQUEST_CODE_OFFSET + index * 8)
+                                .load(Ordering::Relaxed)
+                                .to_ne_bytes()
+                        })
+                        .take(length as usize)
+                        .collect();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                });
+                // A backend that gave up on its request may be writing its next one: read that
+                // one on the next pass.
+                let unchanged = self
+                    .atomic_u64(base + REQUEST_OFFSET)
+                    .load(Ordering::Acquire);
+                (unchanged == number).then_some(CountRequest {
+                    ring,
+                    number,
+                    link_id,
+                    code,
+                })
+            })
+            .collect()
+    }
+
+    /// Answers request `number` of `ring`. Only the writer calls this, once what it answers is
+    /// committed.
+    pub fn set_answer(&self, ring: usize, number: u64, answer: CountAnswer) {
+        let base = control_offset(ring);
+        self.atomic_i64(base + ANSWER_VALUE_OFFSET)
+            .store(answer as i64, Ordering::Relaxed);
+        self.atomic_u64(base + ANSWER_OFFSET)
+            .store(number, Ordering::Release);
+    }
+
+    /// The writer's slot in PostgreSQL's process array, while one runs.
+    pub fn writer_process(&self) -> Option<usize> {
+        let stored = self
+            .atomic_u64(WRITER_PROCESS_OFFSET)
+            .load(Ordering::Acquire);
+        stored.checked_sub(1).map(|slot| slot as usize)
+    }
+
+    pub fn set_writer_process(&self, slot: Option<usize>) {
+        let stored = slot.map_or(0, |slot| slot as u64 + 1);
+        self.atomic_u64(WRITER_PROCESS_OFFSET)
+            .store(stored, Ordering::Release);
     }
 
     fn head(&self, ring: usize) -> &AtomicU64 {
@@ -239,6 +465,48 @@ impl VisitRings {
     }
 }
 
+/// Removes the rings file at `path` unless a process has it open (holds its shared lock); whether
+/// it is gone.
+pub fn remove_unused(path: &Path) -> std::io::Result<bool> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(error) => return Err(error),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+        Err(std::fs::TryLockError::Error(error)) => return Err(error),
+    }
+    if is_at(&file, path)? {
+        std::fs::remove_file(path)?;
+    }
+    Ok(true)
+}
+
+/// The file at `path`, made if need be, with a shared lock that shows it in use; opened again if it
+/// was removed before the lock was taken.
+fn open_locked(path: &Path) -> std::io::Result<File> {
+    loop {
+        let file = data_file::open_or_create(path)?;
+        file.lock_shared()?;
+        if is_at(&file, path)? {
+            return Ok(file);
+        }
+    }
+}
+
+/// Whether `file` is still the file at `path`, not one that was removed or replaced.
+fn is_at(file: &File, path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    Ok(match std::fs::metadata(path) {
+        Ok(named) => (named.dev(), named.ino()) == (open.dev(), open.ino()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+        Err(error) => return Err(error),
+    })
+}
+
 fn control_offset(ring: usize) -> usize {
     HEADER_SIZE + ring * CONTROL_SIZE
 }
@@ -263,15 +531,18 @@ fn is_ready(file: &File, rings: usize, boot: u64) -> std::io::Result<bool> {
 }
 
 /// Under the file's lock: makes the file, all rings empty, unless it is ready. The size comes
-/// first (as zeros, which the file system need not store), the magic last.
+/// first (the rings' records as a hole, see reserve()), then the header and control blocks, which
+/// every process writes through its map, as zeros that take their disk space now; the magic last.
 fn make(file: &File, rings: usize, boot: u64) -> std::io::Result<()> {
     if is_ready(file, rings, boot)? {
         return Ok(());
     }
     file.set_len(0)?;
     file.set_len(file_size(rings) as u64)?;
-    file.write_all_at(&(rings as u64).to_ne_bytes(), RINGS_OFFSET as u64)?;
-    file.write_all_at(&boot.to_ne_bytes(), BOOT_OFFSET as u64)?;
+    let mut header = vec![0u8; records_offset(rings)];
+    header[RINGS_OFFSET..RINGS_OFFSET + 8].copy_from_slice(&(rings as u64).to_ne_bytes());
+    header[BOOT_OFFSET..BOOT_OFFSET + 8].copy_from_slice(&boot.to_ne_bytes());
+    file.write_all_at(&header, 0)?;
     file.write_all_at(MAGIC, 0)
 }
 
@@ -305,6 +576,27 @@ mod tests {
         assert_eq!(drained(&writer, 3), vec![(7, 100), (8, 101)]);
         assert_eq!(drained(&writer, 0), vec![(9, 102)]);
         assert!(drained(&writer, 3).is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_ring_gets_its_disk_space_once_before_its_first_visit() {
+        let dir = tempfile::tempdir().unwrap();
+        let rings = rings_file(&dir, 2);
+        let blocks = || {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(dir.path().join("rings"))
+                .unwrap()
+                .blocks()
+                * 512
+        };
+        let before = blocks();
+        assert!(before < file_size(2) as u64, "made sparse");
+        rings.reserve(1).unwrap();
+        assert!(blocks() >= before + RING_SIZE as u64);
+        assert!(rings.push(1, 5, 6));
+        // Reserved already: the record stays.
+        rings.reserve(1).unwrap();
+        assert_eq!(drained(&rings_file(&dir, 2), 1), vec![(5, 6)]);
     }
 
     #[test]
@@ -369,6 +661,64 @@ mod tests {
     }
 
     #[test]
+    fn a_request_is_answered_by_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = rings_file(&dir, 3);
+        let writer = rings_file(&dir, 3);
+        assert!(writer.pending_requests().is_empty());
+        let first = backend.request_count(2, 77, "spring-sale");
+        assert_eq!(backend.answer(2, first), None);
+        assert_eq!(
+            writer.pending_requests(),
+            vec![CountRequest {
+                ring: 2,
+                number: first,
+                link_id: 77,
+                code: Some("spring-sale".into())
+            }]
+        );
+        writer.set_answer(2, first, CountAnswer::Counted);
+        assert_eq!(backend.answer(2, first), Some(CountAnswer::Counted));
+        assert!(writer.pending_requests().is_empty());
+
+        // A request given up on before its answer: the late answer is not the next one's.
+        let abandoned = backend.request_count(2, 78, "x");
+        let long_code = "c".repeat(MAX_REQUEST_CODE + 1);
+        let next = backend.request_count(2, 79, &long_code);
+        writer.set_answer(2, abandoned, CountAnswer::NotLive);
+        assert_eq!(backend.answer(2, next), None);
+        let pending = writer.pending_requests();
+        assert_eq!((pending[0].number, pending[0].link_id), (next, 79));
+        assert_eq!(pending[0].code, None, "too long to carry");
+        writer.set_answer(2, next, CountAnswer::Locked);
+        assert_eq!(backend.answer(2, next), Some(CountAnswer::Locked));
+    }
+
+    #[test]
+    fn the_writer_process_is_known_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let rings = rings_file(&dir, 1);
+        assert_eq!(rings.writer_process(), None);
+        rings.set_writer_process(Some(0));
+        assert_eq!(rings_file(&dir, 1).writer_process(), Some(0));
+        rings.set_writer_process(None);
+        assert_eq!(rings.writer_process(), None);
+    }
+
+    #[test]
+    fn a_file_in_use_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rings");
+        let rings = rings_file(&dir, 1);
+        assert!(!remove_unused(&path).unwrap());
+        assert!(path.exists());
+        drop(rings);
+        assert!(remove_unused(&path).unwrap());
+        assert!(!path.exists());
+        assert!(remove_unused(&path).unwrap(), "gone already");
+    }
+
+    #[test]
     fn records_outlive_the_processes_that_mapped_them() {
         let dir = tempfile::tempdir().unwrap();
         rings_file(&dir, 2).push(1, 5, 6);
@@ -424,6 +774,14 @@ mod tests {
         assert!(
             rings.claim_writer_request(12_100, 7_100),
             "at once after a stop"
+        );
+        rings.set_writer_started(12_150);
+        assert_eq!(rings.writer_started_ms(), 12_150);
+        rings.set_writer_failed(12_200);
+        assert_eq!(rings.writer_failed_ms(), 12_200);
+        assert!(
+            rings.claim_writer_request(12_300, 7_300),
+            "at once after a failure"
         );
     }
 }

@@ -8,7 +8,8 @@
 //! asks the postmaster for one (a dynamic background worker, which needs no
 //! `shared_preload_libraries`). The postmaster starts it again after a crash; it stops by itself
 //! after a few seconds without visits, so that it holds no worker slot and no connection to an
-//! idle database (DROP DATABASE waits a few seconds for connections to go).
+//! idle database (DROP DATABASE waits a few seconds for connections to go). When no worker slot
+//! is free, backends write their visits themselves (ensure_writer()) until one is.
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
@@ -21,11 +22,14 @@ use pgrx::prelude::*;
 use pgrx::{PgTryBuilder, Spi};
 
 use super::buffer::VisitBuffer;
-use super::rings::VisitRings;
-use super::{flush_interval_ms, log_write_failure, VISITS};
+use super::rings::{self, CountAnswer, CountRequest, VisitRings};
+use super::{
+    flush_interval_ms, lock_visits_table, log_write_failure, own_slot, set_latch_of, visits_table,
+    VisitsTable, VISITS,
+};
+use crate::data_file::current_boot;
+use crate::locks::{lock_tag, LockKind};
 use crate::shortlinks::extension;
-use crate::snowflake::highwater::current_boot;
-use crate::snowflake::registry::LOCK_CLASS;
 
 /// The writer's name in pg_stat_activity (backend_type) and in the server log.
 const WRITER_TYPE: &str = "snowlink visit writer";
@@ -37,16 +41,29 @@ const PASS_MS: i64 = 50;
 const WRITER_GONE_MS: i64 = 5_000;
 /// The writer stops after this long without a visit.
 const IDLE_STOP_MS: i64 = 3_000;
-/// `objsubid` of the writer's lock in pg_locks (the node claims use 1), one per database.
-const WRITER_LOCK_KIND: u16 = 2;
+/// After a writer could not start, backends ask for one again after this long.
+const START_RETRY_MS: i64 = 1_000;
+/// A writer that cannot start is logged at most once in this long.
+const FAILURE_LOG_MS: i64 = 60_000;
 /// The directory of the rings files, in the data directory.
 const RINGS_DIRECTORY: &str = "snowlink_visits";
 
-/// The rings file of `database` for the current server: one per database, timeline and number
-/// of backend slots. A promoted standby or a restored backup starts another timeline, and must not
-/// write again the visits that its origin's rings held when the data directory was copied.
-pub fn rings_path(database: pg_sys::Oid, timeline: u32, rings: usize) -> PathBuf {
-    rings_directory().join(format!("{}_{timeline}_{rings}", database.to_u32()))
+/// The rings file of `database` for the current server: one per database, installation of the
+/// extension (its shortlink_visits `table`), timeline and number of backend slots. The visits of
+/// an installation that was dropped are never written into the tables of the next; a promoted
+/// standby or a restored backup starts another timeline, and must not write again the visits that
+/// its origin's rings held when the data directory was copied.
+pub fn rings_path(
+    database: pg_sys::Oid,
+    table: pg_sys::Oid,
+    timeline: u32,
+    rings: usize,
+) -> PathBuf {
+    rings_directory().join(format!(
+        "{}_{}_{timeline}_{rings}",
+        database.to_u32(),
+        table.to_u32()
+    ))
 }
 
 fn rings_directory() -> PathBuf {
@@ -55,8 +72,9 @@ fn rings_directory() -> PathBuf {
     PathBuf::from(data_dir.to_string_lossy().as_ref()).join(RINGS_DIRECTORY)
 }
 
-/// Opens the rings file of this backend's database, making it if need be.
-pub fn open_rings() -> Result<VisitRings, String> {
+/// Opens the rings file of this backend's database and the installation of the extension with the
+/// shortlink_visits `table`, making it if need be.
+pub fn open_rings(table: pg_sys::Oid) -> Result<VisitRings, String> {
     let directory = rings_directory();
     std::fs::create_dir_all(&directory).map_err(|error| {
         format!(
@@ -73,7 +91,7 @@ pub fn open_rings() -> Result<VisitRings, String> {
         )
     };
     let boot = current_boot().map_err(|error| error.message)?;
-    let path = rings_path(database, timeline, rings);
+    let path = rings_path(database, table, timeline, rings);
     VisitRings::open(&path, rings, boot).map_err(|error| {
         format!(
             "could not open visit rings file \"{}\": {error}",
@@ -82,18 +100,32 @@ pub fn open_rings() -> Result<VisitRings, String> {
     })
 }
 
-/// Called by a backend that has just put a visit into `rings`: asks for a writer when none has
-/// shown for a while (one backend asks, not all). A full worker table is reported, not raised:
-/// the visits wait in the rings, and backends write their own once a ring is full.
-pub fn ensure_writer(rings: &VisitRings, now_ms: i64) {
-    let seen_ms = rings.writer_seen_ms();
+/// Whether the visits counted in `rings` now will be written by a writer: true when one is
+/// running or on its way. Asks for one when none has shown for a while (one backend asks, not
+/// all). When none can start (max_worker_processes is reached), false for a while, in which the
+/// callers write their visits themselves, so that none wait in the rings for a writer that cannot
+/// come; then one of them asks again.
+pub fn ensure_writer(rings: &VisitRings, now_ms: i64) -> bool {
     // SAFETY: set once when the server starts.
     let server_started_ms = unsafe { pg_sys::PgStartTime } / 1000;
-    // A writer seen, or asked for, before the server started is gone, however recently.
-    let running = seen_ms >= server_started_ms && now_ms - seen_ms <= WRITER_GONE_MS;
+    // A time before the server started is of an earlier server's writer, one after now of a clock
+    // that has since stepped back.
+    let within = |ms: i64, period_ms: i64| {
+        (server_started_ms..=now_ms).contains(&ms) && now_ms - ms <= period_ms
+    };
+    if within(rings.writer_seen_ms(), WRITER_GONE_MS)
+        || within(rings.writer_started_ms(), WRITER_GONE_MS)
+    {
+        return true;
+    }
+    let failed_ms = rings.writer_failed_ms();
+    if within(failed_ms, START_RETRY_MS) {
+        return false;
+    }
     let requested_before_ms = server_started_ms.max(now_ms - WRITER_GONE_MS);
-    if running || !rings.claim_writer_request(now_ms, requested_before_ms) {
-        return;
+    if !rings.claim_writer_request(now_ms, requested_before_ms) {
+        // Another backend asks at this moment, and may not get one: write this visit here.
+        return false;
     }
     // SAFETY: a plain read of backend state.
     let database = unsafe { pg_sys::MyDatabaseId };
@@ -107,24 +139,25 @@ pub fn ensure_writer(rings: &VisitRings, now_ms: i64) {
             .set_start_time(BgWorkerStartTime::RecoveryFinished)
             .set_restart_time(Some(Duration::from_secs(1)))
             .load_dynamic();
-    if started.is_err() {
-        warning!(
-            "snowlink: no visit writer could start; counted visits wait until one can \
-             (max_worker_processes is reached)"
+    if started.is_ok() {
+        rings.set_writer_started(now_ms);
+        return true;
+    }
+    if !within(failed_ms, FAILURE_LOG_MS) {
+        log!(
+            "snowlink: no visit writer could start for database {} (max_worker_processes is \
+             reached): backends write the visits they count themselves until one can",
+            database.to_u32()
         );
     }
+    rings.set_writer_failed(now_ms);
+    false
 }
 
-/// The writer's lock: held for its life, so that a database has one writer at a time.
+/// The writer's lock: held for its life, so that a database has one writer at a time. No SQL
+/// call can take it (src/locks.rs), so no role can keep a writer from starting.
 fn writer_lock(database: pg_sys::Oid) -> pg_sys::LOCKTAG {
-    pg_sys::LOCKTAG {
-        locktag_field1: database.to_u32(),
-        locktag_field2: LOCK_CLASS,
-        locktag_field3: 0,
-        locktag_field4: WRITER_LOCK_KIND,
-        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
-        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
-    }
+    lock_tag(LockKind::VisitWriter, database.to_u32())
 }
 
 /// Takes the writer's lock, waiting up to WRITER_GONE_MS for a writer that is leaving.
@@ -198,45 +231,72 @@ fn transaction_committed(transaction: u64) -> bool {
     matches!(status, Ok(Some(status)) if status == "committed")
 }
 
+/// A rings file's name: database, installation (shortlink_visits), timeline, number of rings.
+struct RingsName {
+    database: u32,
+    table: u32,
+    timeline: u32,
+    rings: usize,
+}
+
+impl RingsName {
+    fn of(path: &Path) -> Option<RingsName> {
+        let name = path.file_name()?.to_str()?;
+        let fields: Vec<&str> = name.split('_').collect();
+        let [database, table, timeline, rings] = fields[..] else {
+            return None;
+        };
+        Some(RingsName {
+            database: database.parse().ok()?,
+            table: table.parse().ok()?,
+            timeline: timeline.parse().ok()?,
+            rings: rings.parse().ok()?,
+        })
+    }
+}
+
+/// The rings files in the data directory.
+fn rings_files() -> Vec<(PathBuf, RingsName)> {
+    let Ok(entries) = std::fs::read_dir(rings_directory()) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter_map(|path| RingsName::of(&path).map(|name| (path, name)))
+        .collect()
+}
+
 /// The rings files of this database: the server's own first, then those left by an earlier
 /// server of this timeline with another number of backend slots, which are removed once their
-/// visits are written. Files of other timelines are removed at once.
+/// visits are written. Files of other timelines and of installations of the extension that were
+/// dropped are removed at once, once no process has them open.
 fn sources(
     database: pg_sys::Oid,
+    table: pg_sys::Oid,
     timeline: u32,
     current: PathBuf,
     rings: VisitRings,
 ) -> Vec<Source> {
     let mut sources = vec![Source::new(current.clone(), rings)];
-    let Ok(entries) = std::fs::read_dir(rings_directory()) else {
-        return sources;
-    };
-    for path in entries.filter_map(|entry| entry.ok().map(|entry| entry.path())) {
-        let name = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or_default();
-        let fields: Vec<&str> = name.split('_').collect();
-        let [file_database, file_timeline, file_rings] = fields[..] else {
-            continue;
-        };
-        if path == current || file_database != database.to_u32().to_string() {
+    for (path, name) in rings_files() {
+        if path == current || name.database != database.to_u32() {
             continue;
         }
-        if file_timeline != timeline.to_string() {
-            remove(&path);
-        } else if let Some(rings) = file_rings.parse().ok().and_then(|rings| {
-            let boot = current_boot().ok()?;
-            VisitRings::open(&path, rings, boot).ok()
-        }) {
+        if name.table != table.to_u32() || name.timeline != timeline {
+            remove_unused(&path);
+        } else if let Some(rings) = current_boot()
+            .ok()
+            .and_then(|boot| VisitRings::open(&path, name.rings, boot).ok())
+        {
             sources.push(Source::new(path, rings));
         }
     }
     sources
 }
 
-fn remove(path: &Path) {
-    if let Err(error) = std::fs::remove_file(path) {
+/// Removes a rings file that no process has open any more (rings.rs).
+fn remove_unused(path: &Path) {
+    if let Err(error) = rings::remove_unused(path) {
         log!(
             "snowlink: could not remove visit rings file \"{}\": {error}",
             path.display()
@@ -267,12 +327,24 @@ pub extern "C-unwind" fn snowlink_visit_writer_main(argument: pg_sys::Datum) {
             pg_sys::MaxBackends as usize,
         )
     };
-    let current = rings_path(database, timeline, slots);
-    let rings = match open_rings() {
+    // SAFETY: in the transaction.
+    let table = BackgroundWorker::transaction(|| {
+        extension_schema().and_then(|schema| unsafe { visits_table(schema) })
+    });
+    let Some(table) = table else {
+        return;
+    };
+    let current = rings_path(database, table, timeline, slots);
+    let rings = match open_rings(table) {
         Ok(rings) => rings,
         Err(error) => error!("snowlink: {error}"),
     };
-    let mut sources = sources(database, timeline, current, rings);
+    remove_files_of_dropped_databases();
+    let mut sources = sources(database, table, timeline, current, rings);
+    // SAFETY: a bgworker has a slot in the process array.
+    sources[0]
+        .rings
+        .set_writer_process(Some(unsafe { own_slot() }));
     let mut last_write = now_ms();
     let mut last_visit = last_write;
     // Set by SIGTERM (a server shutdown, pg_terminate_backend()) or the postmaster's death: one
@@ -283,6 +355,12 @@ pub extern "C-unwind" fn snowlink_visit_writer_main(argument: pg_sys::Datum) {
             // SAFETY: the writer rereads the configuration between transactions.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
+        // Backends wait for these answers.
+        let requests = sources[0].rings.pending_requests();
+        if !requests.is_empty() {
+            answer_requests(&sources[0].rings, &requests);
+            last_visit = now_ms();
+        }
         let read: u64 = sources.iter_mut().map(Source::read).sum();
         let now = now_ms();
         sources[0].rings.set_writer_seen_ms(now);
@@ -292,8 +370,12 @@ pub extern "C-unwind" fn snowlink_visit_writer_main(argument: pg_sys::Datum) {
         let pending = VISITS.with_borrow(VisitBuffer::has_pending);
         if pending && (stopping || now - last_write >= flush_interval_ms()) {
             last_write = now;
-            match write_visits(&sources) {
-                Written::All => sources.drain(1..).for_each(|source| remove(&source.path)),
+            match write_visits(&sources, table) {
+                Written::All => sources.drain(1..).for_each(|source| {
+                    let path = source.path.clone();
+                    drop(source);
+                    remove_unused(&path);
+                }),
                 Written::Later => {}
                 Written::ExtensionDropped => break,
             }
@@ -305,27 +387,119 @@ pub extern "C-unwind" fn snowlink_visit_writer_main(argument: pg_sys::Datum) {
             // Backends that count a visit from now on ask for a new writer; one that came
             // before this is read by one more pass.
             sources[0].rings.set_writer_stopped();
-            if sources[0].read() == 0 {
+            if sources[0].read() == 0 && sources[0].rings.pending_requests().is_empty() {
                 break;
             }
             last_visit = now;
         }
         stopping = !BackgroundWorker::wait_latch(Some(Duration::from_millis(PASS_MS as u64)));
     }
+    sources[0].rings.set_writer_process(None);
     sources[0].rings.set_writer_stopped();
+}
+
+/// The schema of the extension in the writer's database, read in the current transaction; None
+/// when the extension is not (any more) there.
+fn extension_schema() -> Option<pg_sys::Oid> {
+    Spi::get_one::<pg_sys::Oid>(
+        "SELECT extnamespace FROM pg_catalog.pg_extension WHERE extname = 'snowlink'",
+    )
+    .ok()
+    .flatten()
+}
+
+/// Counts the visits of limited links that backends ask for, in a transaction of the writer's
+/// own, and answers each once that transaction has committed.
+fn answer_requests(rings: &VisitRings, requests: &[CountRequest]) {
+    // SAFETY: the writer runs transactions one at a time, between passes.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let answers: Vec<CountAnswer> = match extension_schema() {
+        Some(schema) => requests
+            .iter()
+            // SAFETY: in the transaction started above.
+            .map(|request| unsafe { count_in_subtransaction(schema, request) })
+            .collect(),
+        None => vec![CountAnswer::NotLive; requests.len()],
+    };
+    // SAFETY: ends the transaction started above; an error here ends the writer, whose
+    // successor counts the visits again, unanswered as they are.
+    unsafe {
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommitTransactionCommand();
+    }
+    for (request, answer) in requests.iter().zip(answers) {
+        rings.set_answer(request.ring, request.number, answer);
+        set_latch_of(request.ring);
+    }
+}
+
+/// Counts one requested visit in a subtransaction, so that a link whose row stays locked (the
+/// function's lock_timeout) or any other error affects that request only.
+///
+/// # Safety
+/// Called in a transaction.
+unsafe fn count_in_subtransaction(schema: pg_sys::Oid, request: &CountRequest) -> CountAnswer {
+    let context = pg_sys::CurrentMemoryContext;
+    let owner = pg_sys::CurrentResourceOwner;
+    pg_sys::BeginInternalSubTransaction(std::ptr::null());
+    let answer = PgTryBuilder::new(|| {
+        if extension::count_limited_visit(schema, request.code.as_deref(), request.link_id) {
+            CountAnswer::Counted
+        } else {
+            CountAnswer::NotLive
+        }
+    })
+    .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, |_| {
+        CountAnswer::Locked
+    })
+    .catch_others(|error| {
+        log_write_failure(error);
+        CountAnswer::Failed
+    })
+    .execute();
+    match answer {
+        CountAnswer::Counted | CountAnswer::NotLive => pg_sys::ReleaseCurrentSubTransaction(),
+        CountAnswer::Locked | CountAnswer::Failed => {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction()
+        }
+    }
+    pg_sys::MemoryContextSwitchTo(context);
+    pg_sys::CurrentResourceOwner = owner;
+    answer
+}
+
+/// Removes the rings files of databases that no longer exist: their visits went with them.
+fn remove_files_of_dropped_databases() {
+    let databases = BackgroundWorker::transaction(|| {
+        Spi::get_one::<Vec<i64>>("SELECT array_agg(oid::int8) FROM pg_catalog.pg_database")
+    });
+    let Ok(Some(databases)) = databases else {
+        return;
+    };
+    for (path, name) in rings_files() {
+        if !databases.contains(&i64::from(name.database)) {
+            remove_unused(&path);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
 enum Written {
     All,
-    /// An error stopped the write; the visits stay in the buffer for the next one.
+    /// An error, or a lock on the table, stopped the write; the visits stay in the buffer for the
+    /// next one.
     Later,
     ExtensionDropped,
 }
 
-/// Writes the visits read from `sources` in a transaction of the writer's own, then frees their
-/// records.
-fn write_visits(sources: &[Source]) -> Written {
+/// Writes the visits read from `sources` into the shortlink_visits `table` in a transaction of the
+/// writer's own, then frees their records. Another installation of the extension stops the writer,
+/// and the visits read for the one that was dropped are not written.
+fn write_visits(sources: &[Source], table: pg_sys::Oid) -> Written {
     // SAFETY: the writer runs transactions one at a time, between passes.
     let context = unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
@@ -334,16 +508,19 @@ fn write_visits(sources: &[Source]) -> Written {
         pg_sys::CurrentMemoryContext
     };
     let written = PgTryBuilder::new(|| {
-        let schema = Spi::get_one::<pg_sys::Oid>(
-            "SELECT extnamespace FROM pg_catalog.pg_extension WHERE extname = 'snowlink'",
-        )
-        .ok()
-        .flatten();
-        let Some(schema) = schema else {
+        let Some(schema) = extension_schema() else {
             return Written::ExtensionDropped;
         };
+        // While another transaction locks the table, the visits wait in the rings, and the writer
+        // goes on answering the requests of limited links.
+        // SAFETY: in the transaction started above.
+        match unsafe { lock_visits_table(schema) } {
+            VisitsTable::Locked(locked) if locked == table => {}
+            VisitsTable::Busy => return Written::Later,
+            VisitsTable::Locked(_) | VisitsTable::Missing => return Written::ExtensionDropped,
+        }
         extension::flush_visits(schema);
-        // SAFETY: the transaction has written, so it has an ID.
+        // SAFETY: in a transaction; one that wrote nothing gets its ID now.
         let transaction = unsafe { pg_sys::GetTopFullTransactionId() }.value;
         for source in sources {
             source.rings.note_release(transaction, &source.read_to);
