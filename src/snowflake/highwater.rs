@@ -375,11 +375,27 @@ impl LeaseFile {
 
     /// Every node's lease: the newer of its readable copies.
     fn read_leases(&self) -> std::io::Result<Vec<Option<i64>>> {
-        let mut contents = vec![0u8; FILE_SIZE];
-        let read = read_at_most(&self.file, &mut contents, 0)?;
-        contents.truncate(read);
-        Ok((0..NODES as i32)
-            .map(|node| lease_in(&contents, node))
+        self.read_leases_of(0..NODES)
+    }
+
+    /// The leases of the nodes in `nodes`, with two reads: one of each copy.
+    fn read_leases_of(&self, nodes: std::ops::Range<usize>) -> std::io::Result<Vec<Option<i64>>> {
+        let mut copies = Vec::new();
+        for copy in LEASE_COPY_OFFSETS {
+            let mut records = vec![0u8; nodes.len() * LEASE_SIZE];
+            let offset = copy + nodes.start * LEASE_SIZE;
+            let read = read_at_most(&self.file, &mut records, offset as u64)?;
+            records.truncate(read);
+            copies.push(records);
+        }
+        Ok((0..nodes.len())
+            .map(|index| {
+                let record = index * LEASE_SIZE..(index + 1) * LEASE_SIZE;
+                copies
+                    .iter()
+                    .filter_map(|records| records.get(record.clone()).and_then(decode_lease))
+                    .max()
+            })
             .collect())
     }
 
@@ -416,12 +432,14 @@ impl LeaseFile {
             self.write_copy(node, until)?;
             let first = *next_check % NODES;
             *next_check = first + CHECKED_PER_WRITE;
-            for other in (first..first + CHECKED_PER_WRITE).map(|n| (n % NODES) as i32) {
+            let checked = first..(first + CHECKED_PER_WRITE).min(NODES);
+            for (other, lease) in checked.clone().zip(self.read_leases_of(checked)?) {
+                let other = other as i32;
                 if other == node {
                     continue;
                 }
                 if let Some(mark) = segment.mark(other) {
-                    if self.read_lease(other)?.is_none_or(|lease| lease < mark) {
+                    if lease.is_none_or(|lease| lease < mark) {
                         self.write_copy(other, mark + LEASE_MS)?;
                     }
                 }
@@ -522,19 +540,6 @@ fn decode_lease(record: &[u8]) -> Option<i64> {
     let value = i64::from_ne_bytes(record[..8].try_into().unwrap());
     let check = i64::from_ne_bytes(record[8..16].try_into().unwrap());
     (check == !value).then_some(value)
-}
-
-/// The node's lease in the file's `contents` (which may be short): the newer readable copy.
-fn lease_in(contents: &[u8], node: i32) -> Option<i64> {
-    LEASE_COPY_OFFSETS
-        .iter()
-        .filter_map(|copy| {
-            let offset = copy + node as usize * LEASE_SIZE;
-            contents
-                .get(offset..offset + LEASE_SIZE)
-                .and_then(decode_lease)
-        })
-        .max()
 }
 
 // ---- The marks in shared memory.
