@@ -96,6 +96,12 @@ wait_for_visits() {
 }
 
 echo "# start-up"
+check_equal "--version names the version; --help lists every setting, and starts nothing" \
+    "$(env -u DATABASE_URL "$SERVER" --version) $(env -u DATABASE_URL "$SERVER" --help | grep -cE '^  [A-Z_]+ ')" \
+    "snowlink-http $(sed -nE 's/^version = "([^"]+)"$/\1/p' "$PROJECT_DIR/http/Cargo.toml") 4"
+"$SERVER" --port 80 2>"$WORK/argument.log" && code=0 || code=$?
+check_equal "an argument: exit code 2, and where settings come from" \
+    "$code $(grep -c 'settings come from the environment, see --help' "$WORK/argument.log")" "2 1"
 env -u DATABASE_URL "$SERVER" 2>"$WORK/no-url.log" && code=0 || code=$?
 check_equal "without DATABASE_URL: exit code 2 and what is missing" \
     "$code $(grep -c 'DATABASE_URL is not set' "$WORK/no-url.log")" "2 1"

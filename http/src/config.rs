@@ -11,6 +11,30 @@ const MIN_TOKEN_LENGTH: usize = 16;
 /// is answered 503; the query is cancelled then.
 pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What `snowlink-http --help` prints: every setting, with its default.
+pub fn usage() -> String {
+    format!(
+        "Usage: snowlink-http [--help | --version]
+
+Serves the short links of a PostgreSQL database with the snowlink extension over HTTP:
+GET /CODE redirects, GET /ids?n=N hands out snowflake IDs, POST /links makes a link (with a token
+only), GET /healthz tells whether the database answers.
+
+Settings, from the environment:
+  DATABASE_URL             libpq connection string or URI of the database (required), for
+                           example postgresql://redirects@localhost/app
+  LISTEN                   address and port to listen on (default {DEFAULT_LISTEN})
+  SNOWLINK_HTTP_TOKEN      bearer token of POST /links, at least {MIN_TOKEN_LENGTH} characters;
+                           unset, POST /links does not exist
+  SNOWLINK_HTTP_POOL_SIZE  most database connections (default 4 per CPU)
+
+A request waits at most {} s for the database, and gets 503 after that. Exit codes: 0 after
+SIGTERM or Ctrl-C, 2 for a configuration error, 3 when the database cannot be used.
+",
+        DATABASE_TIMEOUT.as_secs()
+    )
+}
+
 pub struct Config {
     pub database: tokio_postgres::Config,
     pub listen: SocketAddr,
@@ -126,5 +150,43 @@ mod tests {
         assert!(error(&[url, ("LISTEN", "8080")]).starts_with("LISTEN is \"8080\""));
         assert!(error(&[url, ("SNOWLINK_HTTP_TOKEN", "short")]).contains("fewer than 16"));
         assert!(error(&[url, ("SNOWLINK_HTTP_POOL_SIZE", "0")]).contains("positive number"));
+    }
+
+    /// The settings as the man page, the packaged settings file and the README give them: every
+    /// one there, with the defaults of this file.
+    #[test]
+    fn the_documents_agree_with_the_code() {
+        let man_page = include_str!("../../packaging/snowlink-http.1");
+        let settings_file = include_str!("../../packaging/snowlink-http.env");
+        let readme = include_str!("../../README.md");
+        for setting in [
+            "DATABASE_URL",
+            "LISTEN",
+            "SNOWLINK_HTTP_TOKEN",
+            "SNOWLINK_HTTP_POOL_SIZE",
+        ] {
+            assert!(
+                usage().contains(&format!("\n  {setting} ")),
+                "{setting} in --help"
+            );
+            assert!(
+                man_page.contains(&format!(".B {setting}\n")),
+                "{setting} in the man page"
+            );
+            assert!(
+                settings_file.contains(&format!("#{setting}=")),
+                "{setting} in the file"
+            );
+            assert!(
+                readme.contains(&format!("| `{setting}` |")),
+                "{setting} in the README"
+            );
+        }
+        let token_length = format!("at least {MIN_TOKEN_LENGTH} characters");
+        let timeout = format!("{} s", DATABASE_TIMEOUT.as_secs());
+        for document in [man_page, settings_file, readme] {
+            assert!(document.contains(DEFAULT_LISTEN) && document.contains(&token_length));
+        }
+        assert!(man_page.contains(&timeout) && readme.contains(&timeout));
     }
 }

@@ -23,6 +23,28 @@ use database::Database;
 pub use database::Redirects;
 use routes::App;
 
+/// Answers `--help` and `--version`, and refuses any other argument; None when there is none, and
+/// the server is to run.
+pub fn answer_command_line(mut arguments: impl Iterator<Item = String>) -> Option<ExitCode> {
+    let argument = arguments.next()?;
+    Some(match argument.as_str() {
+        "--help" | "-h" => {
+            print!("{}", config::usage());
+            ExitCode::SUCCESS
+        }
+        "--version" | "-V" => {
+            println!("snowlink-http {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let error = format!(
+                "unknown argument \"{argument}\": settings come from the environment, see --help"
+            );
+            exit("configuration", error, EXIT_CONFIGURATION)
+        }
+    })
+}
+
 /// Exit codes when snowlink-http cannot start.
 const EXIT_CONFIGURATION: u8 = 2;
 const EXIT_DATABASE: u8 = 3;
