@@ -239,10 +239,13 @@ released_versions() {
 # Builds and installs the extension into PostgreSQL's own directories. `cargo pgrx install` puts
 # there the library, the control file, the current version's install script and the update
 # scripts; the install scripts of released versions, which CREATE EXTENSION ... VERSION needs,
-# are copied beside them. Arguments go to `cargo pgrx install` (for example --release).
+# are copied beside them. Scripts left there by another checkout go first: they would change the
+# versions and update paths PostgreSQL offers. Arguments go to `cargo pgrx install` (for example
+# --release).
 install_extension() {
     local sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(--sudo)
+    as_root rm -f "$("$PG_CONFIG" --sharedir)/extension"/snowlink--*.sql
     (cd "$PROJECT_DIR" && cargo pgrx install "${sudo[@]}" --pg-config "$PG_CONFIG" "$@")
     local version
     for version in $(released_versions); do

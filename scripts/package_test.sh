@@ -57,7 +57,8 @@ if [ ! -f "$PRISTINE" ]; then
     rm -rf "$WORK/debootstrap"
 fi
 [ ! -d "$ROOT" ] || unmount_all
-rm -rf "$ROOT"
+# Never into a mount that is still attached.
+rm -rf --one-file-system "$ROOT"
 mkdir -p "$ROOT"
 tar -C "$ROOT" -xf "$PRISTINE"
 cat >"$ROOT/etc/apt/sources.list" <<EOF
@@ -93,10 +94,12 @@ check_equal "apt-get install of the two packages pulls in PostgreSQL $MAJOR" \
     "$(in_root dpkg-query -W -f='${Status}\n' "postgresql-$MAJOR" "postgresql-$MAJOR-snowlink" snowlink-http | sort -u)" \
     "install ok installed"
 in_root dpkg -L "postgresql-$MAJOR-snowlink" snowlink-http | sort -u >"$WORK/package-files"
-check_equal "the library and the scripts in PostgreSQL's places" \
-    "$(grep -c -e "^/usr/lib/postgresql/$MAJOR/lib/snowlink.so$" -e "^/usr/share/postgresql/$MAJOR/extension/snowlink.control$" \
-        -e "^/usr/share/postgresql/$MAJOR/extension/snowlink--0.1.0.sql$" -e "^/usr/share/postgresql/$MAJOR/extension/snowlink--$VERSION.sql$" \
-        "$WORK/package-files")" 4
+expected_files=(/usr/lib/postgresql/$MAJOR/lib/snowlink.so /usr/share/postgresql/$MAJOR/extension/snowlink.control)
+for version in $(released_versions) "$VERSION"; do
+    expected_files+=("/usr/share/postgresql/$MAJOR/extension/snowlink--$version.sql")
+done
+check_equal "the library, and the install script of every release and of $VERSION, in PostgreSQL's places" \
+    "$(printf '%s\n' "${expected_files[@]}" | grep -c -x -F -f "$WORK/package-files")" "${#expected_files[@]}"
 check_equal "lintian finds no error in either package" \
     "$(lintian --tag-display-limit 0 "$extension_deb" "$http_deb" 2>&1 | grep -c '^E:')" 0
 

@@ -77,10 +77,11 @@ test_update_from() {
     # Data of every kind, made by the new library with the old version's SQL objects, and an
     # application's own objects that depend on the extension's.
     psql -X -q -d "$db" -f "$PROJECT_DIR/scripts/sample_links.sql" >/dev/null
+    # As 0.1.0 stored a URL with non-ASCII characters in its path; 0.2.0's update rewrites it.
+    [ "$from" != 0.1.0 ] ||
+        sql "$db" "INSERT INTO shortlinks (code, url) VALUES ('unicode', 'https://example.com/straße?q=ä')"
     psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null <<'SQL'
 SELECT shorten('https://example.com/load-limited', code => 'load-limited', max_visits => 1000000000);
--- As 0.1.0 stored a URL with non-ASCII characters in its path.
-INSERT INTO shortlinks (code, url) VALUES ('unicode', 'https://example.com/straße?q=ä');
 CREATE TABLE orders (
     id bigint PRIMARY KEY DEFAULT snowflake_next(),
     link_id bigint REFERENCES shortlinks (id),
@@ -89,8 +90,9 @@ CREATE TABLE orders (
 CREATE INDEX orders_by_code ON orders (base62_encode(id));
 CREATE VIEW live_links AS SELECT code, url FROM shortlinks WHERE NOT disabled;
 INSERT INTO orders (link_id, item) SELECT id, 'order for ' || code FROM shortlinks;
--- A code the user reserved that 0.2.0 reserves for snowlink-http.
-INSERT INTO shortlink_reserved_codes (code) VALUES ('ids');
+-- A code the user reserved that 0.2.0 reserves for snowlink-http (a database made at 0.2.0 or
+-- later has it already).
+INSERT INTO shortlink_reserved_codes (code) VALUES ('ids') ON CONFLICT DO NOTHING;
 
 -- What the update must keep. Resolving counts a visit: write each at once, then read the counts.
 SET snowlink.visit_write_mode = transaction;
@@ -206,9 +208,11 @@ SQL
                           SELECT id, code, url, created_at, valid_from, expires_at, max_visits,
                                  redirect_status, disabled
                           FROM shortlinks) AS changed")" 0
-    check_equal "a URL stored with non-ASCII characters is now as a browser writes it" \
-        "$(sql "$db" "SELECT url FROM shortlinks WHERE code = 'unicode'")" \
-        "https://example.com/stra%C3%9Fe?q=%C3%A4"
+    if [ "$from" = 0.1.0 ]; then
+        check_equal "a URL stored with non-ASCII characters is now as a browser writes it" \
+            "$(sql "$db" "SELECT url FROM shortlinks WHERE code = 'unicode'")" \
+            "https://example.com/stra%C3%9Fe?q=%C3%A4"
+    fi
     check_equal "every code resolves as before" \
         "$(sql "$db" "SET snowlink.visit_write_mode = transaction;
                       SELECT string_agg(code, ', ') FROM before_resolved
