@@ -218,9 +218,12 @@ check_equal "a refused URL: 400 with shorten()'s message and SQLSTATE" \
 check_equal "a taken code: 409" \
     "$(refused '{"url": "https://example.com/other", "code": "new-link"}')" \
     '{"error":"custom code \"new-link\" is already taken","sqlstate":"23505"} 409'
-check_equal "a reserved code: 400" \
+check_equal "a code that is an endpoint: 400" \
     "$(refused '{"url": "https://example.com/", "code": "ids"}')" \
-    '{"error":"custom code \"ids\" is reserved","sqlstate":"22023"} 400'
+    '{"error":"custom code \"ids\" is an endpoint of snowlink-http","sqlstate":"22023"} 400'
+check_equal "a reserved code: 400" \
+    "$(refused '{"url": "https://example.com/", "code": "Admin"}')" \
+    '{"error":"custom code \"Admin\" is reserved","sqlstate":"22023"} 400'
 check_equal "a bad status: 400" \
     "$(refused '{"url": "https://example.com/", "redirect_status": 303}')" \
     '{"error":"redirect_status must be 301, 302, 307 or 308, not 303","sqlstate":"22023"} 400'

@@ -13,6 +13,8 @@ pub enum SqlState {
     InvalidText,
     /// 22023 invalid_parameter_value
     InvalidParameter,
+    /// 22004 null_value_not_allowed
+    NullValue,
     /// 0A000 feature_not_supported
     FeatureNotSupported,
     /// 25006 read_only_sql_transaction
@@ -37,6 +39,7 @@ impl SqlState {
             SqlState::OutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             SqlState::InvalidText => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
             SqlState::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            SqlState::NullValue => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             SqlState::FeatureNotSupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             SqlState::ReadOnlyTransaction => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             SqlState::ConfigurationLimitExceeded => {

@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 mod base62;
 mod data_file;
 mod error;
+mod extension;
 mod locks;
 mod shortlinks;
 mod snowflake;
@@ -23,13 +24,15 @@ pub extern "C-unwind" fn _PG_init() {
     visits::register_settings();
 }
 
-/// The schema of the functions that only the extension's own code calls (sql/internal_schema.sql
+/// The schema of the functions that only the extension's own code calls (sql/src/internal_schema.sql
 /// says why).
 #[pg_schema]
 mod snowlink_internal {}
 
-extension_sql_file!("../sql/internal_schema.sql", requires = [snowlink_internal]);
-extension_sql_file!("../sql/comments.sql", finalize);
+extension_sql_file!(
+    "../sql/src/internal_schema.sql",
+    requires = [snowlink_internal]
+);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

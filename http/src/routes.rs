@@ -18,7 +18,7 @@ use axum::Router;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::code_rule::is_custom_code;
+use crate::code_rule::{is_custom_code, HEALTH_ENDPOINT, IDS_ENDPOINT, LINKS_ENDPOINT};
 use crate::database::{Database, Failure, NewLink};
 
 /// The most IDs one GET /ids hands out.
@@ -40,9 +40,9 @@ pub struct App {
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/ids", get(ids))
-        .route("/links", post(create_link))
+        .route(&format!("/{HEALTH_ENDPOINT}"), get(healthz))
+        .route(&format!("/{IDS_ENDPOINT}"), get(ids))
+        .route(&format!("/{LINKS_ENDPOINT}"), post(create_link))
         // GET routes answer HEAD too, without the body.
         .route("/{code}", get(redirect))
         .fallback(not_found)

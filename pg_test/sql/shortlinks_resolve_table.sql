@@ -39,9 +39,9 @@ ALTER TABLE shortlinks RENAME COLUMN url_before TO url;
 SELECT * FROM pg_temp.resolve_by('live');
 
 -- A column of another type, or no code index under the expected name: the link is read by query.
-ALTER TABLE shortlinks ALTER COLUMN visits TYPE numeric;
+ALTER TABLE shortlinks ALTER COLUMN redirect_status TYPE int;
 SELECT * FROM pg_temp.resolve_by('live');
-ALTER TABLE shortlinks ALTER COLUMN visits TYPE bigint;
+ALTER TABLE shortlinks ALTER COLUMN redirect_status TYPE smallint;
 SELECT * FROM pg_temp.resolve_by('live');
 ALTER INDEX shortlinks_code_key RENAME TO shortlinks_code_key_renamed;
 SELECT * FROM pg_temp.resolve_by('live');

@@ -68,6 +68,8 @@ SELECT shorten('https://example.com/', code => 'ids');
 \echo :LAST_ERROR_SQLSTATE
 SELECT shorten('https://example.com/', code => 'Links');
 \echo :LAST_ERROR_SQLSTATE
+-- A rule of the library refuses them (src/shortlinks/code_rule.rs, from which snowlink-http takes
+-- its routes); they are not rows of shortlink_reserved_codes, which an installation may change.
 SELECT code FROM shortlink_reserved_codes WHERE code IN ('healthz', 'ids', 'links') ORDER BY code;
 
 -- Once per row of a query (LATERAL, where it is scanned again for each row), and in the select

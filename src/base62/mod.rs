@@ -40,6 +40,17 @@ fn base_decode(code: &str, alphabet: &str) -> i64 {
     codec::decode(code, &alphabet, &mut check_for_interrupts).or_raise("base_decode")
 }
 
+extension_sql_file!(
+    "../../sql/src/base62.sql",
+    requires = [
+        base62_encode,
+        base62_encode_padded,
+        base62_decode,
+        base_encode,
+        base_decode
+    ]
+);
+
 /// Lets a cancel, a statement timeout or a termination end a long loop over a huge input.
 fn check_for_interrupts() {
     pg_sys::check_for_interrupts!();

@@ -3,7 +3,7 @@
 //! its time here, and a query through SPI cost it a fifth of a plain SELECT's throughput.
 //!
 //! The table and index are found by name in the extension's schema and checked against what
-//! sql/shortlinks.sql creates. Anything unexpected reports `Lookup::Unavailable`, and the caller
+//! sql/src/tables.sql creates. Anything unexpected reports `Lookup::Unavailable`, and the caller
 //! takes the PL/pgSQL path, which reads the table with a query. So does a table that Citus
 //! manages: its rows are in shards, which the query reaches, and the table itself holds none
 //! (or those it had before it was distributed).
@@ -13,6 +13,8 @@ use std::ffi::c_char;
 
 use pgrx::prelude::*;
 use pgrx::{PgRelation, PgTupleDesc};
+
+use super::link_state::LinkState;
 
 /// The columns resolve() reads, as the table defines them.
 const COLUMNS: [(&str, pg_sys::Oid); 9] = [
@@ -50,26 +52,6 @@ pub struct LiveLink {
     pub expires_at: Option<i64>,
     /// Has max_visits, so each visit must be counted under the row lock.
     pub limited: bool,
-}
-
-/// The state of a link that decides whether it resolves. Times are PostgreSQL timestamps (µs).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LinkState {
-    pub disabled: bool,
-    pub valid_from: Option<i64>,
-    pub expires_at: Option<i64>,
-    pub max_visits: Option<i64>,
-    pub visits: i64,
-}
-
-impl LinkState {
-    /// The same test as _shortlink_live() and _shortlink_count_visit() in sql/shortlinks.sql.
-    pub fn is_live(&self, now: i64) -> bool {
-        !self.disabled
-            && self.valid_from.is_none_or(|from| from <= now)
-            && self.expires_at.is_none_or(|expiry| expiry > now)
-            && self.max_visits.is_none_or(|max| self.visits < max)
-    }
 }
 
 /// The link table of a schema, checked: its relations and where COLUMNS are. Kept until
@@ -361,49 +343,4 @@ unsafe fn column_value<T: FromDatum>(slot: *mut pg_sys::TupleTableSlot, attnum: 
         *(*slot).tts_values.add(offset),
         *(*slot).tts_isnull.add(offset),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::LinkState;
-
-    const NOW: i64 = 1_000_000;
-
-    #[test]
-    fn a_plain_link_is_live() {
-        assert!(LinkState::default().is_live(NOW));
-    }
-
-    #[test]
-    fn disabled_links_are_not_live() {
-        let state = LinkState {
-            disabled: true,
-            ..LinkState::default()
-        };
-        assert!(!state.is_live(NOW));
-    }
-
-    #[test]
-    fn validity_starts_at_valid_from_and_ends_before_expires_at() {
-        let window = |valid_from, expires_at| LinkState {
-            valid_from,
-            expires_at,
-            ..LinkState::default()
-        };
-        assert!(window(Some(NOW), None).is_live(NOW));
-        assert!(!window(Some(NOW + 1), None).is_live(NOW));
-        assert!(window(None, Some(NOW + 1)).is_live(NOW));
-        assert!(!window(None, Some(NOW)).is_live(NOW));
-    }
-
-    #[test]
-    fn a_limited_link_lives_until_its_last_visit() {
-        let visited = |visits| LinkState {
-            max_visits: Some(2),
-            visits,
-            ..LinkState::default()
-        };
-        assert!(visited(1).is_live(NOW));
-        assert!(!visited(2).is_live(NOW));
-    }
 }

@@ -1,11 +1,14 @@
-//! URL short links. The table and the SQL functions users call live in sql/shortlinks.sql; this
+//! URL short links. The tables and the SQL functions users call live in sql/src/, by job; this
 //! module gives them URL checks, generated codes, resolve() and shortlink_target(); src/visits/
 //! counts the visits.
 
 pub mod code_rule;
 pub mod codes;
-pub(crate) mod extension;
 mod link_lookup;
+mod link_query;
+mod link_state;
+mod redirect_status;
+mod release_0_1_0;
 mod resolve;
 pub mod urls;
 
@@ -14,8 +17,9 @@ use std::ffi::{CStr, CString};
 use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
-use crate::error::{OrRaise, SqlError};
+use crate::error::{OrRaise, SqlError, SqlState};
 use codes::CodeKey;
+use link_state::LinkState;
 use urls::UrlPolicy;
 
 /// How shorten() makes codes when it is given none.
@@ -86,14 +90,83 @@ fn _shortlink_import_refusal(code: Option<&str>, url: Option<&str>) -> Option<St
 }
 
 fn check_import(code: Option<&str>, url: Option<&str>) -> Result<String, String> {
-    match (code, url) {
-        (None, _) => Err("code is NULL".into()),
-        (Some(code), _) if !code_rule::is_custom_code(code) => {
-            Err("code is not 1 to 64 characters of 0-9, A-Z, a-z, _ and -".into())
-        }
-        (_, None) => Err("url is NULL".into()),
-        (_, Some(url)) => normalize_url(url).map_err(|refusal| refusal.message),
+    let code = code.ok_or("code is NULL")?;
+    if let Some(refusal) = code_rule::custom_code_refusal(code) {
+        return Err(refusal);
     }
+    let url = url.ok_or("url is NULL")?;
+    normalize_url(url).map_err(|refusal| refusal.message)
+}
+
+/// For shorten(): the URL as it is stored, once the URL, the custom code (if any) and the redirect
+/// status pass the rules that need no table. The reserved codes of the table are checked by
+/// `_shortlink_reserved_refusal()`.
+#[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_checked_url(
+    url: Option<&str>,
+    code: Option<&str>,
+    redirect_status: Option<i32>,
+) -> String {
+    check_shorten(url, code, redirect_status).or_raise("shorten")
+}
+
+fn check_shorten(
+    url: Option<&str>,
+    code: Option<&str>,
+    redirect_status: Option<i32>,
+) -> Result<String, SqlError> {
+    let url = url.ok_or_else(|| SqlError::new(SqlState::NullValue, "url must not be NULL"))?;
+    let url = normalize_url(url)?;
+    redirect_status::check(redirect_status)?;
+    if let Some(refusal) = code.and_then(code_rule::custom_code_refusal) {
+        return Err(SqlError::new(SqlState::InvalidParameter, refusal));
+    }
+    Ok(url)
+}
+
+/// For shorten(): whether codes it generates are keyed (snowlink.code_style).
+#[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_keyed_codes() -> bool {
+    CODE_STYLE.get() == CodeStyle::Keyed
+}
+
+/// Whether a link with these columns resolves `at` (link_state.rs), for the SQL that reads links
+/// with a query.
+#[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_is_live(
+    disabled: bool,
+    valid_from: Option<TimestampWithTimeZone>,
+    expires_at: Option<TimestampWithTimeZone>,
+    max_visits: Option<i64>,
+    visits: i64,
+    at: TimestampWithTimeZone,
+) -> bool {
+    LinkState {
+        disabled,
+        valid_from: valid_from.map(pg_sys::TimestampTz::from),
+        expires_at: expires_at.map(pg_sys::TimestampTz::from),
+        max_visits,
+        visits,
+    }
+    .is_live(at.into())
+}
+
+/// Whether a link with these columns can never resolve again after `at` (link_state.rs), for
+/// shortlinks_purge_expired().
+#[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_is_spent(
+    expires_at: Option<TimestampWithTimeZone>,
+    max_visits: Option<i64>,
+    visits: i64,
+    at: TimestampWithTimeZone,
+) -> bool {
+    LinkState {
+        expires_at: expires_at.map(pg_sys::TimestampTz::from),
+        max_visits,
+        visits,
+        ..LinkState::default()
+    }
+    .is_spent(at.into())
 }
 
 fn normalize_url(url: &str) -> Result<String, SqlError> {
@@ -128,16 +201,37 @@ fn _shortlink_server_counter(local: i64) -> i64 {
         .or_raise("_shortlink_server_counter")
 }
 
+// The SQL of short links, by job (sql/src/).
 extension_sql_file!(
-    "../../sql/shortlinks.sql",
+    "../../sql/src/tables.sql",
+    requires = ["internal_schema", snowflake::snowflake_next]
+);
+extension_sql_file!(
+    "../../sql/src/shorten.sql",
     requires = [
+        "tables",
+        "snowflake",
         shortlink_normalize_url,
-        _shortlink_import_url,
-        _shortlink_import_refusal,
+        _shortlink_checked_url,
+        _shortlink_keyed_codes,
         _shortlink_keyed_code,
         _shortlink_server_counter,
-        visits::_shortlink_take_daily_visits,
-        snowflake::snowflake_next,
         base62::base62_encode
     ]
+);
+extension_sql_file!(
+    "../../sql/src/resolve.sql",
+    requires = ["tables", resolve::resolve, _shortlink_is_live]
+);
+extension_sql_file!(
+    "../../sql/src/import.sql",
+    requires = ["shorten", _shortlink_import_url, _shortlink_import_refusal]
+);
+extension_sql_file!(
+    "../../sql/src/manage.sql",
+    requires = ["tables", _shortlink_is_spent]
+);
+extension_sql_file!(
+    "../../sql/src/citus.sql",
+    requires = ["tables", "snowflake"]
 );

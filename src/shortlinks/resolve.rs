@@ -9,10 +9,11 @@
 
 use pgrx::prelude::*;
 
-use super::extension::{self, QueriedLink};
 use super::link_lookup::{self, LiveLink, Lookup};
+use super::release_0_1_0::{self, is_release_0_1_0};
+use super::{link_query, redirect_status};
 use crate::error::{OrRaise, SqlError};
-use crate::visits;
+use crate::{extension, visits};
 
 /// The longest time a browser or proxy may keep a permanent redirect: a day, so that a disabled
 /// link stops working within one.
@@ -36,7 +37,7 @@ pub extern "C" fn pg_finfo_shortlink_target_wrapper() -> &'static pg_sys::Pg_fin
 }
 
 /// `shortlink_target(code text) RETURNS TABLE (url text, status int, cache_control text)`,
-/// declared in sql/shortlinks.sql: what an HTTP front answers for a code, with the visit counted;
+/// declared in sql/src/resolve.sql: what an HTTP front answers for a code, with the visit counted;
 /// no row when the code does not resolve.
 ///
 /// Written against the function manager rather than with #[pg_extern]: with pgrx's value-per-call
@@ -111,13 +112,16 @@ fn visit_live_link(
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     let link = match link_lookup::find(schema, code, now) {
         Lookup::NotLive => return Ok(None),
-        Lookup::Live(link) if !(link.limited && extension::is_release_0_1_0()) => link,
+        Lookup::Live(link) if !(link.limited && is_release_0_1_0()) => link,
         // A table that Citus manages, or that is not as the extension made it, is read with a
         // query; so is a limited link in a database at 0.1.0, whose SQL counts its visit itself.
-        Lookup::Live(_) | Lookup::Unavailable => match extension::query_live_link(schema, code) {
-            QueriedLink::NotLive => return Ok(None),
-            QueriedLink::Counted(link) => return Ok(Some((link, now))),
-            QueriedLink::Live(link) => link,
+        Lookup::Live(_) | Lookup::Unavailable if is_release_0_1_0() => {
+            let link = release_0_1_0::query_and_count_live_link(schema, code);
+            return Ok(link.map(|link| (link, now)));
+        }
+        Lookup::Live(_) | Lookup::Unavailable => match link_query::query_live_link(schema, code) {
+            None => return Ok(None),
+            Some(link) => link,
         },
     };
     let counted = if link.limited {
@@ -132,8 +136,7 @@ fn visit_live_link(
 /// How long browsers and proxies may keep the redirect. Permanent redirects are kept: a day at
 /// most, and not past the link's expiry. Every visit of a temporary or limited link comes back.
 fn cache_control(link: &LiveLink, now: i64) -> String {
-    let permanent = matches!(link.redirect_status, 301 | 308);
-    if !permanent || link.limited {
+    if !redirect_status::is_permanent(link.redirect_status) || link.limited {
         return "no-store".into();
     }
     // A live link expires after now; 'infinity' is i64::MAX, hence the saturation.

@@ -272,8 +272,12 @@ fn _snowflake_lock_tag(
 }
 
 extension_sql_file!(
-    "../../sql/snowflake.sql",
+    "../../sql/src/snowflake.sql",
     requires = [
+        "internal_schema",
+        snowflake_next,
+        snowflake_node_id,
+        snowflake_min,
         snowflake_timestamp,
         snowflake_node,
         snowflake_sequence,

@@ -28,7 +28,7 @@ use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PgTryBuilder, PostgresGucEnum};
 
 use crate::error::{OrRaise, SqlError, SqlState};
-use crate::shortlinks::extension;
+use crate::extension;
 use buffer::VisitBuffer;
 use rings::VisitRings;
 
@@ -114,14 +114,11 @@ fn flush_interval_ms() -> i64 {
     i64::from(VISIT_FLUSH_INTERVAL_MS.get())
 }
 
-/// Counts a visit of `link_id`, for the writer or this backend to write (record_visit()), for the
-/// SQL of snowlink 0.1.0, which calls this until its database is updated; later versions count
-/// visits in resolve() itself. The result, always false, is what that SQL expects: when it was
-/// true, the SQL wrote the visits at once, in the caller's transaction.
-#[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn _shortlink_record_visit(link_id: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    record_visit(extension::schema_of(fcinfo), link_id);
-    false
+/// Writes the visits this process holds: `_shortlinks_flush_visits()` of sql/src/visits.sql.
+fn flush_visits(schema: pg_sys::Oid) {
+    let function = extension::internal_function(schema, c"_shortlinks_flush_visits", &[]);
+    // SAFETY: a function of the extension that takes no argument and returns void.
+    unsafe { extension::call(function, &[]) };
 }
 
 /// The shortlink_visits table of the extension in `schema`, which tells its installations apart: a
@@ -384,7 +381,7 @@ unsafe fn write_visits_before_commit() {
     pg_sys::BeginInternalSubTransaction(std::ptr::null());
     let written = PgTryBuilder::new(|| {
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        extension::flush_visits(schema);
+        flush_visits(schema);
         pg_sys::PopActiveSnapshot();
         true
     })
@@ -468,7 +465,7 @@ unsafe extern "C-unwind" fn write_visits_at_exit(_code: c_int, _arg: pg_sys::Dat
         let lost = VISITS.with_borrow(VisitBuffer::pending_count);
         match lock_visits_table(schema) {
             VisitsTable::Locked(table) if table == VISITS_TABLE.get() => {
-                extension::flush_visits(schema)
+                flush_visits(schema)
             }
             VisitsTable::Locked(_) => discard_visits_of_another_installation(),
             VisitsTable::Missing => log!("snowlink: {lost} visits counted by this backend are lost at its exit: shortlink_visits no longer exists"),
@@ -509,47 +506,24 @@ fn _shortlink_take_daily_visits() -> TableIterator<
     TableIterator::new(rows.or_raise("_shortlink_take_daily_visits"))
 }
 
-/// What `_shortlink_take_daily_visits()` takes, one row per link, for the SQL of snowlink 0.1.0,
-/// which calls this until its database is updated. Not in the SQL of later versions.
-#[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn _shortlink_take_visits() -> TableIterator<
-    'static,
-    (
-        name!(link_id, i64),
-        name!(visits, i64),
-        name!(first_at, TimestampWithTimeZone),
-        name!(last_at, TimestampWithTimeZone),
-    ),
-> {
-    let mut per_link: Vec<(i64, buffer::Visits)> = Vec::new();
-    for (key, visits) in take_visits() {
-        match per_link.last_mut() {
-            Some((link_id, total)) if *link_id == key.link_id => total.merge(visits),
-            _ => per_link.push((key.link_id, visits)),
-        }
-    }
-    let rows: Result<Vec<_>, SqlError> = per_link
-        .into_iter()
-        .map(|(link_id, visits)| {
-            Ok((
-                link_id,
-                visits.count,
-                timestamp(visits.first_at)?,
-                timestamp(visits.last_at)?,
-            ))
-        })
-        .collect();
-    TableIterator::new(rows.or_raise("_shortlink_take_visits"))
-}
+extension_sql_file!(
+    "../../sql/src/visits.sql",
+    requires = [
+        "tables",
+        "snowflake",
+        "resolve",
+        _shortlink_take_daily_visits
+    ]
+);
 
 /// This backend's buffered visits, taken for writing by the current (sub)transaction.
-fn take_visits() -> Vec<(buffer::LinkDay, buffer::Visits)> {
+pub(crate) fn take_visits() -> Vec<(buffer::LinkDay, buffer::Visits)> {
     // SAFETY: reads the current subtransaction.
     let sub = unsafe { pg_sys::GetCurrentSubTransactionId() };
     VISITS.with_borrow_mut(|buffer| buffer.take(sub))
 }
 
-fn timestamp(postgres_us: i64) -> Result<TimestampWithTimeZone, SqlError> {
+pub(crate) fn timestamp(postgres_us: i64) -> Result<TimestampWithTimeZone, SqlError> {
     TimestampWithTimeZone::try_from(postgres_us)
         .map_err(|_| SqlError::new(SqlState::OutOfRange, "timestamp out of range"))
 }

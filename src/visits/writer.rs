@@ -24,12 +24,12 @@ use pgrx::{PgTryBuilder, Spi};
 use super::buffer::VisitBuffer;
 use super::rings::{self, CountAnswer, CountRequest, VisitRings};
 use super::{
-    flush_interval_ms, lock_visits_table, log_write_failure, own_slot, set_latch_of, visits_table,
-    VisitsTable, VISITS,
+    flush_interval_ms, flush_visits, lock_visits_table, log_write_failure, own_slot, set_latch_of,
+    visits_table, VisitsTable, VISITS,
 };
 use crate::data_file::current_boot;
+use crate::extension;
 use crate::locks::{lock_tag, LockKind};
-use crate::shortlinks::extension;
 
 /// The writer's name in pg_stat_activity (backend_type) and in the server log.
 const WRITER_TYPE: &str = "snowlink visit writer";
@@ -437,6 +437,22 @@ fn answer_requests(rings: &VisitRings, requests: &[CountRequest]) {
     }
 }
 
+/// Counts a visit of the limited link `link_id` (with `code`, or NULL for a code too long to pass)
+/// in the current transaction, if it is still live: `_shortlink_count_visit(code, link_id)` of
+/// sql/src/visits.sql. False when it is not.
+fn count_visit_in_row(schema: pg_sys::Oid, code: Option<&str>, link_id: i64) -> bool {
+    let function = extension::internal_function(
+        schema,
+        c"_shortlink_count_visit",
+        &[pg_sys::TEXTOID, pg_sys::INT8OID],
+    );
+    // SAFETY: the function takes text (which may be NULL) and bigint, and returns boolean.
+    unsafe {
+        let result = extension::call_nullable(function, &[code.into_datum(), link_id.into_datum()]);
+        result.is_some_and(|counted| bool::from_datum(counted, false).unwrap_or(false))
+    }
+}
+
 /// Counts one requested visit in a subtransaction, so that a link whose row stays locked (the
 /// function's lock_timeout) or any other error affects that request only.
 ///
@@ -447,7 +463,7 @@ unsafe fn count_in_subtransaction(schema: pg_sys::Oid, request: &CountRequest) -
     let owner = pg_sys::CurrentResourceOwner;
     pg_sys::BeginInternalSubTransaction(std::ptr::null());
     let answer = PgTryBuilder::new(|| {
-        if extension::count_limited_visit(schema, request.code.as_deref(), request.link_id) {
+        if count_visit_in_row(schema, request.code.as_deref(), request.link_id) {
             CountAnswer::Counted
         } else {
             CountAnswer::NotLive
@@ -519,7 +535,7 @@ fn write_visits(sources: &[Source], table: pg_sys::Oid) -> Written {
             VisitsTable::Busy => return Written::Later,
             VisitsTable::Locked(_) | VisitsTable::Missing => return Written::ExtensionDropped,
         }
-        extension::flush_visits(schema);
+        flush_visits(schema);
         // SAFETY: in a transaction; one that wrote nothing gets its ID now.
         let transaction = unsafe { pg_sys::GetTopFullTransactionId() }.value;
         for source in sources {

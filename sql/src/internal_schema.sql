@@ -9,3 +9,5 @@
 -- pgrx makes the schema (src/lib.rs) with IF NOT EXISTS, which refuses a schema of that name that
 -- the extension does not own.
 GRANT USAGE ON SCHEMA snowlink_internal TO PUBLIC;
+COMMENT ON SCHEMA snowlink_internal IS
+    'functions of the snowlink extension that only its own code calls';

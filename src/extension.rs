@@ -1,23 +1,21 @@
-//! The extension's SQL functions that Rust code calls: the narrow SECURITY DEFINER functions of
-//! snowlink_internal (sql/internal_schema.sql) that find a live link with a query, count a visit
-//! of a limited link, and write the visits a process counted or gathered (a backend, or the visit
-//! writer). They are called through the function manager, so PostgreSQL switches to the
+//! Calls from Rust into the extension's SQL functions: the narrow SECURITY DEFINER functions of
+//! snowlink_internal (sql/src/internal_schema.sql) that find a live link with a query, count a
+//! visit of a limited link, and write the visits a process counted or gathered (a backend, or the
+//! visit writer). They are called through the function manager, so PostgreSQL switches to the
 //! extension's owner and pins their search_path as for any SECURITY DEFINER call; no Rust code
 //! changes the user id, and no query text is parsed. They need no grant: only resolve(),
 //! shortlink_target() and the visit writes of src/visits/ call them, on behalf of a caller who
 //! may call resolve().
 //!
-//! A database still at 0.1.0 has its functions in the extension's schema, where its
-//! _shortlink_visit() finds the live link and counts its visit in one call.
+//! A database still at 0.1.0 has its functions in the extension's schema
+//! (src/shortlinks/release_0_1_0.rs).
 
 use std::cell::Cell;
 use std::ffi::CStr;
 
 use pgrx::prelude::*;
 
-use super::link_lookup::LiveLink;
-
-/// The schema of the extension's internal functions, from sql/internal_schema.sql.
+/// The schema of the extension's internal functions, from sql/src/internal_schema.sql.
 const INTERNAL_SCHEMA: &CStr = c"snowlink_internal";
 
 thread_local! {
@@ -41,7 +39,7 @@ pub fn schema_of(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
 /// snowlink_internal if it exists and belongs to the extension; None in a database at 0.1.0.
 /// Checked once per backend, and again when a schema of that name is made anew (the extension
 /// dropped and created again), so that no schema that another role made stands in for it.
-fn internal_schema() -> Option<pg_sys::Oid> {
+pub fn internal_schema() -> Option<pg_sys::Oid> {
     // SAFETY: catalog lookups by name and OID, in a transaction.
     unsafe {
         let schema = pg_sys::get_namespace_oid(INTERNAL_SCHEMA.as_ptr(), true);
@@ -77,105 +75,21 @@ fn internal_schema() -> Option<pg_sys::Oid> {
     }
 }
 
-/// Whether the extension's SQL is that of 0.1.0, which has no internal schema.
-pub fn is_release_0_1_0() -> bool {
-    internal_schema().is_none()
-}
-
-/// Writes the visits this process holds: `_shortlinks_flush_visits()`.
-pub fn flush_visits(schema: pg_sys::Oid) {
-    let function = function_oid(
-        internal_schema().unwrap_or(schema),
-        c"_shortlinks_flush_visits",
-        &[],
-    );
-    // SAFETY: a function of the extension that takes no argument and returns void.
-    unsafe { call(function, &[]) };
-}
-
-/// A live link found by a query.
-pub enum QueriedLink {
-    Live(LiveLink),
-    NotLive,
-    /// Found, and its visit counted, by the SQL of 0.1.0.
-    Counted(LiveLink),
-}
-
-/// The live link of `code` found by a query, as of the caller's snapshot:
-/// `_shortlink_live(code)`; in a database at 0.1.0, `_shortlink_visit(code)`, which also counts
-/// the visit.
-pub fn query_live_link(schema: pg_sys::Oid, code: &str) -> QueriedLink {
-    let (function, counts) = match internal_schema() {
-        Some(internal) => (
-            function_oid(internal, c"_shortlink_live", &[pg_sys::TEXTOID]),
-            false,
-        ),
-        None => (
-            function_oid(schema, c"_shortlink_visit", &[pg_sys::TEXTOID]),
-            true,
-        ),
-    };
-    let argument = code.into_datum().expect("a &str is never NULL");
-    // SAFETY: the function takes text and returns a shortlinks row, or NULL when the code does not
-    // resolve.
-    let link = unsafe { call(function, &[argument]).and_then(|row| read_link(row)) };
-    match link {
-        None => QueriedLink::NotLive,
-        Some(link) if counts => QueriedLink::Counted(link),
-        Some(link) => QueriedLink::Live(link),
-    }
-}
-
-/// Counts a visit of the limited link `link_id` (with `code`, or NULL for a code too long to pass)
-/// in the current transaction, if it is still live: `_shortlink_count_visit(code, link_id)`.
-/// False when it is not.
-pub fn count_limited_visit(schema: pg_sys::Oid, code: Option<&str>, link_id: i64) -> bool {
-    let function = function_oid(
-        internal_schema().unwrap_or(schema),
-        c"_shortlink_count_visit",
-        &[pg_sys::TEXTOID, pg_sys::INT8OID],
-    );
-    let code = code.into_datum();
-    // SAFETY: the function takes text (which may be NULL) and bigint, and returns boolean.
-    unsafe {
-        let result = call_nullable(function, &[code, link_id.into_datum()]);
-        result.is_some_and(|counted| bool::from_datum(counted, false).unwrap_or(false))
-    }
-}
-
-/// The columns of a shortlinks row that resolve() needs.
-///
-/// # Safety
-/// `row` is a shortlinks row in the current memory context; the columns are read by name, with
-/// the types that link_lookup.rs checks the table for.
-unsafe fn read_link(row: pg_sys::Datum) -> Option<LiveLink> {
-    // PL/pgSQL may return the row as an expanded record: flatten it into a tuple.
-    let tuple = pg_sys::pg_detoast_datum(row.cast_mut_ptr()).cast();
-    let column = |name: &CStr| {
-        let mut is_null = false;
-        let value = pg_sys::GetAttributeByName(tuple, name.as_ptr(), &mut is_null);
-        (value, is_null)
-    };
-    let value = |name: &CStr| {
-        let (value, is_null) = column(name);
-        i64::from_datum(value, is_null)
-    };
-    let (url, url_is_null) = column(c"url");
-    let (status, status_is_null) = column(c"redirect_status");
-    Some(LiveLink {
-        id: value(c"id")?,
-        url: String::from_datum(url, url_is_null)?,
-        redirect_status: i16::from_datum(status, status_is_null)?,
-        expires_at: value(c"expires_at"),
-        limited: value(c"max_visits").is_some(),
-    })
+/// The function `name(argument_types)` of snowlink_internal, or in a database at 0.1.0 of the
+/// extension's `schema`.
+pub fn internal_function(
+    schema: pg_sys::Oid,
+    name: &CStr,
+    argument_types: &[pg_sys::Oid],
+) -> pg_sys::Oid {
+    function_oid(internal_schema().unwrap_or(schema), name, argument_types)
 }
 
 /// Calls `function` with `arguments` (none NULL) through the function manager.
 ///
 /// # Safety
 /// As for call_nullable().
-unsafe fn call(function: pg_sys::Oid, arguments: &[pg_sys::Datum]) -> Option<pg_sys::Datum> {
+pub unsafe fn call(function: pg_sys::Oid, arguments: &[pg_sys::Datum]) -> Option<pg_sys::Datum> {
     let arguments: Vec<Option<pg_sys::Datum>> = arguments.iter().copied().map(Some).collect();
     call_nullable(function, &arguments)
 }
@@ -186,7 +100,7 @@ unsafe fn call(function: pg_sys::Oid, arguments: &[pg_sys::Datum]) -> Option<pg_
 ///
 /// # Safety
 /// The function takes exactly these arguments, of its argument types.
-unsafe fn call_nullable(
+pub unsafe fn call_nullable(
     function: pg_sys::Oid,
     arguments: &[Option<pg_sys::Datum>],
 ) -> Option<pg_sys::Datum> {
@@ -219,7 +133,11 @@ unsafe fn call_nullable(
 }
 
 /// The OID of the extension's function `name(argument_types)` in `schema`.
-fn function_oid(schema: pg_sys::Oid, name: &CStr, argument_types: &[pg_sys::Oid]) -> pg_sys::Oid {
+pub fn function_oid(
+    schema: pg_sys::Oid,
+    name: &CStr,
+    argument_types: &[pg_sys::Oid],
+) -> pg_sys::Oid {
     // SAFETY: a syscache lookup with keys of the types the cache expects.
     let oid = unsafe {
         let arguments =

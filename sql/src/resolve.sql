@@ -1,0 +1,76 @@
+-- Following a link: resolve() and shortlink_target() (src/shortlinks/resolve.rs), what they ask
+-- of SQL, and shortlink_redirect() for PostgREST. Anyone may follow a link.
+
+COMMENT ON FUNCTION resolve(text) IS
+    'target URL of a live short link, with the visit counted; NULL for unknown, disabled, expired or used-up codes';
+
+-- Whether a link resolves (src/shortlinks/link_state.rs, which resolve() uses when it reads the
+-- code index itself), for the SQL that reads links with a query.
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_live(boolean, timestamptz, timestamptz, bigint, bigint, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_live(boolean, timestamptz, timestamptz, bigint, bigint, timestamptz) IS
+    'internal: whether a link with these columns resolves at the given time';
+
+-- The live link of a code, or NULL: for resolve() and shortlink_target() (src/shortlinks/
+-- resolve.rs) where they cannot read the code index themselves, as for a table that Citus manages.
+-- VOLATILE, so that it sees
+-- a link made earlier in the same statement, as resolve(code) FROM shorten(url) needs.
+CREATE FUNCTION snowlink_internal._shortlink_live(code text) RETURNS @extschema@.shortlinks
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    link @extschema@.shortlinks;
+BEGIN
+    SELECT * INTO link
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = _shortlink_live.code
+      AND snowlink_internal._shortlink_is_live(s.disabled, s.valid_from, s.expires_at, s.max_visits,
+                                               s.visits, now());
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN link;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_live(text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_live(text) IS 'internal: live link of a code, read with a query';
+
+-- What an HTTP front answers for a code, with the visit counted; at most one row. In Rust
+-- (src/shortlinks/resolve.rs), written against the function manager, hence declared here.
+CREATE FUNCTION shortlink_target(code text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE ROWS 1
+AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
+CREATE FUNCTION snowlink_internal.shortlink_target(code text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE ROWS 1
+AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
+COMMENT ON FUNCTION shortlink_target(text) IS
+    'URL, redirect status and Cache-Control of a live short link, for an HTTP front; counts the visit';
+COMMENT ON FUNCTION snowlink_internal.shortlink_target(text) IS 'internal: shortlink_target(), for the extension''s SQL';
+
+-- For PostgREST: the link's status, Location and Cache-Control from shortlink_target(), or 404.
+CREATE FUNCTION shortlink_redirect(code text) RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target record;
+BEGIN
+    SELECT * INTO target FROM snowlink_internal.shortlink_target(shortlink_redirect.code);
+    IF NOT FOUND THEN
+        PERFORM set_config('response.status', '404', true);
+        PERFORM set_config('response.headers',
+                           json_build_array(json_build_object('Cache-Control', 'no-store'))::text, true);
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('response.status', target.status::text, true);
+    PERFORM set_config('response.headers',
+                       json_build_array(json_build_object('Location', target.url),
+                                        json_build_object('Cache-Control', target.cache_control))::text,
+                       true);
+    RETURN target.url;
+END
+$$;
+COMMENT ON FUNCTION shortlink_redirect(text) IS
+    'for PostgREST: resolves a code and sets response.status and response.headers (Location, Cache-Control)';

@@ -1,0 +1,113 @@
+-- The tables of short links, and the role through which applications reach them.
+--
+-- The functions of sql/src/ that touch these tables run as the extension's owner (SECURITY
+-- DEFINER) with search_path pinned to pg_catalog, pg_temp, and name every object of the
+-- extension by schema, so a caller's search_path cannot redirect them. The functions they call are
+-- those of snowlink_internal (internal_schema.sql), where no other role can add one that would
+-- make the call ambiguous. Ordinary roles reach the tables only through them.
+--
+-- Those that query the tables with their arguments are PL/pgSQL, not SQL: on Citus (see
+-- shortlinks_distribute() in citus.sql) only PL/pgSQL's queries can be sent to the shard that a
+-- code picks.
+
+-- Defaults and CHECK constraints are bound when they are created: they name their operators and
+-- functions with their schema, so that nothing in the extension's schema can be chosen instead.
+CREATE TABLE shortlinks (
+    id bigint PRIMARY KEY DEFAULT @extschema@.snowflake_next(),
+    code text COLLATE "C" NOT NULL UNIQUE,
+    url text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    valid_from timestamptz,
+    expires_at timestamptz,
+    max_visits bigint CHECK (max_visits OPERATOR(pg_catalog.>) 0),
+    redirect_status smallint NOT NULL DEFAULT 302
+        CHECK (redirect_status OPERATOR(pg_catalog.=) ANY (ARRAY[301, 302, 307, 308])),
+    disabled boolean NOT NULL DEFAULT false,
+    -- Visits folded into the row: every visit of a link with max_visits, and for other links
+    -- those that shortlinks_purge_expired() folded in. shortlink_stats() gives the total.
+    visits bigint NOT NULL DEFAULT 0,
+    first_visit_at timestamptz,
+    last_visit_at timestamptz,
+    CHECK (valid_from OPERATOR(pg_catalog.<) expires_at)
+) WITH (fillfactor = 90);
+
+COMMENT ON TABLE shortlinks IS 'short links; change them through the snowlink functions';
+
+-- Finds the live link of a URL without a b-tree on the URL, whose entries are limited to 2.7 kB.
+CREATE INDEX shortlinks_url_hash ON shortlinks USING hash (url);
+CREATE INDEX shortlinks_expires_at ON shortlinks (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Visits of links without max_visits, one row per link and day (UTC): rows grow with links and
+-- days, never with backends. The visit writer (or a backend that writes its own visits) writes
+-- batches, each in the order of link and day, so that two batches never wait for each other in a
+-- cycle. Half of each page stays free, so that a batch, which updates many rows of a page at
+-- once, writes the new versions beside the old (HOT) instead of into new pages and new index
+-- entries. (The day comes last because an update from 0.1.0 adds it to the table that had a
+-- backend's pid there.)
+CREATE TABLE shortlink_visits (
+    link_id bigint NOT NULL,
+    visits bigint NOT NULL,
+    first_at timestamptz NOT NULL,
+    last_at timestamptz NOT NULL,
+    day date NOT NULL,
+    PRIMARY KEY (link_id, day)
+) WITH (fillfactor = 50);
+
+COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and day (UTC)';
+
+-- The dense counter behind generated codes, and the key that permutes it.
+CREATE SEQUENCE shortlink_code_seq AS bigint MINVALUE 0 START 0;
+CREATE TABLE shortlink_key (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    key bytea NOT NULL CHECK (pg_catalog.length(key) OPERATOR(pg_catalog.=) 16)
+);
+
+COMMENT ON TABLE shortlink_key IS 'secret key of generated codes; readable by no ordinary role';
+
+-- shorten() calls for one URL (and options) wait for each other on one of these rows, so that they
+-- agree on one link. No role but the extension's owner can lock a row here, unlike an advisory
+-- lock, which any role can take. And a row's update, unlike a lock, makes a REPEATABLE READ or
+-- SERIALIZABLE caller whose snapshot cannot see the link the other call made fail with 40001,
+-- instead of making a second link. URLs share the rows by hash: two URLs that share one only wait
+-- for each other.
+CREATE TABLE shortlink_url_locks (
+    bucket int PRIMARY KEY,
+    updates bigint NOT NULL DEFAULT 0,
+    -- On Citus, the code of the last link made under this lock (see shorten()).
+    last_code text COLLATE "C"
+);
+INSERT INTO shortlink_url_locks (bucket) SELECT pg_catalog.generate_series(0, 65535);
+
+COMMENT ON TABLE shortlink_url_locks IS 'rows on which concurrent shorten() calls for one URL wait for each other';
+
+-- Custom codes that would shadow an application's own paths, compared in lower case. The endpoints
+-- of snowlink-http are refused by the rule of src/shortlinks/code_rule.rs, not listed here.
+CREATE TABLE shortlink_reserved_codes (
+    code text COLLATE "C" PRIMARY KEY CHECK (code OPERATOR(pg_catalog.=) pg_catalog.lower(code)),
+    builtin boolean NOT NULL DEFAULT false
+);
+INSERT INTO shortlink_reserved_codes (code, builtin)
+SELECT reserved, true
+FROM unnest(ARRAY['admin', 'api', 'app', 'assets', 'auth', 'dashboard', 'favicon', 'health',
+                  'help', 'login', 'logout', 'robots', 'rpc', 'settings', 'signin', 'signup',
+                  'sitemap', 'static', 'stats', 'www']) AS reserved;
+
+COMMENT ON TABLE shortlink_reserved_codes IS 'custom codes shorten() refuses (lower case)';
+
+-- pg_dump keeps every link, visit, the counter and the key; of the reserved codes, those added.
+SELECT pg_catalog.pg_extension_config_dump('shortlinks', '');
+SELECT pg_catalog.pg_extension_config_dump('shortlink_visits', '');
+SELECT pg_catalog.pg_extension_config_dump('shortlink_code_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('shortlink_key', '');
+SELECT pg_catalog.pg_extension_config_dump('shortlink_reserved_codes', 'WHERE NOT builtin');
+
+-- Who may do what. Anyone may follow a link; applications get the rest through one role, granted
+-- each function beside it. It reads the links; it changes them only through the functions.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'snowlink_user') THEN
+        CREATE ROLE snowlink_user NOLOGIN;
+    END IF;
+END
+$$;
+GRANT SELECT ON shortlinks TO snowlink_user;

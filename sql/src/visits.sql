@@ -1,0 +1,172 @@
+-- Visits: how the visits that src/visits/ counts are written, a link with max_visits is counted,
+-- and an application reads them back.
+
+-- The visits this process counted or gathered (src/visits/mod.rs), taken for writing.
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_take_daily_visits() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_take_daily_visits() IS 'internal: the visits this process counted or gathered, per link and day, for writing';
+
+-- Writes the visits this process counted or gathered into the rows of their links and days, in
+-- that order. Visits of a link that is not there are left out, and logged: it was deleted or
+-- purged. A link made in the last minute may be one that a transaction has not committed yet
+-- (resolved in the transaction that made it): its visits are written.
+CREATE FUNCTION snowlink_internal._shortlinks_flush_visits() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    link_ids bigint[];
+    days date[];
+    counts bigint[];
+    firsts timestamptz[];
+    lasts timestamptz[];
+    live_ids bigint[];
+    recent_ids constant bigint := snowlink_internal.snowflake_min(now() - interval '1 minute');
+    left_out bigint;
+BEGIN
+    SELECT array_agg(t.link_id), array_agg(t.day), array_agg(t.visits), array_agg(t.first_at),
+           array_agg(t.last_at)
+    INTO link_ids, days, counts, firsts, lasts
+    FROM snowlink_internal._shortlink_take_daily_visits() AS t;
+    IF link_ids IS NULL THEN
+        RETURN;
+    END IF;
+    -- One query for the links of the whole batch: on Citus, one round to the shards.
+    live_ids := ARRAY(SELECT s.id FROM @extschema@.shortlinks AS s WHERE s.id = ANY (link_ids));
+    INSERT INTO @extschema@.shortlink_visits AS v (link_id, day, visits, first_at, last_at)
+    SELECT b.link_id, b.day, b.visits, b.first_at, b.last_at
+    FROM unnest(link_ids, days, counts, firsts, lasts) AS b (link_id, day, visits, first_at, last_at)
+    WHERE b.link_id IN (SELECT unnest(live_ids)) OR b.link_id >= recent_ids
+    ORDER BY b.link_id, b.day
+    ON CONFLICT (link_id, day) DO UPDATE
+    SET visits = v.visits + excluded.visits,
+        first_at = least(v.first_at, excluded.first_at),
+        last_at = greatest(v.last_at, excluded.last_at);
+    IF cardinality(live_ids) < cardinality(link_ids) THEN
+        SELECT sum(b.visits) INTO left_out
+        FROM unnest(link_ids, counts) AS b (link_id, visits)
+        WHERE NOT (b.link_id IN (SELECT unnest(live_ids)) OR b.link_id >= recent_ids);
+        IF left_out > 0 THEN
+            RAISE LOG 'snowlink: % visits of links that no longer exist are not written', left_out;
+        END IF;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_flush_visits() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_flush_visits() IS 'internal: writes the visits this process counted or gathered';
+
+-- Counts a visit of a link with max_visits, if it is live and has visits left; false when not.
+-- The visit writer calls it, in a transaction of its own that commits before the link is served
+-- (src/visits/limited.rs), so that no caller can have it served more often than it allows. The
+-- row lock orders concurrent visits, so that the last one goes to one visitor only; one that
+-- another transaction holds for long fails with 55P03 rather than holding up the writer. The code
+-- picks the row, so that Citus sends the UPDATE to the link's shard; a code too long for the
+-- writer to be handed is looked up by the link's ID.
+CREATE FUNCTION snowlink_internal._shortlink_count_visit(code text, link_id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = 1000
+AS $$
+DECLARE
+    visited_code text := _shortlink_count_visit.code;
+    visited_at timestamptz := clock_timestamp();
+BEGIN
+    IF visited_code IS NULL THEN
+        SELECT s.code INTO visited_code FROM @extschema@.shortlinks AS s WHERE s.id = link_id;
+    END IF;
+    UPDATE @extschema@.shortlinks AS s
+    SET visits = s.visits + 1,
+        first_visit_at = coalesce(s.first_visit_at, visited_at),
+        last_visit_at = visited_at
+    WHERE s.code = visited_code
+      AND s.id = link_id
+      AND s.max_visits IS NOT NULL
+      AND snowlink_internal._shortlink_is_live(s.disabled, s.valid_from, s.expires_at, s.max_visits,
+                                               s.visits, visited_at);
+    RETURN FOUND;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_count_visit(text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_count_visit(text, bigint) IS 'internal: counts a visit of a link with max_visits, for the visit writer';
+
+-- The visits of a link, with the first and last visit time; no row for an unknown code.
+CREATE FUNCTION shortlink_stats(
+    code text,
+    OUT visits bigint,
+    OUT first_visit_at timestamptz,
+    OUT last_visit_at timestamptz
+)
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    link record;
+BEGIN
+    -- Two queries by key rather than a join: on Citus each goes to one shard.
+    SELECT s.id, s.visits, s.first_visit_at, s.last_visit_at INTO link
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = shortlink_stats.code;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT link.visits + coalesce(sum(v.visits), 0),
+           least(link.first_visit_at, min(v.first_at)),
+           greatest(link.last_visit_at, max(v.last_at))
+    INTO visits, first_visit_at, last_visit_at
+    FROM @extschema@.shortlink_visits AS v
+    WHERE v.link_id = link.id;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlink_stats(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_stats(text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_stats(text) IS
+    'visits of a short link, with the first and last visit time';
+
+-- The visits of a link per day (UTC), from from_day (by default the day it was made) to to_day
+-- (by default today), with 0 for a day without visits; no row for an unknown code. Links with
+-- max_visits count their visits in their row only, and have no days here. A range has at most
+-- 36,600 days (100 years), so that a mistyped year is an error rather than millions of rows.
+CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to_day date DEFAULT NULL)
+RETURNS TABLE (day date, visits bigint)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    max_days constant int := 36600;
+    visited_link bigint;
+    created_on date;
+    first_day date;
+    last_day date;
+BEGIN
+    SELECT s.id, (s.created_at AT TIME ZONE 'UTC')::date INTO visited_link, created_on
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = shortlink_daily_visits.code;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- An open bound, NULL or infinite, is the day the link was made, or today (UTC).
+    first_day := CASE WHEN from_day IS NULL OR from_day = '-infinity' THEN created_on ELSE from_day END;
+    last_day := CASE WHEN to_day IS NULL OR to_day = 'infinity' THEN (now() AT TIME ZONE 'UTC')::date
+                     ELSE to_day END;
+    IF NOT isfinite(first_day) OR NOT isfinite(last_day) OR last_day < first_day THEN
+        RETURN; -- from 'infinity', to '-infinity', or to a day before the first: no day
+    END IF;
+    IF last_day - first_day >= max_days THEN
+        RAISE EXCEPTION 'the range from % to % has % days, more than shortlink_daily_visits() returns (%)',
+            first_day, last_day, last_day - first_day + 1, max_days
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Ask for a shorter range, or for one range after the other.';
+    END IF;
+    -- Days as offsets from the first: the day after the last is never computed, so that a range
+    -- ending on the last day a date can hold works too.
+    RETURN QUERY
+    SELECT first_day + d.offset_days, coalesce(v.visits, 0)
+    FROM generate_series(0, last_day - first_day) AS d (offset_days)
+    LEFT JOIN @extschema@.shortlink_visits AS v
+      ON v.link_id = visited_link AND v.day = first_day + d.offset_days
+    ORDER BY d.offset_days;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlink_daily_visits(text, date, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_daily_visits(text, date, date) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_daily_visits(text, date, date) IS
+    'visits of a short link per day (UTC), 0 for days without, from the day it was made to today by default';

@@ -1,0 +1,55 @@
+//! The live link of a code read with a query, where resolve() cannot read the code index itself
+//! (link_lookup.rs), as for a table that Citus manages: `_shortlink_live(code)` of
+//! sql/src/resolve.sql, called through the function manager (src/extension.rs).
+
+use std::ffi::CStr;
+
+use pgrx::prelude::*;
+
+use super::link_lookup::LiveLink;
+use crate::extension;
+
+/// The live link of `code` in the extension of `schema`, as of the caller's snapshot.
+pub fn query_live_link(schema: pg_sys::Oid, code: &str) -> Option<LiveLink> {
+    let function = extension::internal_function(schema, c"_shortlink_live", &[pg_sys::TEXTOID]);
+    // SAFETY: the function takes text and returns a shortlinks row, or NULL when the code does not
+    // resolve.
+    unsafe { call_for_link(function, code) }
+}
+
+/// Calls `function(code)`, which returns a shortlinks row or NULL.
+///
+/// # Safety
+/// The function takes text and returns a shortlinks row (or NULL).
+pub(super) unsafe fn call_for_link(function: pg_sys::Oid, code: &str) -> Option<LiveLink> {
+    let argument = code.into_datum().expect("a &str is never NULL");
+    extension::call(function, &[argument]).and_then(|row| read_link(row))
+}
+
+/// The columns of a shortlinks row that resolve() needs.
+///
+/// # Safety
+/// `row` is a shortlinks row in the current memory context; the columns are read by name, with
+/// the types that link_lookup.rs checks the table for.
+unsafe fn read_link(row: pg_sys::Datum) -> Option<LiveLink> {
+    // PL/pgSQL may return the row as an expanded record: flatten it into a tuple.
+    let tuple = pg_sys::pg_detoast_datum(row.cast_mut_ptr()).cast();
+    let column = |name: &CStr| {
+        let mut is_null = false;
+        let value = pg_sys::GetAttributeByName(tuple, name.as_ptr(), &mut is_null);
+        (value, is_null)
+    };
+    let value = |name: &CStr| {
+        let (value, is_null) = column(name);
+        i64::from_datum(value, is_null)
+    };
+    let (url, url_is_null) = column(c"url");
+    let (status, status_is_null) = column(c"redirect_status");
+    Some(LiveLink {
+        id: value(c"id")?,
+        url: String::from_datum(url, url_is_null)?,
+        redirect_status: i16::from_datum(status, status_is_null)?,
+        expires_at: value(c"expires_at"),
+        limited: value(c"max_visits").is_some(),
+    })
+}
