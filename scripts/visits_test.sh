@@ -238,17 +238,56 @@ done
 check_equal "4 databases, 2 worker slots for writers: every database counts every visit within 20 s" \
     "$jobs_failed $missing" "0 0"
 check_equal "... and no client saw a warning" "$(cat "$WORK"/slots-*.out | grep -c WARNING)" 0
+
+writers() { sql postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'snowlink visit writer'"; }
+until_writers() {
+    local tries
+    for tries in $(seq 100); do
+        [ "$(writers)" = "$1" ] && return
+        sleep 0.2
+    done
+}
+until_no_writer() { until_writers 0; }
+
+# --- A full ring whose writer is gone is drained: a backend asks for a writer before it puts a
+# visit into its ring, not only after. Two databases keep both writer slots busy while one session
+# of a third counts more visits than its ring holds; once the slots are free, the next visit of
+# that same session (whose ring it is) brings a writer.
+until_no_writer
+slot_jobs=()
+for n in 1 2; do
+    pgbench -n -M prepared -c 2 -T 20 -f "$WORK/resolve_slots.sql" "slots_$n" >/dev/null 2>&1 &
+    slot_jobs+=($!)
+done
+until_writers 2
+before=$(sql slots_3 "SELECT coalesce(sum(visits), 0) FROM shortlink_visits")
+mkfifo "$WORK/full_ring.sql"
+psql -X -q -At -d slots_3 <"$WORK/full_ring.sql" >"$WORK/full_ring.out" 2>&1 &
+full_ring=$!
+exec 5>"$WORK/full_ring.sql"
+echo "SELECT count(resolve('c1')) FROM generate_series(1, 80000);" >&5
+until grep -q 80000 "$WORK/full_ring.out" || ! kill -0 "$full_ring" 2>/dev/null; do sleep 0.1; done
+busy_until_done=$(writers)
+for job in "${slot_jobs[@]}"; do wait "$job" || true; done
+until_no_writer
+echo "SELECT resolve('c1');" >&5
+counted=-1
+for tries in $(seq 100); do
+    counted=$(($(sql slots_3 "SELECT coalesce(sum(visits), 0) FROM shortlink_visits") - before))
+    [ "$counted" -ge 80001 ] && break
+    sleep 0.2
+done
+exec 5>&-
+wait "$full_ring" || true
+echo "   (80,001 visits in one session of a database without a writer slot: $counted counted)"
+check_equal "both writer slots were taken while the session counted its visits" "$busy_until_done" 2
+check_equal "a session that filled its ring without a writer: every visit counted within 20 s once a slot is free" \
+    "$counted" 80001
+check_equal "... and it saw no warning" "$(grep -c WARNING "$WORK/full_ring.out")" 0
 cluster_start "visits-$PG_MAJOR" "$PORT"
 
 # --- DROP EXTENSION and CREATE EXTENSION again under load: the visits counted for the dropped
 # installation never reach the new one's tables. DROP DATABASE: its rings files go.
-until_no_writer() {
-    local tries
-    for tries in $(seq 100); do
-        [ "$(sql postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'snowlink visit writer'")" = 0 ] && return
-        sleep 0.2
-    done
-}
 sql postgres "CREATE DATABASE reinstalled" >/dev/null
 sql reinstalled "CREATE TABLE exported AS
     SELECT 'c' || i AS code, 'https://example.com/' || i AS url FROM generate_series(1, $LINKS) AS i" >/dev/null
