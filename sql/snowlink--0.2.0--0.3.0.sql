@@ -55,15 +55,52 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_reserved_refusal(text) IS
 -- The endpoints of snowlink-http are refused by code_rule.rs now, and no longer listed.
 DELETE FROM @extschema@.shortlink_reserved_codes WHERE builtin AND code IN ('healthz', 'ids', 'links');
 
+-- Titles and tags (src/shortlinks/labels.rs). The columns come last, as ADD COLUMN puts them.
+CREATE FUNCTION snowlink_internal._shortlink_title(title text) RETURNS text
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_shortlink_title_wrapper';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_title(text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_title(text) IS
+    'internal: a link''s title as stored: trimmed, NULL when empty';
+CREATE FUNCTION snowlink_internal._shortlink_tags(tags text[]) RETURNS text[]
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_shortlink_tags_wrapper';
+COMMENT ON FUNCTION snowlink_internal._shortlink_tags(text[]) IS
+    'internal: a link''s tags as stored: trimmed, lower-cased, sorted, once each';
+ALTER TABLE @extschema@.shortlinks ADD COLUMN title text, ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
+CREATE INDEX shortlinks_tags ON @extschema@.shortlinks USING gin (tags);
+
+-- The links with a tag, newest first, through the GIN index on tags. It runs as its caller, who
+-- reads only the links the caller may read. Its body is not bound at creation, so that it does not
+-- hold every column of shortlinks against an ALTER TABLE; its search_path is pinned instead.
+CREATE FUNCTION shortlinks_tagged(tag text) RETURNS SETOF shortlinks
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT *
+    FROM @extschema@.shortlinks AS s
+    WHERE s.tags OPERATOR(pg_catalog.@>) snowlink_internal._shortlink_tags(ARRAY[tag])
+    ORDER BY s.id DESC;
+$$;
+REVOKE ALL ON FUNCTION shortlinks_tagged(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlinks_tagged(text) TO snowlink_user;
+COMMENT ON FUNCTION shortlinks_tagged(text) IS
+    'short links with a tag (compared as stored: trimmed, lower case), newest first';
+
 -- The functions that now call the rules.
-CREATE OR REPLACE FUNCTION shorten(
+-- shorten() takes a title and tags: a new signature, so the old one goes first (an application's
+-- SQL-standard function or view that calls it must be dropped before the update, and made again).
+DROP FUNCTION @extschema@.shorten(text, text, timestamptz, bigint, int, boolean, timestamptz);
+CREATE FUNCTION shorten(
     url text,
     code text DEFAULT NULL,
     expires_at timestamptz DEFAULT NULL,
     max_visits bigint DEFAULT NULL,
     redirect_status int DEFAULT 302,
     force_new boolean DEFAULT false,
-    valid_from timestamptz DEFAULT NULL
+    valid_from timestamptz DEFAULT NULL,
+    title text DEFAULT NULL,
+    tags text[] DEFAULT NULL
 ) RETURNS shortlinks
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -72,6 +109,8 @@ DECLARE
     -- The URL, the code and the status, by the rules of src/shortlinks/.
     target text := snowlink_internal._shortlink_checked_url(shorten.url, shorten.code,
                                                             shorten.redirect_status);
+    link_title text := snowlink_internal._shortlink_title(shorten.title);
+    link_tags text[] := coalesce(snowlink_internal._shortlink_tags(shorten.tags), '{}');
     refusal text;
     link @extschema@.shortlinks;
     new_id bigint;
@@ -118,6 +157,8 @@ BEGIN
               AND s.redirect_status = shorten.redirect_status
               AND s.expires_at IS NOT DISTINCT FROM shorten.expires_at
               AND s.valid_from IS NOT DISTINCT FROM shorten.valid_from
+              AND s.title IS NOT DISTINCT FROM link_title
+              AND s.tags = link_tags
               AND s.max_visits IS NULL
               AND NOT s.disabled
             ORDER BY s.id
@@ -157,9 +198,9 @@ BEGIN
             ELSE snowlink_internal.base62_encode(new_id)
         END;
         INSERT INTO @extschema@.shortlinks
-            (id, code, url, valid_from, expires_at, max_visits, redirect_status)
+            (id, code, url, valid_from, expires_at, max_visits, redirect_status, title, tags)
         VALUES (new_id, new_code, target, shorten.valid_from, shorten.expires_at,
-                shorten.max_visits, shorten.redirect_status)
+                shorten.max_visits, shorten.redirect_status, link_title, link_tags)
         ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
         RETURNING * INTO link;
         EXIT WHEN FOUND;
@@ -175,6 +216,10 @@ BEGIN
     RETURN link;
 END
 $$;
+REVOKE ALL ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[]) TO snowlink_user;
+COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, timestamptz, text, text[]) IS
+    'short link for a URL: a new one, or the live link with the same URL and options';
 
 CREATE OR REPLACE FUNCTION snowlink_internal._shortlinks_import(codes text[], urls text[], created timestamptz[])
 RETURNS TABLE (code text, url text, error text)

@@ -122,11 +122,12 @@ impl Database {
         if config.token.is_some() {
             let may_shorten: bool = client
                 .query_one(
-                    &format!(
-                        "SELECT pg_catalog.has_function_privilege(
-                             '{schema}.shorten(text, text, timestamptz, bigint, int, boolean, timestamptz)',
-                             'EXECUTE')"
-                    ),
+                    // shorten() by name: its arguments differ between versions.
+                    "SELECT coalesce(pg_catalog.bool_or(
+                                pg_catalog.has_function_privilege(p.oid, 'EXECUTE')), false)
+                     FROM pg_catalog.pg_proc AS p
+                     JOIN pg_catalog.pg_extension AS e ON e.extnamespace = p.pronamespace
+                     WHERE e.extname = 'snowlink' AND p.proname = 'shorten'",
                     &[],
                 )
                 .await

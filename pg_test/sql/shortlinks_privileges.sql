@@ -113,6 +113,17 @@ JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'snowlink'
 WHERE p.prosecdef
 ORDER BY p.oid::regprocedure::text COLLATE "C";
 
+-- What a role without any grant may call, and what snowlink_user adds: every other function of
+-- the extension is revoked from PUBLIC. (A new function shows up here, to be judged.)
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('web_visitor', p.oid, 'EXECUTE') AS everyone,
+       has_function_privilege('shortener_app', p.oid, 'EXECUTE') AS snowlink_user
+FROM pg_proc p
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'snowlink'
+WHERE has_function_privilege('shortener_app', p.oid, 'EXECUTE')
+ORDER BY p.oid::regprocedure::text COLLATE "C";
+
 DROP SCHEMA app_schema CASCADE;
 DROP ROLE shortener_app;
 DROP ROLE web_visitor;

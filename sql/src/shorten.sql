@@ -21,6 +21,13 @@ REVOKE ALL ON FUNCTION snowlink_internal._shortlink_keyed_codes() FROM PUBLIC;
 COMMENT ON FUNCTION snowlink_internal._shortlink_keyed_codes() IS
     'internal: whether shorten() generates keyed codes (snowlink.code_style)';
 
+-- A link's title and tags in their normal form (src/shortlinks/labels.rs).
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_title(text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_title(text) IS
+    'internal: a link''s title as stored: trimmed, NULL when empty';
+COMMENT ON FUNCTION snowlink_internal._shortlink_tags(text[]) IS
+    'internal: a link''s tags as stored: trimmed, lower-cased, sorted, once each';
+
 -- Why a custom code is refused because shortlink_reserved_codes lists it, or NULL: for shorten()
 -- and the import. Bound when it is created.
 CREATE FUNCTION snowlink_internal._shortlink_reserved_refusal(code text) RETURNS text
@@ -72,7 +79,9 @@ CREATE FUNCTION shorten(
     max_visits bigint DEFAULT NULL,
     redirect_status int DEFAULT 302,
     force_new boolean DEFAULT false,
-    valid_from timestamptz DEFAULT NULL
+    valid_from timestamptz DEFAULT NULL,
+    title text DEFAULT NULL,
+    tags text[] DEFAULT NULL
 ) RETURNS shortlinks
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -81,6 +90,8 @@ DECLARE
     -- The URL, the code and the status, by the rules of src/shortlinks/.
     target text := snowlink_internal._shortlink_checked_url(shorten.url, shorten.code,
                                                             shorten.redirect_status);
+    link_title text := snowlink_internal._shortlink_title(shorten.title);
+    link_tags text[] := coalesce(snowlink_internal._shortlink_tags(shorten.tags), '{}');
     refusal text;
     link @extschema@.shortlinks;
     new_id bigint;
@@ -127,6 +138,8 @@ BEGIN
               AND s.redirect_status = shorten.redirect_status
               AND s.expires_at IS NOT DISTINCT FROM shorten.expires_at
               AND s.valid_from IS NOT DISTINCT FROM shorten.valid_from
+              AND s.title IS NOT DISTINCT FROM link_title
+              AND s.tags = link_tags
               AND s.max_visits IS NULL
               AND NOT s.disabled
             ORDER BY s.id
@@ -166,9 +179,9 @@ BEGIN
             ELSE snowlink_internal.base62_encode(new_id)
         END;
         INSERT INTO @extschema@.shortlinks
-            (id, code, url, valid_from, expires_at, max_visits, redirect_status)
+            (id, code, url, valid_from, expires_at, max_visits, redirect_status, title, tags)
         VALUES (new_id, new_code, target, shorten.valid_from, shorten.expires_at,
-                shorten.max_visits, shorten.redirect_status)
+                shorten.max_visits, shorten.redirect_status, link_title, link_tags)
         ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
         RETURNING * INTO link;
         EXIT WHEN FOUND;
@@ -184,7 +197,7 @@ BEGIN
     RETURN link;
 END
 $$;
-REVOKE ALL ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz) TO snowlink_user;
-COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, timestamptz) IS
+REVOKE ALL ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[]) TO snowlink_user;
+COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, timestamptz, text, text[]) IS
     'short link for a URL: a new one, or the live link with the same URL and options';

@@ -28,6 +28,10 @@ CREATE TABLE shortlinks (
     visits bigint NOT NULL DEFAULT 0,
     first_visit_at timestamptz,
     last_visit_at timestamptz,
+    -- For the application's users: shorten() stores both in the normal form of
+    -- src/shortlinks/labels.rs.
+    title text,
+    tags text[] NOT NULL DEFAULT '{}',
     CHECK (valid_from OPERATOR(pg_catalog.<) expires_at)
 ) WITH (fillfactor = 90);
 
@@ -36,6 +40,8 @@ COMMENT ON TABLE shortlinks IS 'short links; change them through the snowlink fu
 -- Finds the live link of a URL without a b-tree on the URL, whose entries are limited to 2.7 kB.
 CREATE INDEX shortlinks_url_hash ON shortlinks USING hash (url);
 CREATE INDEX shortlinks_expires_at ON shortlinks (expires_at) WHERE expires_at IS NOT NULL;
+-- Finds the links with a tag (shortlinks_tagged()).
+CREATE INDEX shortlinks_tags ON shortlinks USING gin (tags);
 
 -- Visits of links without max_visits, one row per link and day (UTC): rows grow with links and
 -- days, never with backends. The visit writer (or a backend that writes its own visits) writes

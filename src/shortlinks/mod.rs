@@ -4,6 +4,7 @@
 
 pub mod code_rule;
 pub mod codes;
+mod labels;
 mod link_lookup;
 mod link_query;
 mod link_state;
@@ -124,6 +125,19 @@ fn check_shorten(
     Ok(url)
 }
 
+/// A link's tags in their normal form (labels.rs): trimmed, lower-cased, sorted, once each.
+#[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_tags(tags: Vec<Option<String>>) -> Vec<String> {
+    let tags: Vec<Option<&str>> = tags.iter().map(Option::as_deref).collect();
+    labels::normalize_tags(&tags).or_raise("_shortlink_tags")
+}
+
+/// A link's title in its normal form (labels.rs): trimmed, NULL when empty.
+#[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_title(title: &str) -> Option<String> {
+    labels::normalize_title(title).or_raise("_shortlink_title")
+}
+
 /// For shorten(): whether codes it generates are keyed (snowlink.code_style).
 #[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
 fn _shortlink_keyed_codes() -> bool {
@@ -214,6 +228,8 @@ extension_sql_file!(
         shortlink_normalize_url,
         _shortlink_checked_url,
         _shortlink_keyed_codes,
+        _shortlink_title,
+        _shortlink_tags,
         _shortlink_keyed_code,
         _shortlink_server_counter,
         base62::base62_encode
@@ -230,6 +246,10 @@ extension_sql_file!(
 extension_sql_file!(
     "../../sql/src/manage.sql",
     requires = ["tables", _shortlink_is_spent]
+);
+extension_sql_file!(
+    "../../sql/src/tags.sql",
+    requires = ["tables", _shortlink_tags]
 );
 extension_sql_file!(
     "../../sql/src/citus.sql",
