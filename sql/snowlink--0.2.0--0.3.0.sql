@@ -87,6 +87,32 @@ GRANT EXECUTE ON FUNCTION shortlinks_tagged(text) TO snowlink_user;
 COMMENT ON FUNCTION shortlinks_tagged(text) IS
     'short links with a tag (compared as stored: trimmed, lower case), newest first';
 
+-- Deletes a link and its visit rows; false when the code is unknown. The code resolves to nothing
+-- from the commit on. A custom code can then be made again; a generated code never comes back
+-- (the counter and the IDs only go forward).
+CREATE FUNCTION shortlink_delete(code text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    deleted_id bigint;
+BEGIN
+    DELETE FROM @extschema@.shortlinks AS s
+    WHERE s.code = shortlink_delete.code
+    RETURNING s.id INTO deleted_id;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    -- By the link's ID: on Citus, the shard of its visits.
+    DELETE FROM @extschema@.shortlink_visits AS v WHERE v.link_id = deleted_id;
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlink_delete(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_delete(text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_delete(text) IS
+    'deletes a short link and its visits; false when the code is unknown';
+
 -- The functions that now call the rules.
 -- shorten() takes a title and tags: a new signature, so the old one goes first (an application's
 -- SQL-standard function or view that calls it must be dropped before the update, and made again).
