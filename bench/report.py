@@ -163,7 +163,11 @@ lines += [
     "",
     f"`shorten()`: {shorten['shorten c=2']:,.0f} tps against {shorten['plain_shorten c=2']:,.0f} for a",
     "hand-written insert into a table with a `nextval()`-based code (2 clients): "
-    f"{ratio(shorten['shorten c=2'], shorten['plain_shorten c=2']):.2f}.",
+    f"{ratio(shorten['shorten c=2'], shorten['plain_shorten c=2']):.2f}. Both run as an application role",
+    "in `snowlink_user`, so `shorten()` and `resolve()` run under the row-level security of",
+    "`shortlinks` (README, \"Owners\"); measured in turn, `shorten()` as that role made "
+    f"{shorten['shorten, row-level security c=2']:,.0f} tps against {shorten['shorten, owner c=2']:,.0f} as the extension's owner, whom",
+    f"row-level security does not apply to: {ratio(shorten['shorten, row-level security c=2'], shorten['shorten, owner c=2']):.2f}.",
     "",
     "| clients | plain SELECT, distinct codes | `resolve()`, distinct | ratio (goal 0.8) | plain SELECT, one hot code | `resolve()`, hot | hot / distinct |",
     "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -117,10 +117,29 @@ record base62 "base62_decode(base62_encode(i))" "$(codec_ns "base62_decode(base6
 record base62 "plpgsql_base62_decode(base62_encode(i))" "$(codec_ns "plpgsql_base62_decode(base62_encode(i))")" ns_per_call
 
 say "5. Short links (pgbench, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
+# As an application does: a role in snowlink_user, under the row-level security of shortlinks,
+# against the hand-written table with the same role. Then shorten() as the extension's owner,
+# whom row-level security does not apply to, in turn with the application role: its cost.
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL'
+DROP ROLE IF EXISTS bench_app;
+CREATE ROLE bench_app LOGIN IN ROLE snowlink_user;
+GRANT SELECT, INSERT ON plain_links TO bench_app;
+GRANT USAGE ON SEQUENCE plain_code_seq TO bench_app;
+SQL
+PGBENCH_OPTIONS=(-U bench_app)
 record_in_turn shorten 2 shorten plain_shorten
 for clients in "${CLIENTS[@]}"; do
     record_in_turn resolve "$clients" plain_distinct resolve_distinct plain_hot resolve_hot
 done
+PGBENCH_OPTIONS=()
+# SCRIPT%ROLE: tps of SCRIPT run as ROLE.
+tps_as_role() { PGBENCH_OPTIONS=(-U "${1#*%}") tps "${1%\%*}" "$2"; }
+MEASURE=tps_as_role
+tps_in_turn 2 "shorten%bench_app" "shorten%$PGUSER" | while read -r script median_tps; do
+    [ "$script" = "shorten%bench_app" ] && name="shorten, row-level security c=2" || name="shorten, owner c=2"
+    record shorten "$name" "$median_tps" tps
+done
+MEASURE=tps
 
 say "5b. Visits: how soon one shows, and what counting a limited link's costs"
 # Milliseconds from a resolve() to its visit showing in shortlink_stats(), polled every 10 ms, in a

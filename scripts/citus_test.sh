@@ -245,4 +245,24 @@ check_equal "shortlinks_import() on a worker imports one row and reports the oth
     "$(sql worker1 "SELECT string_agg(code || ': ' || error, ', ' ORDER BY code) FROM shortlinks_import('exported')")$(sql worker2 "SELECT ' ' || resolve('imported-1')")" \
     "everywhere: code is taken, imported-2: URL scheme \"ftp\" is not allowed https://example.com/imported"
 
+# Citus reaches the shards as the session's role, which must therefore be able to log in. (The
+# visit rows of a link are not yet readable by such a role on Citus: README, "Owners".)
+echo "## owners on Citus: a role per tenant"
+sql coordinator "CREATE ROLE citus_tenant_a LOGIN IN ROLE snowlink_user; CREATE ROLE citus_tenant_b LOGIN IN ROLE snowlink_user" >/dev/null
+check_equal "a tenant's link, made on a worker, is its own" \
+    "$(sql worker1 "SET ROLE citus_tenant_a; SELECT owner_role FROM shorten('https://example.com/tenant-a', code => 'tenant-a')")" \
+    citus_tenant_a
+check_equal "another tenant sees none of it on any node, and cannot change it, but follows it" \
+    "$(for node in "${NODE_NAMES[@]}"; do
+           for query in "SELECT count(*) FROM shortlinks WHERE code = 'tenant-a'" \
+                        "SELECT shortlink_disable('tenant-a') OR shortlink_delete('tenant-a')" \
+                        "SELECT resolve('tenant-a')"; do
+               sql "$node" "SET ROLE citus_tenant_b; $query"
+           done
+       done | tr '\n' ' ')" \
+    "$(printf '0 f https://example.com/tenant-a %.0s' "${NODE_NAMES[@]}")"
+check_equal "the tenant deletes its link on another node" \
+    "$(sql worker2 "SET ROLE citus_tenant_a; SELECT shortlink_delete('tenant-a')")" t
+sql coordinator "DROP ROLE citus_tenant_a, citus_tenant_b" >/dev/null
+
 checks_summary "citus"

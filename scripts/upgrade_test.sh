@@ -224,6 +224,21 @@ SQL
                           SELECT id, code, url, created_at, valid_from, expires_at, max_visits,
                                  redirect_status, disabled
                           FROM shortlinks) AS changed")" 0
+    check_equal "links made before belong to the extension's owner, whom only snowlink_admin sees" \
+        "$(sql "$db" "SELECT count(*) FROM before_links AS b JOIN shortlinks AS s USING (code)
+                      JOIN pg_extension AS e ON e.extname = 'snowlink'
+                      WHERE s.owner_role <> e.extowner::regrole::text OR s.owner <> s.owner_role;
+                      CREATE ROLE snowlink_update_tenant IN ROLE snowlink_user;
+                      CREATE ROLE snowlink_update_admin IN ROLE snowlink_admin;
+                      GRANT USAGE ON SCHEMA $SCHEMA TO snowlink_update_tenant, snowlink_update_admin;
+                      SELECT set_config('snowlink_test.links', count(*)::text, false) FROM shortlinks;
+                      SET ROLE snowlink_update_tenant;
+                      SELECT count(*) FROM shortlinks;
+                      SET ROLE snowlink_update_admin;
+                      SELECT count(*) = current_setting('snowlink_test.links')::bigint FROM shortlinks;
+                      RESET ROLE;
+                      REVOKE USAGE ON SCHEMA $SCHEMA FROM snowlink_update_tenant, snowlink_update_admin;
+                      DROP ROLE snowlink_update_tenant, snowlink_update_admin" | sed 2d | tr '\n' ' ')" "0 0 t "
     if [ "$from" = 0.1.0 ]; then
         check_equal "a URL stored with non-ASCII characters is now as a browser writes it" \
             "$(sql "$db" "SELECT url FROM shortlinks WHERE code = 'unicode'")" \
@@ -289,7 +304,7 @@ SQL
 BEGIN;
 \o /dev/null
 ALTER FUNCTION snowflake_min(timestamptz) STABLE;
-GRANT SELECT ON shortlink_visits TO snowlink_user;
+GRANT DELETE ON shortlink_visits TO snowlink_user;
 ALTER TABLE shortlinks ALTER COLUMN redirect_status SET DEFAULT 301;
 ALTER TABLE shortlink_key ADD COLUMN note text;
 ALTER TABLE shortlink_visits SET (fillfactor = 100);

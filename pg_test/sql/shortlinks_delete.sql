@@ -51,6 +51,7 @@ WHERE p.oid = 'shortlink_delete(text)'::regprocedure;
 CREATE ROLE delete_app;
 CREATE ROLE delete_stranger;
 GRANT snowlink_user TO delete_app;
+SET ROLE delete_app;
 SELECT code FROM shorten('https://example.com/by-app', code => 'by-app');
 SET ROLE delete_stranger;
 SELECT shortlink_delete('by-app');

@@ -1,6 +1,7 @@
 -- Who may do what. Anyone may follow a link (resolve, shortlink_redirect); an application role
--- gets everything else with one GRANT of snowlink_user. The tables, the counter and the code key
--- are reached only through the functions.
+-- gets everything else with one GRANT of snowlink_user, and with it its own links (see
+-- shortlinks_owners). The counter, the code key and the visit rows are written only by the
+-- extension's functions.
 -- Each test file starts from no links; PL/pgSQL line numbers stay out of the output.
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
@@ -16,16 +17,19 @@ SELECT visits FROM shortlink_stats('from-app');
 SELECT visits FROM shortlink_daily_visits('from-app');
 SELECT shortlink_disable('from-app') AS disabled, shortlink_enable('from-app') AS enabled;
 SELECT count(*) AS links_visible FROM shortlinks WHERE code = 'from-app';
--- ... but it cannot write the tables, read the key, or reach the internals.
-UPDATE shortlinks SET url = 'https://evil.example/' WHERE code = 'from-app';
+-- It writes the table itself only as the functions do (shortlinks_owners): its own links, in the
+-- form shorten() stores them, never their counted visits; it reads its own visit rows, writes
+-- none, and cannot read the key or reach the internals.
+UPDATE shortlinks SET url = 'javascript:alert(1)' WHERE code = 'from-app';
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO shortlinks (code, url) VALUES ('direct', 'javascript:alert(1)');
 \echo :LAST_ERROR_SQLSTATE
-DELETE FROM shortlinks;
+UPDATE shortlinks SET visits = 0;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS own_visit_rows FROM shortlink_visits;
+DELETE FROM shortlink_visits;
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM shortlink_key;
-\echo :LAST_ERROR_SQLSTATE
-SELECT * FROM shortlink_visits;
 \echo :LAST_ERROR_SQLSTATE
 SELECT nextval('shortlink_code_seq');
 \echo :LAST_ERROR_SQLSTATE

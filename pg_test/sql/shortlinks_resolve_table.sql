@@ -39,9 +39,14 @@ ALTER TABLE shortlinks RENAME COLUMN url_before TO url;
 SELECT * FROM pg_temp.resolve_by('live');
 
 -- A column of another type, or no code index under the expected name: the link is read by query.
+-- (The row-level security policies of shortlinks hold the column's type; they come back with the
+-- rollback.)
+BEGIN;
+DROP POLICY well_formed_new_links ON shortlinks;
+DROP POLICY well_formed_links ON shortlinks;
 ALTER TABLE shortlinks ALTER COLUMN redirect_status TYPE int;
 SELECT * FROM pg_temp.resolve_by('live');
-ALTER TABLE shortlinks ALTER COLUMN redirect_status TYPE smallint;
+ROLLBACK;
 SELECT * FROM pg_temp.resolve_by('live');
 ALTER INDEX shortlinks_code_key RENAME TO shortlinks_code_key_renamed;
 SELECT * FROM pg_temp.resolve_by('live');

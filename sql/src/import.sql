@@ -2,8 +2,10 @@
 
 -- The checks of a row to import (src/shortlinks/mod.rs): the URL as stored, or why it is refused.
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_import_url(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_import_url(text, text) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_import_url(text, text) IS 'internal: the URL of a row to import as stored, or NULL when refused';
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_import_refusal(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_import_refusal(text, text) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_import_refusal(text, text) IS 'internal: why a row to import is refused, or NULL';
 
 -- Brings in existing links with their own codes, a batch at a time, for shortlinks_import(): rows
@@ -11,7 +13,7 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_import_refusal(text, text) IS '
 -- stopping the load. URLs get the checks and the normal form of shorten().
 CREATE FUNCTION snowlink_internal._shortlinks_import(codes text[], urls text[], created timestamptz[])
 RETURNS TABLE (code text, url text, error text)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -48,7 +50,7 @@ BEGIN
        OR NOT EXISTS (SELECT FROM inserted AS i WHERE i.code = j.code);
 END
 $$;
--- shortlinks_import() runs as its caller, and calls this for each batch.
+-- shortlinks_import() calls this for each batch. Both run as the caller, whose links they make.
 REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_import(text[], text[], timestamptz[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_import(text[], text[], timestamptz[]) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlinks_import(text[], text[], timestamptz[]) IS 'internal: imports one batch of links';

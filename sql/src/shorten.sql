@@ -15,14 +15,17 @@ COMMENT ON FUNCTION shortlink_normalize_url(text) IS
 -- The checks of shorten()'s arguments that need no table (src/shortlinks/mod.rs), and the code
 -- style (snowlink.code_style).
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_checked_url(text, text, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_checked_url(text, text, int) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_checked_url(text, text, int) IS
     'internal: the URL as shorten() stores it, once the URL, the custom code and the redirect status pass';
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_keyed_codes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_keyed_codes() TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_keyed_codes() IS
     'internal: whether shorten() generates keyed codes (snowlink.code_style)';
 
 -- A link's title and tags in their normal form (src/shortlinks/labels.rs).
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_title(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_title(text) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_title(text) IS
     'internal: a link''s title as stored: trimmed, NULL when empty';
 COMMENT ON FUNCTION snowlink_internal._shortlink_tags(text[]) IS
@@ -38,6 +41,7 @@ BEGIN ATOMIC
                   WHERE r.code OPERATOR(pg_catalog.=) pg_catalog.lower(_shortlink_reserved_refusal.code));
 END;
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_reserved_refusal(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_reserved_refusal(text) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_reserved_refusal(text) IS
     'internal: why shortlink_reserved_codes refuses a custom code, or NULL';
 
@@ -72,6 +76,62 @@ $$;
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_key() FROM PUBLIC;
 COMMENT ON FUNCTION snowlink_internal._shortlink_key() IS 'internal: the code key, made on first use';
 
+-- A new generated code: the next value of this server's share of the counter, permuted with the
+-- key. shorten() runs as its caller, who can neither read the key nor move the counter; calling
+-- this directly only uses up a code.
+CREATE FUNCTION snowlink_internal._shortlink_generated_code() RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN snowlink_internal._shortlink_keyed_code(
+        snowlink_internal._shortlink_server_counter(nextval('@extschema@.shortlink_code_seq')),
+        snowlink_internal._shortlink_key());
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_generated_code() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_generated_code() TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_generated_code() IS 'internal: a new generated code';
+
+-- The lock on which shorten() calls for one URL wait for each other (shortlink_url_locks), taken
+-- until the end of the transaction; returns the code of the last link made under it, noted on
+-- Citus only. The next function notes it (NULL forgets it). Whoever calls them directly can only
+-- make other calls for URLs of the same bucket wait, as an open transaction in shorten() does, or
+-- make such a call look for a link that it does not find.
+CREATE FUNCTION snowlink_internal._shortlink_lock_url(url text) RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    last_code text;
+BEGIN
+    UPDATE @extschema@.shortlink_url_locks AS l
+    SET updates = l.updates + 1
+    WHERE l.bucket = hashtext(_shortlink_lock_url.url) & 65535
+    RETURNING l.last_code INTO last_code;
+    RETURN last_code;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_lock_url(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_lock_url(text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_lock_url(text) IS
+    'internal: waits for and takes the lock of shorten() calls for a URL; returns the last code noted';
+
+CREATE FUNCTION snowlink_internal._shortlink_note_url_code(url text, code text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE @extschema@.shortlink_url_locks AS l
+    SET last_code = _shortlink_note_url_code.code
+    WHERE l.bucket = hashtext(_shortlink_note_url_code.url) & 65535;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) IS
+    'internal: notes the code of the link made under a URL''s lock (NULL: forgets it)';
+
 CREATE FUNCTION shorten(
     url text,
     code text DEFAULT NULL,
@@ -83,7 +143,7 @@ CREATE FUNCTION shorten(
     title text DEFAULT NULL,
     tags text[] DEFAULT NULL
 ) RETURNS shortlinks
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -96,7 +156,7 @@ DECLARE
     link @extschema@.shortlinks;
     new_id bigint;
     new_code text;
-    locked_bucket int;
+    locked boolean := false;
     bucket_last_code text;
     -- Only on Citus can a lock be free before the link made under it shows (see below); elsewhere
     -- the lock's row does not note the link, which would cost each new link a second update.
@@ -124,12 +184,10 @@ BEGIN
     -- The same URL with the same options gets its live link back. A link with max_visits is
     -- never shared: its visits belong to whoever asked for it.
     IF NOT coalesce(shorten.force_new, false) AND shorten.max_visits IS NULL THEN
-        -- Concurrent shortens of one URL wait for each other here, and so agree on one link.
-        locked_bucket := hashtext(target) & 65535;
-        UPDATE @extschema@.shortlink_url_locks AS l
-        SET updates = l.updates + 1
-        WHERE l.bucket = locked_bucket
-        RETURNING l.last_code INTO bucket_last_code;
+        -- Concurrent shortens of one URL wait for each other here, and so agree on one link. Each
+        -- sees only the links of its own owner (owners.sql).
+        bucket_last_code := snowlink_internal._shortlink_lock_url(target);
+        locked := true;
         LOOP
             SELECT * INTO link
             FROM @extschema@.shortlinks AS s
@@ -160,24 +218,24 @@ BEGIN
                     RAISE EXCEPTION USING ERRCODE = 'no_data_found';
                 END IF;
             EXCEPTION WHEN no_data_found THEN
-                UPDATE @extschema@.shortlink_url_locks AS l SET last_code = NULL
-                WHERE l.bucket = locked_bucket;
+                PERFORM snowlink_internal._shortlink_note_url_code(target, NULL);
             END;
             bucket_last_code := NULL;
         END LOOP;
     END IF;
 
     -- Generated codes never repeat one another; the loop goes round again only when a custom code
-    -- already took the one generated.
+    -- already took the one generated, or it is reserved.
     LOOP
         new_id := snowlink_internal.snowflake_next();
         new_code := CASE
             WHEN shorten.code IS NOT NULL THEN shorten.code
-            WHEN snowlink_internal._shortlink_keyed_codes() THEN snowlink_internal._shortlink_keyed_code(
-                     snowlink_internal._shortlink_server_counter(nextval('@extschema@.shortlink_code_seq')),
-                     snowlink_internal._shortlink_key())
+            WHEN snowlink_internal._shortlink_keyed_codes() THEN snowlink_internal._shortlink_generated_code()
             ELSE snowlink_internal.base62_encode(new_id)
         END;
+        -- A generated code can spell a reserved word ('SiteMap'), as rarely as that is.
+        CONTINUE WHEN shorten.code IS NULL
+                  AND snowlink_internal._shortlink_reserved_refusal(new_code) IS NOT NULL;
         INSERT INTO @extschema@.shortlinks
             (id, code, url, valid_from, expires_at, max_visits, redirect_status, title, tags)
         VALUES (new_id, new_code, target, shorten.valid_from, shorten.expires_at,
@@ -190,9 +248,8 @@ BEGIN
                 USING ERRCODE = 'unique_violation';
         END IF;
     END LOOP;
-    IF locked_bucket IS NOT NULL AND notes_last_code THEN
-        UPDATE @extschema@.shortlink_url_locks AS l SET last_code = link.code
-        WHERE l.bucket = locked_bucket;
+    IF locked AND notes_last_code THEN
+        PERFORM snowlink_internal._shortlink_note_url_code(target, link.code);
     END IF;
     RETURN link;
 END

@@ -19,6 +19,8 @@ COMMENT ON FUNCTION snowflake_min(timestamptz) IS
 COMMENT ON FUNCTION snowflake_node_range() IS
     'this server''s snowflake node range, from snowlink.node_min and snowlink.node_max';
 COMMENT ON FUNCTION snowlink_internal._snowflake_lock_tag() IS 'internal: the advisory lock tag of node claims';
+COMMENT ON FUNCTION snowlink_internal._snowflake_issued_here(bigint) IS
+    'internal: whether no backend but this one can ever issue the ID';
 
 -- A snowflake ID taken apart in one call.
 CREATE FUNCTION snowflake_parse(id bigint, OUT ts timestamptz, OUT node int, OUT seq int)

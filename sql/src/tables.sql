@@ -10,6 +10,22 @@
 -- shortlinks_distribute() in citus.sql) only PL/pgSQL's queries can be sent to the shard that a
 -- code picks.
 
+-- Whose request this is, for the links it makes and may see (owners.sql): the owner that the
+-- application names with SET LOCAL snowlink.owner = 'user-42', or else the current role. The
+-- owner counts only together with the role (column owner_role), so that the setting, which any
+-- role may set, narrows what a role sees but never widens it.
+CREATE FUNCTION snowlink_internal._shortlink_owner() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT CASE
+               WHEN pg_catalog.length(pg_catalog.current_setting('snowlink.owner', true)) OPERATOR(pg_catalog.>) 0
+               THEN pg_catalog.current_setting('snowlink.owner', true)
+               ELSE CURRENT_USER::text
+           END;
+END;
+COMMENT ON FUNCTION snowlink_internal._shortlink_owner() IS
+    'internal: the owner of the current request: snowlink.owner, or else the current role';
+
 -- Defaults and CHECK constraints are bound when they are created: they name their operators and
 -- functions with their schema, so that nothing in the extension's schema can be chosen instead.
 CREATE TABLE shortlinks (
@@ -32,6 +48,9 @@ CREATE TABLE shortlinks (
     -- src/shortlinks/labels.rs.
     title text,
     tags text[] NOT NULL DEFAULT '{}',
+    -- Who made the link: the role, and the owner within it (see _shortlink_owner() above).
+    owner_role text COLLATE "C" NOT NULL DEFAULT CURRENT_USER,
+    owner text COLLATE "C" NOT NULL DEFAULT snowlink_internal._shortlink_owner(),
     CHECK (valid_from OPERATOR(pg_catalog.<) expires_at)
 ) WITH (fillfactor = 90);
 
@@ -42,6 +61,8 @@ CREATE INDEX shortlinks_url_hash ON shortlinks USING hash (url);
 CREATE INDEX shortlinks_expires_at ON shortlinks (expires_at) WHERE expires_at IS NOT NULL;
 -- Finds the links with a tag (shortlinks_tagged()).
 CREATE INDEX shortlinks_tags ON shortlinks USING gin (tags);
+-- Finds an owner's links, newest first.
+CREATE INDEX shortlinks_owner ON shortlinks (owner_role, owner, id);
 
 -- Visits of links without max_visits, one row per link and day (UTC): rows grow with links and
 -- days, never with backends. The visit writer (or a backend that writes its own visits) writes
@@ -107,13 +128,16 @@ SELECT pg_catalog.pg_extension_config_dump('shortlink_code_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('shortlink_key', '');
 SELECT pg_catalog.pg_extension_config_dump('shortlink_reserved_codes', 'WHERE NOT builtin');
 
--- Who may do what. Anyone may follow a link; applications get the rest through one role, granted
--- each function beside it. It reads the links; it changes them only through the functions.
+-- Who may do what. Anyone may follow a link; applications get the rest through snowlink_user,
+-- granted each function beside it, and see and change only their own links (owners.sql);
+-- snowlink_admin sees and manages every link.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'snowlink_user') THEN
         CREATE ROLE snowlink_user NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'snowlink_admin') THEN
+        CREATE ROLE snowlink_admin NOLOGIN IN ROLE snowlink_user;
+    END IF;
 END
 $$;
-GRANT SELECT ON shortlinks TO snowlink_user;

@@ -88,14 +88,15 @@ $$;
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_count_visit(text, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION snowlink_internal._shortlink_count_visit(text, bigint) IS 'internal: counts a visit of a link with max_visits, for the visit writer';
 
--- The visits of a link, with the first and last visit time; no row for an unknown code.
+-- The visits of a link, with the first and last visit time; no row for an unknown code, or one
+-- the caller may not see (owners.sql).
 CREATE FUNCTION shortlink_stats(
     code text,
     OUT visits bigint,
     OUT first_visit_at timestamptz,
     OUT last_visit_at timestamptz
 )
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -122,12 +123,13 @@ COMMENT ON FUNCTION shortlink_stats(text) IS
     'visits of a short link, with the first and last visit time';
 
 -- The visits of a link per day (UTC), from from_day (by default the day it was made) to to_day
--- (by default today), with 0 for a day without visits; no row for an unknown code. Links with
+-- (by default today), with 0 for a day without visits; no row for an unknown code, or one the
+-- caller may not see. Links with
 -- max_visits count their visits in their row only, and have no days here. A range has at most
 -- 36,600 days (100 years), so that a mistyped year is an error rather than millions of rows.
 CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to_day date DEFAULT NULL)
 RETURNS TABLE (day date, visits bigint)
-LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -41,6 +41,9 @@ static MAX_URL_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_URL_
 static ALLOWED_URL_SCHEMES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(DEFAULT_URL_SCHEMES));
 static CODE_STYLE: GucSetting<CodeStyle> = GucSetting::<CodeStyle>::new(CodeStyle::Keyed);
+/// Read by SQL only (_shortlink_owner() in sql/src/tables.sql); declared so that it is documented
+/// in pg_settings and SHOW knows it before the first SET.
+static OWNER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn register_settings() {
     GucRegistry::define_int_guc(
@@ -59,6 +62,14 @@ pub fn register_settings() {
         c"javascript, data, vbscript and file are refused whatever this says.",
         &ALLOWED_URL_SCHEMES,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"snowlink.owner",
+        c"Owner of the links that this session makes and sees, within the current role.",
+        c"Empty: the current role. Applications that serve many users set it per transaction with SET LOCAL.",
+        &OWNER,
+        GucContext::Userset,
         GucFlags::default(),
     );
     GucRegistry::define_enum_guc(
@@ -236,16 +247,27 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../../sql/src/owners.sql",
+    requires = [
+        "tables",
+        "snowflake",
+        "shorten",
+        _shortlink_checked_url,
+        _shortlink_title,
+        _shortlink_tags
+    ]
+);
+extension_sql_file!(
     "../../sql/src/resolve.sql",
     requires = ["tables", resolve::resolve, _shortlink_is_live]
 );
 extension_sql_file!(
     "../../sql/src/import.sql",
-    requires = ["shorten", _shortlink_import_url, _shortlink_import_refusal]
+    requires = ["owners", _shortlink_import_url, _shortlink_import_refusal]
 );
 extension_sql_file!(
     "../../sql/src/manage.sql",
-    requires = ["tables", _shortlink_is_spent]
+    requires = ["owners", _shortlink_is_spent]
 );
 extension_sql_file!(
     "../../sql/src/tags.sql",

@@ -48,6 +48,9 @@ pub struct Generator {
     /// (see `claim`).
     last_ms: i64,
     sequence: i32,
+    /// The IDs issued under the current claim of the node, first and last: no other backend can
+    /// ever issue an ID of the node between them (see `issued_here`).
+    issued: Option<(i64, i64)>,
 }
 
 impl Generator {
@@ -56,6 +59,20 @@ impl Generator {
             node: None,
             last_ms: i64::MIN,
             sequence: 0,
+            issued: None,
+        }
+    }
+
+    /// Whether `id` lies between the first and the last ID this backend issued under its current
+    /// claim of a node. No other backend, before or after, issues such an ID: the node's earlier
+    /// holders stopped before its first millisecond and later ones start after its last. So a row
+    /// that stores it can never meet the same ID from the generator, even when this backend did
+    /// not issue that very one.
+    pub fn issued_here(&self, id: i64) -> bool {
+        let node = layout::decompose(id).map(|parts| parts.node).ok();
+        match (self.node, self.issued) {
+            (Some(held), Some((first, last))) => node == Some(held) && (first..=last).contains(&id),
+            _ => false,
         }
     }
 
@@ -130,7 +147,10 @@ impl Generator {
             // The clock is a little behind, or this millisecond's 4096 IDs are used up.
             clock.wait(behind);
         };
-        layout::compose(self.last_ms, node, self.sequence)
+        let id = layout::compose(self.last_ms, node, self.sequence)?;
+        let first = self.issued.map_or(id, |(first, _)| first);
+        self.issued = Some((first, id));
+        Ok(id)
     }
 
     fn claim(
@@ -168,6 +188,7 @@ impl Generator {
         self.last_ms = self.last_ms.max(last_used);
         self.sequence = MAX_SEQUENCE;
         self.node = Some(node);
+        self.issued = None;
         Ok(node)
     }
 }
@@ -443,6 +464,39 @@ mod tests {
 
         second.unlock_all();
         assert_eq!(first.node(&ONE_NODE), Ok(7));
+    }
+
+    #[test]
+    fn only_ids_between_the_first_and_last_of_the_current_claim_are_issued_here() {
+        let server = Server::default();
+        let mut clock = clock_at(EPOCH_PLUS_A_YEAR);
+        let mut first = Backend::connect(&server);
+        assert!(!first.generator.issued_here(0));
+        let a = first.next_id(&mut clock, &ONE_NODE).unwrap();
+        clock.now += 5;
+        let b = first.next_id(&mut clock, &ONE_NODE).unwrap();
+        let gap = layout::compose(EPOCH_PLUS_A_YEAR + 2, 7, 9).unwrap();
+        assert!(first.generator.issued_here(a) && first.generator.issued_here(b));
+        assert!(
+            first.generator.issued_here(gap),
+            "never issued by anyone else"
+        );
+        assert!(
+            !first.generator.issued_here(b + 1),
+            "the rest of b's millisecond is still to come"
+        );
+        let other_node = layout::compose(EPOCH_PLUS_A_YEAR + 2, 8, 0).unwrap();
+        assert!(!first.generator.issued_here(other_node));
+
+        // After a takeover neither backend vouches for the other's IDs.
+        first.unlock_all();
+        let mut second = Backend::connect(&server);
+        clock.now += 1;
+        let c = second.next_id(&mut clock, &ONE_NODE).unwrap();
+        assert!(second.generator.issued_here(c) && !second.generator.issued_here(b));
+        clock.now += 1;
+        assert!(first.next_id(&mut clock, &ONE_NODE).is_err());
+        assert!(!first.generator.issued_here(a));
     }
 
     #[test]

@@ -199,6 +199,14 @@ fn snowflake_next() -> i64 {
         .or_raise("snowflake_next")
 }
 
+/// Whether no backend but this one can ever issue `id` (Generator::issued_here): the row
+/// security of shortlinks lets a role store only such IDs, so that no stored ID can meet the same
+/// ID from the generator later. Backend state, hence parallel restricted.
+#[pg_extern(volatile, parallel_restricted, schema = "snowlink_internal")]
+fn _snowflake_issued_here(id: i64) -> bool {
+    GENERATOR.with_borrow(|generator| generator.issued_here(id))
+}
+
 /// This backend's node number, claimed now if it holds none.
 #[pg_extern(volatile, parallel_unsafe)]
 fn snowflake_node_id() -> i32 {
@@ -282,7 +290,8 @@ extension_sql_file!(
         snowflake_node,
         snowflake_sequence,
         snowflake_node_range,
-        _snowflake_lock_tag
+        _snowflake_lock_tag,
+        _snowflake_issued_here
     ]
 );
 

@@ -1,0 +1,81 @@
+-- Owners: which links a role sees and changes, enforced by row-level security.
+--
+-- Every link has an owner: the role that made it, and within that role the owner its application
+-- named with SET LOCAL snowlink.owner (_shortlink_owner() in tables.sql). A role in snowlink_user
+-- sees, changes and deletes only the links of its own role and current owner, through the
+-- functions and through the table itself; a role in snowlink_admin, every link. Following a link
+-- is not filtered: resolve() and shortlink_target() read the code index as the extension's owner.
+--
+-- The functions that manage links therefore run as their caller, so that these policies see who
+-- calls; they reach the counter, the code key and the URL locks only through the narrow SECURITY
+-- DEFINER helpers of shorten.sql and manage.sql. What a caller may write, directly or through
+-- them, is limited by column grants, and what a row may hold by the policies: only IDs that no
+-- backend but the caller's can ever issue, and code, URL, title and tags in the form shorten()
+-- stores them.
+
+-- Whether a link's code, URL, redirect status, title and tags are as shorten() would store them
+-- (src/shortlinks/): what the policies below ask of every row a role writes.
+CREATE FUNCTION snowlink_internal._shortlink_is_well_formed(code text, url text, redirect_status int,
+                                                            title text, tags text[])
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT snowlink_internal._shortlink_checked_url(url, code, redirect_status) OPERATOR(pg_catalog.=) url
+       AND (title IS NULL OR snowlink_internal._shortlink_title(title) OPERATOR(pg_catalog.=) title)
+       AND snowlink_internal._shortlink_tags(tags) OPERATOR(pg_catalog.=) tags;
+END;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) IS
+    'internal: whether a link''s code, URL, redirect status, title and tags are as shorten() stores them';
+
+-- What a role in snowlink_user may do with the tables themselves; the policies pick the rows.
+-- Neither the owner, the code of an existing link nor its counted visits can be changed. (INSERT
+-- is granted on every column: Citus sends the shards every column, the defaults filled in; the
+-- policies hold a new row's owner and visits to what they must be.)
+GRANT SELECT ON shortlink_reserved_codes TO snowlink_user;
+GRANT SELECT, INSERT, DELETE ON shortlinks TO snowlink_user;
+GRANT UPDATE (url, valid_from, expires_at, max_visits, redirect_status, disabled, title, tags)
+    ON shortlinks TO snowlink_user;
+-- Links are handed to another owner with a plain UPDATE.
+GRANT UPDATE (owner_role, owner) ON shortlinks TO snowlink_admin;
+
+ALTER TABLE shortlinks ENABLE ROW LEVEL SECURITY;
+
+-- A role's links of the current owner, for reading and writing.
+CREATE POLICY owner_links ON shortlinks
+    USING (owner_role OPERATOR(pg_catalog.=) CURRENT_USER::text
+           AND owner OPERATOR(pg_catalog.=) snowlink_internal._shortlink_owner());
+CREATE POLICY every_link ON shortlinks TO snowlink_admin
+    USING (true);
+
+-- Every row a role writes, whoever may read it, is well formed. A new link's ID is one that the
+-- generator can never issue again (snowflake_next() of the same backend, called directly or as
+-- the column's default), its code is not reserved, and it has no visits yet. A code reserved
+-- later stays with the link that has it.
+CREATE POLICY well_formed_new_links ON shortlinks AS RESTRICTIVE FOR INSERT
+    WITH CHECK (snowlink_internal._snowflake_issued_here(id)
+                AND snowlink_internal._shortlink_reserved_refusal(code) IS NULL
+                AND visits OPERATOR(pg_catalog.=) 0 AND first_visit_at IS NULL AND last_visit_at IS NULL
+                AND snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
+CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
+    USING (true)
+    WITH CHECK (snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
+
+-- Whether the caller sees the link of an ID: the visit rows of shortlink_visits are seen with
+-- their link. A function rather than a subquery in the policy, which Citus refuses.
+CREATE FUNCTION snowlink_internal._shortlink_is_visible(link_id bigint) RETURNS boolean
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT FROM @extschema@.shortlinks AS s WHERE s.id OPERATOR(pg_catalog.=) link_id);
+END;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_visible(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_visible(bigint) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_visible(bigint) IS
+    'internal: whether the caller sees the link of an ID';
+
+-- Visit rows are written by the visit writer and the extension's functions only.
+GRANT SELECT ON shortlink_visits TO snowlink_user;
+ALTER TABLE shortlink_visits ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visits_of_visible_links ON shortlink_visits FOR SELECT
+    USING (snowlink_internal._shortlink_is_visible(link_id));
