@@ -95,5 +95,14 @@ check_equal "the standby resolves a link" "$(on_standby "SELECT resolve('plain')
 check_equal "the standby refuses a link with max_visits, with 25006" \
     "$(on_standby "SELECT resolve('limited')" | head -1)" \
     'ERROR:  25006: link "limited" has max_visits, so its visits can only be counted on the primary'
+# A link edited on the primary: the standby goes to the new target once the change is replayed.
+psql -X -q -At -h "$primary_socket" -p "$one_port" -d postgres \
+    -c "SELECT shortlink_update('plain', url => 'https://example.com/edited')" >/dev/null
+for _ in $(seq 100); do
+    [ "$(on_standby "SELECT url FROM shortlinks WHERE code = 'plain'")" = https://example.com/edited ] && break
+    sleep 0.1
+done
+check_equal "the standby follows an edited link to its new target" \
+    "$(on_standby "SELECT resolve('plain')")" "https://example.com/edited"
 
 checks_summary "several servers"

@@ -72,25 +72,6 @@ LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', '_shortlink_tags_wrapper';
 COMMENT ON FUNCTION snowlink_internal._shortlink_tags(text[]) IS
     'internal: a link''s tags as stored: trimmed, lower-cased, sorted, once each';
-ALTER TABLE @extschema@.shortlinks ADD COLUMN title text, ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
-CREATE INDEX shortlinks_tags ON @extschema@.shortlinks USING gin (tags);
-
--- The links with a tag, newest first, through the GIN index on tags. It runs as its caller, who
--- reads only the links the caller may read. Its body is not bound at creation, so that it does not
--- hold every column of shortlinks against an ALTER TABLE; its search_path is pinned instead.
-CREATE FUNCTION shortlinks_tagged(tag text) RETURNS SETOF shortlinks
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT *
-    FROM @extschema@.shortlinks AS s
-    WHERE s.tags OPERATOR(pg_catalog.@>) snowlink_internal._shortlink_tags(ARRAY[tag])
-    ORDER BY s.id DESC;
-$$;
-REVOKE ALL ON FUNCTION shortlinks_tagged(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlinks_tagged(text) TO snowlink_user;
-COMMENT ON FUNCTION shortlinks_tagged(text) IS
-    'short links with a tag (compared as stored: trimmed, lower case), newest first';
 
 -- Owners (owners.sql): every link has one, row-level security lets a role see and change only its
 -- own, and the functions that manage links run as their caller.
@@ -111,23 +92,6 @@ END;
 COMMENT ON FUNCTION snowlink_internal._shortlink_owner() IS
     'internal: the owner of the current request: snowlink.owner, or else the current role';
 
--- The links made so far belong to the extension's owner, whom only snowlink_admin and superusers
--- see until they hand them to others (UPDATE shortlinks SET owner_role = ..., owner = ...).
-DO $$
-DECLARE
-    extension_owner text := (SELECT r.rolname FROM pg_catalog.pg_extension AS e
-                             JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) e.extowner
-                             WHERE e.extname OPERATOR(pg_catalog.=) 'snowlink');
-BEGIN
-    EXECUTE pg_catalog.format(
-        'ALTER TABLE @extschema@.shortlinks ADD COLUMN owner_role text COLLATE "C" NOT NULL DEFAULT %1$L, '
-        'ADD COLUMN owner text COLLATE "C" NOT NULL DEFAULT %1$L', extension_owner);
-END
-$$;
-ALTER TABLE @extschema@.shortlinks
-    ALTER COLUMN owner_role SET DEFAULT CURRENT_USER,
-    ALTER COLUMN owner SET DEFAULT snowlink_internal._shortlink_owner();
-CREATE INDEX shortlinks_owner ON @extschema@.shortlinks (owner_role, owner, id);
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'snowlink_admin') THEN
@@ -208,39 +172,6 @@ GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text
 COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) IS
     'internal: whether a link''s code, URL, redirect status, title and tags are as shorten() stores them';
 
--- What a role in snowlink_user may do with the tables themselves; the policies pick the rows.
--- Neither the owner, the code of an existing link nor its counted visits can be changed. (INSERT
--- is granted on every column: Citus sends the shards every column, the defaults filled in; the
--- policies hold a new row's owner and visits to what they must be.)
-GRANT SELECT ON shortlink_reserved_codes TO snowlink_user;
-GRANT SELECT, INSERT, DELETE ON shortlinks TO snowlink_user;
-GRANT UPDATE (url, valid_from, expires_at, max_visits, redirect_status, disabled, title, tags)
-    ON shortlinks TO snowlink_user;
--- Links are handed to another owner with a plain UPDATE.
-GRANT UPDATE (owner_role, owner) ON shortlinks TO snowlink_admin;
-
-ALTER TABLE shortlinks ENABLE ROW LEVEL SECURITY;
-
--- A role's links of the current owner, for reading and writing.
-CREATE POLICY owner_links ON shortlinks
-    USING (owner_role OPERATOR(pg_catalog.=) CURRENT_USER::text
-           AND owner OPERATOR(pg_catalog.=) snowlink_internal._shortlink_owner());
-CREATE POLICY every_link ON shortlinks TO snowlink_admin
-    USING (true);
-
--- Every row a role writes, whoever may read it, is well formed. A new link's ID is one that the
--- generator can never issue again (snowflake_next() of the same backend, called directly or as
--- the column's default), its code is not reserved, and it has no visits yet. A code reserved
--- later stays with the link that has it.
-CREATE POLICY well_formed_new_links ON shortlinks AS RESTRICTIVE FOR INSERT
-    WITH CHECK (snowlink_internal._snowflake_issued_here(id)
-                AND snowlink_internal._shortlink_reserved_refusal(code) IS NULL
-                AND visits OPERATOR(pg_catalog.=) 0 AND first_visit_at IS NULL AND last_visit_at IS NULL
-                AND snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
-CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
-    USING (true)
-    WITH CHECK (snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
-
 -- Whether the caller sees the link of an ID: the visit rows of shortlink_visits are seen with
 -- their link. A function rather than a subquery in the policy, which Citus refuses.
 CREATE FUNCTION snowlink_internal._shortlink_is_visible(link_id bigint) RETURNS boolean
@@ -252,12 +183,6 @@ REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_visible(bigint) FROM PUBL
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_visible(bigint) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_is_visible(bigint) IS
     'internal: whether the caller sees the link of an ID';
-
--- Visit rows are written by the visit writer and the extension's functions only.
-GRANT SELECT ON shortlink_visits TO snowlink_user;
-ALTER TABLE shortlink_visits ENABLE ROW LEVEL SECURITY;
-CREATE POLICY visits_of_visible_links ON shortlink_visits FOR SELECT
-    USING (snowlink_internal._shortlink_is_visible(link_id));
 
 -- Deletes the visit rows of links that no longer exist, for the functions below: they delete the
 -- links as their caller, who can write no visit row. Rows of a link that still exists stay, so a
@@ -628,6 +553,177 @@ BEGIN
 END
 $$;
 
+-- Changes a link: each argument given (not NULL) replaces its column, and the columns that `clear`
+-- names ('title', 'valid_from', 'expires_at', 'max_visits') become NULL; the ID, the code, the
+-- owner and the visits stay. The URL, title and tags get the checks and the normal form of
+-- shorten(). Returns the link as it is now, or NULL when the code is unknown or not the caller's.
+-- A resolve() of the code in any session sees the change from the commit on: it reads the link,
+-- never a copy.
+CREATE FUNCTION shortlink_update(
+    code text,
+    url text DEFAULT NULL,
+    title text DEFAULT NULL,
+    tags text[] DEFAULT NULL,
+    expires_at timestamptz DEFAULT NULL,
+    max_visits bigint DEFAULT NULL,
+    redirect_status int DEFAULT NULL,
+    valid_from timestamptz DEFAULT NULL,
+    clear text[] DEFAULT '{}'
+) RETURNS shortlinks
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cleared text[] := coalesce(shortlink_update.clear, '{}');
+    refused text;
+    link @extschema@.shortlinks;
+BEGIN
+    IF shortlink_update.code IS NULL THEN
+        RAISE EXCEPTION 'code must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT string_agg(coalesce(quote_literal(c), 'NULL'), ', ') INTO refused
+    FROM unnest(cleared) AS c
+    WHERE c IS NULL OR c <> ALL (ARRAY['title', 'valid_from', 'expires_at', 'max_visits']);
+    IF refused IS NOT NULL THEN
+        RAISE EXCEPTION 'clear names columns that cannot be cleared: %', refused
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'clear may name title, valid_from, expires_at and max_visits.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO refused
+    FROM unnest(cleared) AS c
+    WHERE CASE c WHEN 'title' THEN shortlink_update.title IS NOT NULL
+                 WHEN 'valid_from' THEN shortlink_update.valid_from IS NOT NULL
+                 WHEN 'expires_at' THEN shortlink_update.expires_at IS NOT NULL
+                 WHEN 'max_visits' THEN shortlink_update.max_visits IS NOT NULL END;
+    IF refused IS NOT NULL THEN
+        RAISE EXCEPTION 'both given and cleared: %', refused USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shortlink_update.max_visits <= 0 THEN
+        RAISE EXCEPTION 'max_visits must be positive, not %', shortlink_update.max_visits
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shortlink_update.expires_at <= now() THEN
+        RAISE EXCEPTION 'expires_at % is not in the future', shortlink_update.expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- The link as it is, locked: a concurrent update waits, then applies its own arguments to this
+    -- one's result.
+    SELECT * INTO link FROM @extschema@.shortlinks AS s WHERE s.code = shortlink_update.code FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    link.redirect_status := coalesce(shortlink_update.redirect_status, link.redirect_status);
+    link.url := snowlink_internal._shortlink_checked_url(coalesce(shortlink_update.url, link.url), NULL,
+                                                         link.redirect_status);
+    link.title := CASE WHEN 'title' = ANY (cleared) THEN NULL
+                       WHEN shortlink_update.title IS NOT NULL
+                       THEN snowlink_internal._shortlink_title(shortlink_update.title)
+                       ELSE link.title END;
+    link.tags := coalesce(snowlink_internal._shortlink_tags(shortlink_update.tags), link.tags);
+    link.valid_from := CASE WHEN 'valid_from' = ANY (cleared) THEN NULL
+                            ELSE coalesce(shortlink_update.valid_from, link.valid_from) END;
+    link.expires_at := CASE WHEN 'expires_at' = ANY (cleared) THEN NULL
+                            ELSE coalesce(shortlink_update.expires_at, link.expires_at) END;
+    link.max_visits := CASE WHEN 'max_visits' = ANY (cleared) THEN NULL
+                            ELSE coalesce(shortlink_update.max_visits, link.max_visits) END;
+    IF link.valid_from >= link.expires_at THEN
+        RAISE EXCEPTION 'valid_from % is not before expires_at %', link.valid_from, link.expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- By code as well as ID: on Citus, the code's shard.
+    UPDATE @extschema@.shortlinks AS s
+    SET url = link.url, redirect_status = link.redirect_status, title = link.title, tags = link.tags,
+        valid_from = link.valid_from, expires_at = link.expires_at, max_visits = link.max_visits
+    WHERE s.code = shortlink_update.code AND s.id = link.id
+    RETURNING * INTO link;
+    RETURN link;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text[]) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, integer, timestamptz, text[]) IS
+    'changes the given columns of a short link (clear: those to set to NULL); NULL when the code is unknown or not the caller''s';
 
 -- shorten() normalizes the URL through _shortlink_checked_url().
 DROP FUNCTION snowlink_internal.shortlink_normalize_url(text);
+
+-- The tables, last: ADD COLUMN, CREATE INDEX and the row-level security of shortlinks lock it until
+-- the update commits, and the resolve() calls of the moment wait for that (those of links with
+-- max_visits give up after a second, with 55P03). Every function above is made before that lock.
+ALTER TABLE @extschema@.shortlinks ADD COLUMN title text, ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
+CREATE INDEX shortlinks_tags ON @extschema@.shortlinks USING gin (tags);
+
+-- The links with a tag, newest first, through the GIN index on tags. It runs as its caller, who
+-- reads only the links the caller may read. Its body is not bound at creation, so that it does not
+-- hold every column of shortlinks against an ALTER TABLE; its search_path is pinned instead.
+CREATE FUNCTION shortlinks_tagged(tag text) RETURNS SETOF shortlinks
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT *
+    FROM @extschema@.shortlinks AS s
+    WHERE s.tags OPERATOR(pg_catalog.@>) snowlink_internal._shortlink_tags(ARRAY[tag])
+    ORDER BY s.id DESC;
+$$;
+REVOKE ALL ON FUNCTION shortlinks_tagged(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlinks_tagged(text) TO snowlink_user;
+COMMENT ON FUNCTION shortlinks_tagged(text) IS
+    'short links with a tag (compared as stored: trimmed, lower case), newest first';
+
+-- The links made so far belong to the extension's owner, whom only snowlink_admin and superusers
+-- see until they hand them to others (UPDATE shortlinks SET owner_role = ..., owner = ...).
+DO $$
+DECLARE
+    extension_owner text := (SELECT r.rolname FROM pg_catalog.pg_extension AS e
+                             JOIN pg_catalog.pg_roles AS r ON r.oid OPERATOR(pg_catalog.=) e.extowner
+                             WHERE e.extname OPERATOR(pg_catalog.=) 'snowlink');
+BEGIN
+    EXECUTE pg_catalog.format(
+        'ALTER TABLE @extschema@.shortlinks ADD COLUMN owner_role text COLLATE "C" NOT NULL DEFAULT %1$L, '
+        'ADD COLUMN owner text COLLATE "C" NOT NULL DEFAULT %1$L', extension_owner);
+END
+$$;
+ALTER TABLE @extschema@.shortlinks
+    ALTER COLUMN owner_role SET DEFAULT CURRENT_USER,
+    ALTER COLUMN owner SET DEFAULT snowlink_internal._shortlink_owner();
+CREATE INDEX shortlinks_owner ON @extschema@.shortlinks (owner_role, owner, id);
+
+-- What a role in snowlink_user may do with the tables themselves; the policies pick the rows.
+-- Neither the owner, the code of an existing link nor its counted visits can be changed. (INSERT
+-- is granted on every column: Citus sends the shards every column, the defaults filled in; the
+-- policies hold a new row's owner and visits to what they must be.)
+GRANT SELECT ON shortlink_reserved_codes TO snowlink_user;
+GRANT SELECT, INSERT, DELETE ON shortlinks TO snowlink_user;
+GRANT UPDATE (url, valid_from, expires_at, max_visits, redirect_status, disabled, title, tags)
+    ON shortlinks TO snowlink_user;
+-- Links are handed to another owner with a plain UPDATE.
+GRANT UPDATE (owner_role, owner) ON shortlinks TO snowlink_admin;
+
+ALTER TABLE shortlinks ENABLE ROW LEVEL SECURITY;
+
+-- A role's links of the current owner, for reading and writing.
+CREATE POLICY owner_links ON shortlinks
+    USING (owner_role OPERATOR(pg_catalog.=) CURRENT_USER::text
+           AND owner OPERATOR(pg_catalog.=) snowlink_internal._shortlink_owner());
+CREATE POLICY every_link ON shortlinks TO snowlink_admin
+    USING (true);
+
+-- Every row a role writes, whoever may read it, is well formed. A new link's ID is one that the
+-- generator can never issue again (snowflake_next() of the same backend, called directly or as
+-- the column's default), its code is not reserved, and it has no visits yet. A code reserved
+-- later stays with the link that has it.
+CREATE POLICY well_formed_new_links ON shortlinks AS RESTRICTIVE FOR INSERT
+    WITH CHECK (snowlink_internal._snowflake_issued_here(id)
+                AND snowlink_internal._shortlink_reserved_refusal(code) IS NULL
+                AND visits OPERATOR(pg_catalog.=) 0 AND first_visit_at IS NULL AND last_visit_at IS NULL
+                AND snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
+CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
+    USING (true)
+    WITH CHECK (snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
+
+-- Visit rows are written by the visit writer and the extension's functions only.
+GRANT SELECT ON shortlink_visits TO snowlink_user;
+ALTER TABLE shortlink_visits ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visits_of_visible_links ON shortlink_visits FOR SELECT
+    USING (snowlink_internal._shortlink_is_visible(link_id));

@@ -18,6 +18,98 @@ GRANT EXECUTE ON FUNCTION shortlink_disable(text, boolean) TO snowlink_user;
 COMMENT ON FUNCTION shortlink_disable(text, boolean) IS
     'stops a short link from resolving (disabled => false: lets it resolve again); false when the code is unknown';
 
+-- Changes a link: each argument given (not NULL) replaces its column, and the columns that `clear`
+-- names ('title', 'valid_from', 'expires_at', 'max_visits') become NULL; the ID, the code, the
+-- owner and the visits stay. The URL, title and tags get the checks and the normal form of
+-- shorten(). Returns the link as it is now, or NULL when the code is unknown or not the caller's.
+-- A resolve() of the code in any session sees the change from the commit on: it reads the link,
+-- never a copy.
+CREATE FUNCTION shortlink_update(
+    code text,
+    url text DEFAULT NULL,
+    title text DEFAULT NULL,
+    tags text[] DEFAULT NULL,
+    expires_at timestamptz DEFAULT NULL,
+    max_visits bigint DEFAULT NULL,
+    redirect_status int DEFAULT NULL,
+    valid_from timestamptz DEFAULT NULL,
+    clear text[] DEFAULT '{}'
+) RETURNS shortlinks
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cleared text[] := coalesce(shortlink_update.clear, '{}');
+    refused text;
+    link @extschema@.shortlinks;
+BEGIN
+    IF shortlink_update.code IS NULL THEN
+        RAISE EXCEPTION 'code must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT string_agg(coalesce(quote_literal(c), 'NULL'), ', ') INTO refused
+    FROM unnest(cleared) AS c
+    WHERE c IS NULL OR c <> ALL (ARRAY['title', 'valid_from', 'expires_at', 'max_visits']);
+    IF refused IS NOT NULL THEN
+        RAISE EXCEPTION 'clear names columns that cannot be cleared: %', refused
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'clear may name title, valid_from, expires_at and max_visits.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO refused
+    FROM unnest(cleared) AS c
+    WHERE CASE c WHEN 'title' THEN shortlink_update.title IS NOT NULL
+                 WHEN 'valid_from' THEN shortlink_update.valid_from IS NOT NULL
+                 WHEN 'expires_at' THEN shortlink_update.expires_at IS NOT NULL
+                 WHEN 'max_visits' THEN shortlink_update.max_visits IS NOT NULL END;
+    IF refused IS NOT NULL THEN
+        RAISE EXCEPTION 'both given and cleared: %', refused USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shortlink_update.max_visits <= 0 THEN
+        RAISE EXCEPTION 'max_visits must be positive, not %', shortlink_update.max_visits
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF shortlink_update.expires_at <= now() THEN
+        RAISE EXCEPTION 'expires_at % is not in the future', shortlink_update.expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- The link as it is, locked: a concurrent update waits, then applies its own arguments to this
+    -- one's result.
+    SELECT * INTO link FROM @extschema@.shortlinks AS s WHERE s.code = shortlink_update.code FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    link.redirect_status := coalesce(shortlink_update.redirect_status, link.redirect_status);
+    link.url := snowlink_internal._shortlink_checked_url(coalesce(shortlink_update.url, link.url), NULL,
+                                                         link.redirect_status);
+    link.title := CASE WHEN 'title' = ANY (cleared) THEN NULL
+                       WHEN shortlink_update.title IS NOT NULL
+                       THEN snowlink_internal._shortlink_title(shortlink_update.title)
+                       ELSE link.title END;
+    link.tags := coalesce(snowlink_internal._shortlink_tags(shortlink_update.tags), link.tags);
+    link.valid_from := CASE WHEN 'valid_from' = ANY (cleared) THEN NULL
+                            ELSE coalesce(shortlink_update.valid_from, link.valid_from) END;
+    link.expires_at := CASE WHEN 'expires_at' = ANY (cleared) THEN NULL
+                            ELSE coalesce(shortlink_update.expires_at, link.expires_at) END;
+    link.max_visits := CASE WHEN 'max_visits' = ANY (cleared) THEN NULL
+                            ELSE coalesce(shortlink_update.max_visits, link.max_visits) END;
+    IF link.valid_from >= link.expires_at THEN
+        RAISE EXCEPTION 'valid_from % is not before expires_at %', link.valid_from, link.expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- By code as well as ID: on Citus, the code's shard.
+    UPDATE @extschema@.shortlinks AS s
+    SET url = link.url, redirect_status = link.redirect_status, title = link.title, tags = link.tags,
+        valid_from = link.valid_from, expires_at = link.expires_at, max_visits = link.max_visits
+    WHERE s.code = shortlink_update.code AND s.id = link.id
+    RETURNING * INTO link;
+    RETURN link;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text[]) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, integer, timestamptz, text[]) IS
+    'changes the given columns of a short link (clear: those to set to NULL); NULL when the code is unknown or not the caller''s';
+
 -- Bound when it is created, as the SQL standard's function bodies are: nothing made later can take
 -- the place of shortlink_disable().
 CREATE FUNCTION shortlink_enable(code text) RETURNS boolean

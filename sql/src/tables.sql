@@ -1,10 +1,11 @@
 -- The tables of short links, and the role through which applications reach them.
 --
--- The functions of sql/src/ that touch these tables run as the extension's owner (SECURITY
--- DEFINER) with search_path pinned to pg_catalog, pg_temp, and name every object of the
--- extension by schema, so a caller's search_path cannot redirect them. The functions they call are
--- those of snowlink_internal (internal_schema.sql), where no other role can add one that would
--- make the call ambiguous. Ordinary roles reach the tables only through them.
+-- The functions of sql/src/ that touch these tables pin search_path to pg_catalog, pg_temp and
+-- name every object of the extension by schema, so a caller's search_path cannot redirect them.
+-- The functions they call are those of snowlink_internal (internal_schema.sql), where no other
+-- role can add one that would make the call ambiguous. Those that manage links run as their
+-- caller, under the row-level security of owners.sql; those that write visits and the counter run
+-- as the extension's owner (SECURITY DEFINER).
 --
 -- Those that query the tables with their arguments are PL/pgSQL, not SQL: on Citus (see
 -- shortlinks_distribute() in citus.sql) only PL/pgSQL's queries can be sent to the shard that a
