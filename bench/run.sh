@@ -133,7 +133,7 @@ for clients in "${CLIENTS[@]}"; do
 done
 PGBENCH_OPTIONS=()
 # SCRIPT%ROLE: tps of SCRIPT run as ROLE.
-tps_as_role() { PGBENCH_OPTIONS=(-U "${1#*%}") tps "${1%\%*}" "$2"; }
+tps_as_role() { local PGBENCH_OPTIONS=(-U "${1#*%}"); tps "${1%\%*}" "$2"; }
 MEASURE=tps_as_role
 tps_in_turn 2 "shorten%bench_app" "shorten%$PGUSER" | while read -r script median_tps; do
     [ "$script" = "shorten%bench_app" ] && name="shorten, row-level security c=2" || name="shorten, owner c=2"
