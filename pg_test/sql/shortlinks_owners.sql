@@ -126,6 +126,20 @@ SET ROLE tenant_b;
 SELECT visits FROM shortlink_stats('owned-a') AS handed_over;
 SELECT shortlink_delete('owned-a') AS b_deletes_what_it_was_given;
 
+-- The internal helpers granted to snowlink_user give nothing away: deleting visit rows of a link
+-- that still exists deletes none, a generated code only uses one up, and the URL lock holds up
+-- only shorten() calls of URLs that share its row, until the transaction ends.
+SET ROLE tenant_b;
+SELECT snowlink_internal._shortlinks_forget_visits(ARRAY(SELECT id FROM shortlinks));
+SELECT length(snowlink_internal._shortlink_generated_code()) AS generated_code_length;
+BEGIN;
+SELECT snowlink_internal._shortlink_lock_url('https://example.com/b') IS NULL AS no_code_noted;
+SELECT snowlink_internal._shortlink_note_url_code('https://example.com/b', NULL);
+ROLLBACK;
+SET ROLE owners_admin;
+SELECT count(*) > 0 AS b_visit_rows_stay FROM shortlink_visits
+WHERE link_id = (SELECT id FROM shortlinks WHERE code = 'owned-b');
+
 -- A role outside snowlink_user reads no link and no visit, and still follows links.
 SET ROLE owners_stranger;
 SELECT count(*) FROM shortlinks;

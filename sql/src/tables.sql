@@ -93,8 +93,8 @@ CREATE TABLE shortlink_key (
 COMMENT ON TABLE shortlink_key IS 'secret key of generated codes; readable by no ordinary role';
 
 -- shorten() calls for one URL (and options) wait for each other on one of these rows, so that they
--- agree on one link. No role but the extension's owner can lock a row here, unlike an advisory
--- lock, which any role can take. And a row's update, unlike a lock, makes a REPEATABLE READ or
+-- agree on one link. Only roles in snowlink_user can lock a row here, through shorten() and
+-- _shortlink_lock_url(), unlike an advisory lock, which any role can take. And a row's update, unlike a lock, makes a REPEATABLE READ or
 -- SERIALIZABLE caller whose snapshot cannot see the link the other call made fail with 40001,
 -- instead of making a second link. URLs share the rows by hash: two URLs that share one only wait
 -- for each other.
