@@ -266,11 +266,29 @@ for table, label in (("shortlinks", "`shortlinks`"), ("plain_scale", "plain tabl
     lines.append(f"| {label} | {table_bytes:,.0f} | {index_bytes:,.0f} | {table_bytes + index_bytes:,.0f} |")
 lines += [
     "",
-    "`shortlinks` has more columns (ID, validity, limits, status, folded visits) and three indexes:",
-    "the primary key on the ID, the unique code, and a hash index on the URL that lets `shorten()`",
-    "find the live link of a URL; the plain table has the code's only.",
+    "`shortlinks` has more columns (ID, validity, limits, status, folded visits, title, tags, owner,",
+    "domain) and more indexes: the primary key on the ID, the unique code of a domain, a hash index on",
+    "the URL that lets `shorten()` find the live link of a URL, the owners' and the tags'; the plain",
+    "table has the code's only.",
     "",
 ]
+listing = values["list"]
+lines += [
+    f"`shortlinks_list()` (50 links a page) as the application role that owns the {scale_links:,} links,",
+    "under row-level security, best of three, in ms:",
+    "",
+    "| page | ms |",
+    "| --- | ---: |",
+]
+for name, label in (
+    ("newest page", "the newest links"),
+    ("middle page", "after the ID of the middle link (keyset: as fast however deep)"),
+    ("tag", "with a tag that one link in a hundred has"),
+    ("search, frequent", "searching text that half the links hold (`7`): the page fills at once"),
+    ("search, no match", "searching text that no link holds: every link of the owner is read"),
+):
+    lines.append(f"| {label} | {listing[name]:,.1f} |")
+lines.append("")
 
 if "citus" in values:
     citus = values["citus"]

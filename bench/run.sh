@@ -214,9 +214,12 @@ done
 MEASURE=tps
 
 say "8. At $SCALE_LINKS links (pgbench, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
-# Loaded in one statement, as a migration would; the rows are those shorten() makes.
-ms=$(timed_ms "INSERT INTO shortlinks (code, url)
-    SELECT 'z' || i, 'https://example.com/scale/' || i FROM generate_series(1, $SCALE_LINKS) AS i")
+# Loaded in one statement, as a migration would; the rows are those shorten() makes. They belong
+# to the application role of section 5, whose listings are timed below; one in a hundred has a tag.
+ms=$(timed_ms "INSERT INTO shortlinks (code, url, tags, owner_role, owner)
+    SELECT 'z' || i, 'https://example.com/scale/' || i,
+           CASE WHEN i % 100 = 0 THEN '{promo}' ELSE '{}' END::text[], 'bench_app', 'bench_app'
+    FROM generate_series(1, $SCALE_LINKS) AS i")
 record scale_load "shortlinks" "$ms" ms
 ms=$(timed_ms "INSERT INTO plain_scale (code, url) SELECT code, url FROM shortlinks WHERE code LIKE 'z%'")
 record scale_load "plain table" "$ms" ms
@@ -228,6 +231,14 @@ for table in shortlinks plain_scale; do
         record scale_bytes "$table table" "$table_bytes" bytes_per_link
         record scale_bytes "$table indexes" "$index_bytes" bytes_per_link
     }
+done
+# shortlinks_list() as that role, which owns every one of these links: pages from the newest,
+# from the middle (keyset), of a tag, of a search that fills the page at once, and of a search
+# that matches nothing and so reads every link of the owner.
+middle_id=$(psql -X -q -At -d "$DB" -c "SELECT id FROM shortlinks WHERE code = 'z$((SCALE_LINKS / 2))'")
+for listing in "newest page|" "middle page|after_id => $middle_id" "tag|tag => 'promo'" \
+    "search, frequent|search => '7'" "search, no match|search => 'no-such-link'"; do
+    record list "${listing%%|*}" "$(best_ms "SET ROLE bench_app; SELECT count(*) FROM shortlinks_list(${listing#*|})")" ms
 done
 PGBENCH_OPTIONS=(-D "links=$SCALE_LINKS")
 for clients in "${CLIENTS[@]}"; do

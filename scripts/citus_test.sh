@@ -232,6 +232,14 @@ check_equal "shortlink_disable() on a worker stops the link on every node" \
 check_equal "shortlink_enable() on another node lets it resolve again" \
     "$(sql worker2 "SELECT shortlink_enable('everywhere')")$(sql coordinator "SELECT resolve('everywhere')")" \
     "thttps://example.com/everywhere"
+sql worker1 "SELECT shorten('https://example.com/s-everywhere', code => 'everywhere', domain => 'S.Example.com')" >/dev/null
+check_equal "the same code in another domain, made on a worker, resolves in its domain from every node" \
+    "$(sql_all "SELECT resolve('everywhere', 's.example.com')" | sort -u)$(sql coordinator "SELECT count(*) FROM shortlinks WHERE code = 'everywhere'")" \
+    "https://example.com/s-everywhere2"
+check_equal "the distributed shortlinks has a replica identity: its unique index on (id, code)" \
+    "$(sql coordinator "SELECT c.relreplident::text || ' ' || i.indexrelid::regclass::text FROM pg_class AS c
+                        JOIN pg_index AS i ON i.indrelid = c.oid AND i.indisreplident
+                        WHERE c.oid = 'shortlinks'::regclass")" "i shortlinks_id"
 check_equal "shortlink_daily_visits() on a worker" \
     "$(wait_for worker1 "SELECT visits FROM shortlink_daily_visits('everywhere', current_date)" 3)" 3
 sql worker2 "SELECT shorten('https://example.com/short-lived', code => 'short-lived', expires_at => now() + interval '1 second')" >/dev/null

@@ -38,6 +38,12 @@ done
 
 create_extension "$SOURCE_DB"
 psql -X -q -d "$SOURCE_DB" -f "$PROJECT_DIR/scripts/sample_links.sql" >/dev/null
+# What the released versions lack: a title, tags, a domain (the same code as a link of the default
+# domain) and an owner handed on.
+[ -n "$mode" ] || sql "$SOURCE_DB" "
+    SELECT shorten('https://example.com/labelled', code => 'permanent', title => 'Labelled',
+                   tags => ARRAY['spring', 'sale'], domain => 's.example.com');
+    UPDATE shortlinks SET owner_role = 'shop_app', owner = 'user-42' WHERE domain = 's.example.com'" >/dev/null
 [ "$mode" != --updated-from ] || update_extension "$SOURCE_DB"
 
 "$PG_BIN/pg_dump" --format=custom --file="$DUMP" "$SOURCE_DB"
@@ -59,7 +65,7 @@ check() {
 
 check "the extension's version" \
     "SELECT extversion FROM pg_extension WHERE extname = 'snowlink'"
-check "every link, column by column" \
+check "every link, column by column (titles, tags, domains and owners too)" \
     "SELECT count(*), md5(string_agg(s::text, '|' ORDER BY id)) FROM shortlinks AS s"
 check "every visit count" \
     "SELECT string_agg(format('%s=%s', code, (shortlink_stats(code)).visits), ',' ORDER BY code) FROM shortlinks"

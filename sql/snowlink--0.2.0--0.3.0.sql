@@ -73,6 +73,21 @@ AS 'MODULE_PATHNAME', '_shortlink_tags_wrapper';
 COMMENT ON FUNCTION snowlink_internal._shortlink_tags(text[]) IS
     'internal: a link''s tags as stored: trimmed, lower-cased, sorted, once each';
 
+-- Domains (src/shortlinks/domains.rs): the same code may exist once per domain. The column comes
+-- last, as ADD COLUMN puts it.
+CREATE FUNCTION snowlink_internal._shortlink_domain(domain text) RETURNS text
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_shortlink_domain_wrapper';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_domain(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_domain(text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_domain(text) IS
+    'internal: a link''s domain as stored: lower-case ASCII (IDNA), with its port if any';
+CREATE FUNCTION resolve(code text, domain text) RETURNS text
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'resolve_in_domain_wrapper';
+COMMENT ON FUNCTION resolve(text, text) IS
+    'target URL of a live short link of a domain (NULL: the default domain), with the visit counted';
+
 -- Owners (owners.sql): every link has one, row-level security lets a role see and change only its
 -- own, and the functions that manage links run as their caller.
 CREATE FUNCTION snowlink_internal._snowflake_issued_here(id bigint) RETURNS boolean
@@ -156,21 +171,22 @@ GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text)
 COMMENT ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) IS
     'internal: notes the code of the link made under a URL''s lock (NULL: forgets it)';
 
--- Whether a link's code, URL, redirect status, title and tags are as shorten() would store them
--- (src/shortlinks/): what the policies below ask of every row a role writes.
+-- Whether a link's code, URL, redirect status, title, tags and domain are as shorten() would store
+-- them (src/shortlinks/): what the policies below ask of every row a role writes.
 CREATE FUNCTION snowlink_internal._shortlink_is_well_formed(code text, url text, redirect_status int,
-                                                            title text, tags text[])
+                                                            title text, tags text[], domain text)
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT snowlink_internal._shortlink_checked_url(url, code, redirect_status) OPERATOR(pg_catalog.=) url
        AND (title IS NULL OR snowlink_internal._shortlink_title(title) OPERATOR(pg_catalog.=) title)
-       AND snowlink_internal._shortlink_tags(tags) OPERATOR(pg_catalog.=) tags;
+       AND snowlink_internal._shortlink_tags(tags) OPERATOR(pg_catalog.=) tags
+       AND (domain IS NULL OR snowlink_internal._shortlink_domain(domain) OPERATOR(pg_catalog.=) domain);
 END;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) IS
-    'internal: whether a link''s code, URL, redirect status, title and tags are as shorten() stores them';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) IS
+    'internal: whether a link''s code, URL, redirect status, title, tags and domain are as shorten() stores them';
 
 -- Whether the caller sees the link of an ID: the visit rows of shortlink_visits are seen with
 -- their link. A function rather than a subquery in the policy, which Citus refuses.
@@ -211,15 +227,19 @@ COMMENT ON FUNCTION snowlink_internal._shortlinks_forget_visits(bigint[]) IS
 -- Deletes a link and its visit rows; false when the code is unknown, or not the caller's. The
 -- code resolves to nothing from the commit on. A custom code can then be made again; a generated
 -- code never comes back (the counter and the IDs only go forward).
-CREATE FUNCTION shortlink_delete(code text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT
+CREATE FUNCTION shortlink_delete(code text, domain text DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     deleted_id bigint;
 BEGIN
+    IF shortlink_delete.code IS NULL THEN
+        RETURN NULL;
+    END IF;
     DELETE FROM @extschema@.shortlinks AS s
     WHERE s.code = shortlink_delete.code
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_delete.domain)
     RETURNING s.id INTO deleted_id;
     IF NOT FOUND THEN
         RETURN false;
@@ -228,14 +248,15 @@ BEGIN
     RETURN true;
 END
 $$;
-REVOKE ALL ON FUNCTION shortlink_delete(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlink_delete(text) TO snowlink_user;
-COMMENT ON FUNCTION shortlink_delete(text) IS
+REVOKE ALL ON FUNCTION shortlink_delete(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_delete(text, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_delete(text, text) IS
     'deletes a short link and its visits; false when the code is unknown or not the caller''s';
 
 -- The functions that now call the rules.
--- shorten() takes a title and tags: a new signature, so the old one goes first (an application's
--- SQL-standard function or view that calls it must be dropped before the update, and made again).
+-- shorten() takes a title, tags and a domain: a new signature, so the old one goes first (an
+-- application's SQL-standard function or view that calls it must be dropped before the update, and
+-- made again).
 DROP FUNCTION @extschema@.shorten(text, text, timestamptz, bigint, int, boolean, timestamptz);
 CREATE FUNCTION shorten(
     url text,
@@ -246,7 +267,8 @@ CREATE FUNCTION shorten(
     force_new boolean DEFAULT false,
     valid_from timestamptz DEFAULT NULL,
     title text DEFAULT NULL,
-    tags text[] DEFAULT NULL
+    tags text[] DEFAULT NULL,
+    domain text DEFAULT NULL
 ) RETURNS shortlinks
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -257,6 +279,7 @@ DECLARE
                                                             shorten.redirect_status);
     link_title text := snowlink_internal._shortlink_title(shorten.title);
     link_tags text[] := coalesce(snowlink_internal._shortlink_tags(shorten.tags), '{}');
+    link_domain text := snowlink_internal._shortlink_domain(shorten.domain);
     refusal text;
     link @extschema@.shortlinks;
     new_id bigint;
@@ -297,6 +320,7 @@ BEGIN
             SELECT * INTO link
             FROM @extschema@.shortlinks AS s
             WHERE s.url = target
+              AND s.domain IS NOT DISTINCT FROM link_domain
               AND (shorten.code IS NULL OR s.code = shorten.code)
               AND s.redirect_status = shorten.redirect_status
               AND s.expires_at IS NOT DISTINCT FROM shorten.expires_at
@@ -313,11 +337,13 @@ BEGIN
             -- On Citus, the link that the lock's previous holder made can be on another node, whose
             -- part of that commit may not show yet when the lock is free. Inserting its code waits
             -- for that commit and finds the code taken; then look again. When the link is gone
-            -- (purged), the insert is undone.
+            -- (purged), or of another domain, the insert is undone.
             EXIT WHEN bucket_last_code IS NULL
-                   OR EXISTS (SELECT FROM @extschema@.shortlinks AS s WHERE s.code = bucket_last_code);
+                   OR EXISTS (SELECT FROM @extschema@.shortlinks AS s
+                              WHERE s.code = bucket_last_code AND s.domain IS NOT DISTINCT FROM link_domain);
             BEGIN
-                INSERT INTO @extschema@.shortlinks (code, url) VALUES (bucket_last_code, target)
+                INSERT INTO @extschema@.shortlinks (code, url, domain)
+                VALUES (bucket_last_code, target, link_domain)
                 ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING;
                 IF FOUND THEN
                     RAISE EXCEPTION USING ERRCODE = 'no_data_found';
@@ -329,8 +355,8 @@ BEGIN
         END LOOP;
     END IF;
 
-    -- Generated codes never repeat one another; the loop goes round again only when a custom code
-    -- already took the one generated, or it is reserved.
+    -- Generated codes never repeat one another, in any domain; the loop goes round again only when
+    -- a custom code of the domain already took the one generated, or it is reserved.
     LOOP
         new_id := snowlink_internal.snowflake_next();
         new_code := CASE
@@ -342,14 +368,15 @@ BEGIN
         CONTINUE WHEN shorten.code IS NULL
                   AND snowlink_internal._shortlink_reserved_refusal(new_code) IS NOT NULL;
         INSERT INTO @extschema@.shortlinks
-            (id, code, url, valid_from, expires_at, max_visits, redirect_status, title, tags)
+            (id, code, url, valid_from, expires_at, max_visits, redirect_status, title, tags, domain)
         VALUES (new_id, new_code, target, shorten.valid_from, shorten.expires_at,
-                shorten.max_visits, shorten.redirect_status, link_title, link_tags)
+                shorten.max_visits, shorten.redirect_status, link_title, link_tags, link_domain)
         ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
         RETURNING * INTO link;
         EXIT WHEN FOUND;
         IF shorten.code IS NOT NULL THEN
-            RAISE EXCEPTION 'custom code "%" is already taken', shorten.code
+            RAISE EXCEPTION 'custom code "%" is already taken%', shorten.code,
+                            coalesce(' on ' || link_domain, '')
                 USING ERRCODE = 'unique_violation';
         END IF;
     END LOOP;
@@ -359,56 +386,150 @@ BEGIN
     RETURN link;
 END
 $$;
-REVOKE ALL ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[]) TO snowlink_user;
-COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, timestamptz, text, text[]) IS
-    'short link for a URL: a new one, or the live link with the same URL and options';
+REVOKE ALL ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[], text) TO snowlink_user;
+COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, timestamptz, text, text[], text) IS
+    'short link for a URL (in a domain; NULL: the default): a new one, or the live link with the same URL and options';
 
 -- The import runs as its caller, who makes the links.
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_import_url(text, text) TO snowlink_user;
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_import_refusal(text, text) TO snowlink_user;
-CREATE OR REPLACE FUNCTION snowlink_internal._shortlinks_import(codes text[], urls text[], created timestamptz[])
+-- Imports take titles, tags and domains, each checked as shorten() checks it.
+CREATE FUNCTION snowlink_internal._shortlink_labels_refusal(title text, tags text[], domain text) RETURNS text
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_shortlink_labels_refusal_wrapper';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_labels_refusal(text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_labels_refusal(text, text[], text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_labels_refusal(text, text[], text) IS 'internal: why the title, tags or domain of a row to import are refused, or NULL';
+DROP FUNCTION snowlink_internal._shortlinks_import(text[], text[], timestamptz[]);
+-- Brings in existing links with their own codes, a batch at a time, for shortlinks_import(): rows
+-- with a refused code, URL, title, tags or domain, or a code already taken in the domain, are
+-- returned with the reason instead of stopping the load. Everything gets the checks and the normal
+-- form of shorten(). Each row's tags come as the text of an array, as arrays of arrays cannot
+-- differ in length.
+CREATE FUNCTION snowlink_internal._shortlinks_import(codes text[], urls text[], created timestamptz[],
+                                                     titles text[], tag_lists text[], domains text[])
 RETURNS TABLE (code text, url text, error text)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY
-    WITH checked AS (
-        SELECT g.code, g.url, g.created_at, g.n, t.target,
-               CASE
-                   WHEN t.target IS NULL THEN snowlink_internal._shortlink_import_refusal(g.code, g.url)
-                   ELSE snowlink_internal._shortlink_reserved_refusal(g.code)
-               END AS problem
-        FROM unnest(_shortlinks_import.codes, _shortlinks_import.urls, _shortlinks_import.created)
-             WITH ORDINALITY AS g (code, url, created_at, n)
-        CROSS JOIN LATERAL (SELECT snowlink_internal._shortlink_import_url(g.code, g.url) AS target) AS t
+    WITH given AS (
+        SELECT g.code, g.url, g.created_at, g.title, g.tags::text[] AS tags, g.domain, g.n,
+               snowlink_internal._shortlink_import_url(g.code, g.url) AS target
+        FROM unnest(_shortlinks_import.codes, _shortlinks_import.urls, _shortlinks_import.created,
+                    _shortlinks_import.titles, _shortlinks_import.tag_lists, _shortlinks_import.domains)
+             WITH ORDINALITY AS g (code, url, created_at, title, tags, domain, n)
     ),
-    -- A code that comes twice is imported from its first row that passes the checks.
-    judged AS (
-        SELECT c.code, c.url, c.created_at, c.target,
-               coalesce(c.problem,
-                        CASE WHEN row_number() OVER (PARTITION BY c.code, c.problem IS NULL ORDER BY c.n) > 1
-                             THEN 'code is taken' END) AS problem
+    checked AS (
+        SELECT r.*,
+               CASE
+                   WHEN r.target IS NULL THEN snowlink_internal._shortlink_import_refusal(r.code, r.url)
+                   ELSE coalesce(snowlink_internal._shortlink_labels_refusal(r.title, r.tags, r.domain),
+                                 snowlink_internal._shortlink_reserved_refusal(r.code))
+               END AS problem
+        FROM given AS r
+    ),
+    normal AS (
+        SELECT c.*,
+               CASE WHEN c.problem IS NULL THEN snowlink_internal._shortlink_domain(c.domain) END AS link_domain
         FROM checked AS c
     ),
+    -- A code that comes twice in a domain is imported from its first row that passes the checks.
+    judged AS (
+        SELECT o.*,
+               coalesce(o.problem,
+                        CASE WHEN row_number() OVER (PARTITION BY o.code, o.link_domain, o.problem IS NULL
+                                                     ORDER BY o.n) > 1
+                             THEN 'code is taken' END) AS verdict
+        FROM normal AS o
+    ),
     inserted AS (
-        INSERT INTO @extschema@.shortlinks (code, url, created_at)
-        SELECT j.code, j.target, coalesce(j.created_at, now())
+        INSERT INTO @extschema@.shortlinks (code, url, created_at, title, tags, domain)
+        SELECT j.code, j.target, coalesce(j.created_at, now()),
+               snowlink_internal._shortlink_title(j.title),
+               coalesce(snowlink_internal._shortlink_tags(j.tags), '{}'), j.link_domain
         FROM judged AS j
-        WHERE j.problem IS NULL
+        WHERE j.verdict IS NULL
         ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
-        RETURNING shortlinks.code
+        RETURNING shortlinks.code, shortlinks.domain
     )
-    SELECT j.code, j.url, coalesce(j.problem, 'code is taken')
+    SELECT j.code, j.url, coalesce(j.verdict, 'code is taken')
     FROM judged AS j
-    WHERE j.problem IS NOT NULL
-       OR NOT EXISTS (SELECT FROM inserted AS i WHERE i.code = j.code);
+    WHERE j.verdict IS NOT NULL
+       OR NOT EXISTS (SELECT FROM inserted AS i
+                      WHERE i.code = j.code AND i.domain IS NOT DISTINCT FROM j.link_domain)
+    ORDER BY j.n;
 END
 $$;
+-- shortlinks_import() calls this for each batch. Both run as the caller, whose links they make.
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_import(text[], text[], timestamptz[], text[], text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_import(text[], text[], timestamptz[], text[], text[], text[]) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_import(text[], text[], timestamptz[], text[], text[], text[]) IS 'internal: imports one batch of links';
+CREATE OR REPLACE FUNCTION shortlinks_import(links regclass, batch_size int DEFAULT 10000)
+RETURNS TABLE (code text, url text, error text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    optional_columns constant text[] := ARRAY['created_at', 'title', 'tags', 'domain'];
+    present text[];
+    link record;
+    codes text[] := '{}';
+    urls text[] := '{}';
+    created timestamptz[] := '{}';
+    titles text[] := '{}';
+    tag_lists text[] := '{}';
+    domains text[] := '{}';
+BEGIN
+    IF links IS NULL THEN
+        RAISE EXCEPTION 'links must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Name the table or view to import, as in shortlinks_import(''old_links'').';
+    END IF;
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be positive, not %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    present := ARRAY(SELECT a.attname::text FROM pg_attribute AS a
+                     WHERE a.attrelid = shortlinks_import.links AND a.attname::text = ANY (optional_columns)
+                       AND a.attnum > 0 AND NOT a.attisdropped);
+    FOR link IN EXECUTE format(
+        'SELECT l.code::text AS code, l.url::text AS url, %s AS created_at, %s AS title, %s AS tags, '
+        '%s AS domain FROM %s AS l',
+        CASE WHEN 'created_at' = ANY (present) THEN 'l.created_at::timestamptz' ELSE 'NULL::timestamptz' END,
+        CASE WHEN 'title' = ANY (present) THEN 'l.title::text' ELSE 'NULL::text' END,
+        CASE WHEN 'tags' = ANY (present) THEN 'l.tags::text[]::text' ELSE 'NULL::text' END,
+        CASE WHEN 'domain' = ANY (present) THEN 'l.domain::text' ELSE 'NULL::text' END,
+        links) LOOP
+        codes := codes || link.code;
+        urls := urls || link.url;
+        created := created || link.created_at;
+        titles := titles || link.title;
+        tag_lists := tag_lists || link.tags;
+        domains := domains || link.domain;
+        IF cardinality(codes) >= batch_size THEN
+            RETURN QUERY SELECT * FROM snowlink_internal._shortlinks_import(codes, urls, created, titles,
+                                                                           tag_lists, domains);
+            codes := '{}';
+            urls := '{}';
+            created := '{}';
+            titles := '{}';
+            tag_lists := '{}';
+            domains := '{}';
+        END IF;
+    END LOOP;
+    RETURN QUERY SELECT * FROM snowlink_internal._shortlinks_import(codes, urls, created, titles, tag_lists,
+                                                                   domains);
+END
+$$;
+COMMENT ON FUNCTION shortlinks_import(regclass, integer) IS
+    'makes short links of the rows (code, url[, created_at, title, tags, domain]) of a table; returns the rows refused, with the reason';
 
-CREATE OR REPLACE FUNCTION snowlink_internal._shortlink_live(code text) RETURNS @extschema@.shortlinks
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+-- The live link of a code in a domain (NULL: the default domain).
+DROP FUNCTION snowlink_internal._shortlink_live(text);
+CREATE FUNCTION snowlink_internal._shortlink_live(code text, domain text) RETURNS @extschema@.shortlinks
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -417,6 +538,7 @@ BEGIN
     SELECT * INTO link
     FROM @extschema@.shortlinks AS s
     WHERE s.code = _shortlink_live.code
+      AND s.domain IS NOT DISTINCT FROM _shortlink_live.domain
       AND snowlink_internal._shortlink_is_live(s.disabled, s.valid_from, s.expires_at, s.max_visits,
                                                s.visits, now());
     IF NOT FOUND THEN
@@ -425,6 +547,8 @@ BEGIN
     RETURN link;
 END
 $$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_live(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_live(text, text) IS 'internal: live link of a code in a domain, read with a query';
 
 CREATE OR REPLACE FUNCTION snowlink_internal._shortlink_count_visit(code text, link_id bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -471,25 +595,214 @@ $$;
 COMMENT ON FUNCTION shortlinks_purge_expired() IS
     'deletes the caller''s expired and used-up short links with their visit rows, and returns how many';
 
--- The functions that manage links run as their caller now, under the policies of owners.sql.
-CREATE OR REPLACE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT
+-- Following a link of a domain.
+-- The same for a link of a domain (NULL: the default domain): not STRICT, so that a NULL domain
+-- is the default one.
+CREATE FUNCTION shortlink_target(code text, domain text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 1
+AS 'MODULE_PATHNAME', 'shortlink_target_in_domain_wrapper';
+CREATE FUNCTION snowlink_internal.shortlink_target(code text, domain text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 1
+AS 'MODULE_PATHNAME', 'shortlink_target_in_domain_wrapper';
+COMMENT ON FUNCTION shortlink_target(text, text) IS
+    'URL, redirect status and Cache-Control of a live short link of a domain (NULL: the default), for an HTTP front; counts the visit';
+COMMENT ON FUNCTION snowlink_internal.shortlink_target(text, text) IS 'internal: shortlink_target(), for the extension''s SQL';
+
+-- For PostgREST: the link's status, Location and Cache-Control from shortlink_target(), or 404;
+-- for a link of a domain, or of the default domain.
+CREATE FUNCTION shortlink_redirect(code text, domain text) RETURNS text
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    target record;
 BEGIN
-    UPDATE @extschema@.shortlinks AS s SET disabled = shortlink_disable.disabled
-    WHERE s.code = shortlink_disable.code;
-    RETURN FOUND;
+    SELECT * INTO target FROM snowlink_internal.shortlink_target(shortlink_redirect.code, shortlink_redirect.domain);
+    IF NOT FOUND THEN
+        PERFORM set_config('response.status', '404', true);
+        PERFORM set_config('response.headers',
+                           json_build_array(json_build_object('Cache-Control', 'no-store'))::text, true);
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('response.status', target.status::text, true);
+    PERFORM set_config('response.headers',
+                       json_build_array(json_build_object('Location', target.url),
+                                        json_build_object('Cache-Control', target.cache_control))::text,
+                       true);
+    RETURN target.url;
+END
+$$;
+COMMENT ON FUNCTION shortlink_redirect(text, text) IS
+    'for PostgREST: resolves a code of a domain (NULL: the default) and sets response.status and response.headers';
+
+-- The default domain's. Bound when it is created: nothing made later can take the place of the
+-- function it calls.
+CREATE OR REPLACE FUNCTION shortlink_redirect(code text) RETURNS text
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT @extschema@.shortlink_redirect(code, NULL::text);
+END;
+COMMENT ON FUNCTION shortlink_redirect(text) IS
+    'for PostgREST: resolves a code and sets response.status and response.headers (Location, Cache-Control)';
+
+-- Makes the extension's tables Citus tables; called once, on the coordinator of a Citus cluster.
+-- shortlinks is distributed by code, so that the functions that take a code reach one shard. A
+-- Citus key must be part of every unique constraint, so the primary key on id gives way to a
+-- unique index on (id, code), which also serves as the replica identity (the unique code of a
+-- domain cannot: the domain may be NULL). The
+-- visits are distributed by link ID, which is what every node's visit writer writes by, so that a
+-- flush sends each row to its shard without looking its code up; the URL locks by bucket; the key
+-- and the reserved codes, which every shorten() reads, are reference tables, a copy on every node.
+-- Tables that Citus already manages are left as they are, so a second call does nothing. It
+-- refuses a cluster whose nodes' snowflake ranges overlap.
+CREATE OR REPLACE FUNCTION shortlinks_distribute(shard_count int DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+-- Not Citus's notices that it copies each table, and how to free the local copy: it does that.
+SET client_min_messages = warning
+AS $$
+DECLARE
+    links regclass := '@extschema@.shortlinks';
+    links_key text;
+    unreadable text;
+    shared_nodes text;
+    stranded text;
+    referencing text;
+    citus_table regclass;
+    key_column text;
+BEGIN
+    IF shard_count < 1 THEN
+        RAISE EXCEPTION 'shard_count must be positive, not %', shard_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'shortlinks_distribute() needs the citus extension in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run CREATE EXTENSION citus and add the workers first.';
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'shortlinks_distribute() must be called on the coordinator, not on a worker'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    -- Nodes whose snowflake ranges overlap can make the same IDs and the same codes.
+    WITH ranges AS MATERIALIZED (
+        SELECT r.nodeid, r.success, r.result, CASE WHEN r.success THEN r.result::int4range END AS node_range
+        FROM pg_catalog.run_command_on_all_nodes('SELECT snowlink_internal.snowflake_node_range()') AS r
+    )
+    SELECT (SELECT string_agg(format('node %s: %s', f.nodeid, f.result), ', ') FROM ranges AS f
+            WHERE NOT f.success),
+           (SELECT string_agg(format('nodes %s and %s share %s', a.nodeid, b.nodeid, a.node_range * b.node_range), ', ')
+            FROM ranges AS a JOIN ranges AS b ON a.nodeid < b.nodeid AND a.node_range && b.node_range)
+    INTO unreadable, shared_nodes;
+    IF unreadable IS NOT NULL THEN
+        RAISE EXCEPTION 'could not read the snowflake node range of every node: %', unreadable
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF shared_nodes IS NOT NULL THEN
+        RAISE EXCEPTION 'the snowflake node ranges of the cluster overlap: %', shared_nodes
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Give every node a range of its own with snowlink.node_min and snowlink.node_max.';
+    END IF;
+
+    SELECT coalesce(pg_catalog.column_to_column_name(p.logicalrelid, p.partkey), '') INTO links_key
+    FROM pg_dist_partition AS p
+    WHERE p.logicalrelid = links;
+    IF links_key IS DISTINCT FROM 'code' AND links_key IS NOT NULL THEN
+        RAISE EXCEPTION 'shortlinks is already a Citus table, but not one distributed by code'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Only a local shortlinks can be distributed, and Citus cannot make a table of an extension local again.';
+    END IF;
+    IF links_key IS NULL THEN
+        SELECT string_agg(format('%s (%I)', c.conrelid::regclass, c.conname), ', ') INTO referencing
+        FROM pg_constraint AS c
+        WHERE c.contype = 'f' AND c.confrelid = links;
+        IF referencing IS NOT NULL THEN
+            RAISE EXCEPTION 'shortlinks cannot be distributed while foreign keys reference it: %', referencing
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Drop them first. A table distributed by code with colocate_with => ''shortlinks'' can then reference shortlinks (code).';
+        END IF;
+        -- Links made on a worker before now are in that worker's own table, which the shards
+        -- would hide for good.
+        SELECT string_agg(format('%s:%s has %s', w.nodename, w.nodeport, w.result), ', ') INTO stranded
+        FROM pg_catalog.run_command_on_workers('SELECT count(*) FROM @extschema@.shortlinks') AS w
+        WHERE NOT w.success OR w.result <> '0';
+        IF stranded IS NOT NULL THEN
+            RAISE EXCEPTION 'workers hold links of their own, which distribution would hide: %', stranded
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Bring them to the coordinator (shortlinks_import() keeps their codes) and delete them on the workers first.';
+        END IF;
+        ALTER TABLE @extschema@.shortlinks DROP CONSTRAINT shortlinks_pkey;
+        CREATE UNIQUE INDEX shortlinks_id ON @extschema@.shortlinks (id, code);
+        ALTER TABLE @extschema@.shortlinks REPLICA IDENTITY USING INDEX shortlinks_id;
+        PERFORM pg_catalog.create_distributed_table(links, 'code',
+                                                    shard_count => shortlinks_distribute.shard_count);
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(links);
+    END IF;
+
+    -- Each with its distribution column, or NULL for a reference table.
+    FOR citus_table, key_column IN
+        VALUES ('@extschema@.shortlink_visits'::regclass, 'link_id'),
+               ('@extschema@.shortlink_url_locks'::regclass, 'bucket'),
+               ('@extschema@.shortlink_key'::regclass, NULL),
+               ('@extschema@.shortlink_reserved_codes'::regclass, NULL)
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM pg_dist_partition AS p WHERE p.logicalrelid = citus_table);
+        IF key_column IS NULL THEN
+            PERFORM pg_catalog.create_reference_table(citus_table);
+        ELSE
+            PERFORM pg_catalog.create_distributed_table(citus_table, key_column, colocate_with => 'none',
+                                                        shard_count => shortlinks_distribute.shard_count);
+        END IF;
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(citus_table);
+    END LOOP;
 END
 $$;
 
-CREATE OR REPLACE FUNCTION shortlink_stats(
+-- The functions that manage links run as their caller now, under the policies of owners.sql, and
+-- take the link's domain: a new signature, so the old one goes first (an application's SQL-standard
+-- function or view that calls one must be dropped before the update, and made again).
+DROP FUNCTION @extschema@.shortlink_enable(text);
+DROP FUNCTION @extschema@.shortlink_disable(text, boolean);
+CREATE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true, domain text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF shortlink_disable.code IS NULL OR shortlink_disable.disabled IS NULL THEN
+        RETURN NULL;
+    END IF;
+    UPDATE @extschema@.shortlinks AS s SET disabled = shortlink_disable.disabled
+    WHERE s.code = shortlink_disable.code
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_disable.domain);
+    RETURN FOUND;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlink_disable(text, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_disable(text, boolean, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_disable(text, boolean, text) IS
+    'stops a short link from resolving (disabled => false: lets it resolve again); false when the code is unknown';
+CREATE FUNCTION shortlink_enable(code text, domain text DEFAULT NULL) RETURNS boolean
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT @extschema@.shortlink_disable(code, false, domain);
+END;
+REVOKE ALL ON FUNCTION shortlink_enable(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_enable(text, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_enable(text, text) IS
+    'lets a disabled short link resolve again; false when the code is unknown';
+
+DROP FUNCTION @extschema@.shortlink_stats(text);
+CREATE FUNCTION shortlink_stats(
     code text,
+    domain text DEFAULT NULL,
     OUT visits bigint,
     OUT first_visit_at timestamptz,
     OUT last_visit_at timestamptz
 )
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -498,7 +811,8 @@ BEGIN
     -- Two queries by key rather than a join: on Citus each goes to one shard.
     SELECT s.id, s.visits, s.first_visit_at, s.last_visit_at INTO link
     FROM @extschema@.shortlinks AS s
-    WHERE s.code = shortlink_stats.code;
+    WHERE s.code = shortlink_stats.code
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_stats.domain);
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -510,8 +824,14 @@ BEGIN
     WHERE v.link_id = link.id;
 END
 $$;
+REVOKE ALL ON FUNCTION shortlink_stats(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_stats(text, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_stats(text, text) IS
+    'visits of a short link, with the first and last visit time';
 
-CREATE OR REPLACE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to_day date DEFAULT NULL)
+DROP FUNCTION @extschema@.shortlink_daily_visits(text, date, date);
+CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to_day date DEFAULT NULL,
+                                       domain text DEFAULT NULL)
 RETURNS TABLE (day date, visits bigint)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -525,7 +845,8 @@ DECLARE
 BEGIN
     SELECT s.id, (s.created_at AT TIME ZONE 'UTC')::date INTO visited_link, created_on
     FROM @extschema@.shortlinks AS s
-    WHERE s.code = shortlink_daily_visits.code;
+    WHERE s.code = shortlink_daily_visits.code
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_daily_visits.domain);
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -552,6 +873,10 @@ BEGIN
     ORDER BY d.offset_days;
 END
 $$;
+REVOKE ALL ON FUNCTION shortlink_daily_visits(text, date, date, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_daily_visits(text, date, date, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_daily_visits(text, date, date, text) IS
+    'visits of a short link per day (UTC), 0 for days without, from the day it was made to today by default';
 
 -- Changes a link: each argument given (not NULL) replaces its column, and the columns that `clear`
 -- names ('title', 'valid_from', 'expires_at', 'max_visits') become NULL; the ID, the code, the
@@ -568,6 +893,7 @@ CREATE FUNCTION shortlink_update(
     max_visits bigint DEFAULT NULL,
     redirect_status int DEFAULT NULL,
     valid_from timestamptz DEFAULT NULL,
+    domain text DEFAULT NULL,
     clear text[] DEFAULT '{}'
 ) RETURNS shortlinks
 LANGUAGE plpgsql VOLATILE
@@ -575,6 +901,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     cleared text[] := coalesce(shortlink_update.clear, '{}');
+    link_domain text := snowlink_internal._shortlink_domain(shortlink_update.domain);
     refused text;
     link @extschema@.shortlinks;
 BEGIN
@@ -609,7 +936,10 @@ BEGIN
 
     -- The link as it is, locked: a concurrent update waits, then applies its own arguments to this
     -- one's result.
-    SELECT * INTO link FROM @extschema@.shortlinks AS s WHERE s.code = shortlink_update.code FOR UPDATE;
+    SELECT * INTO link
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = shortlink_update.code AND s.domain IS NOT DISTINCT FROM link_domain
+    FOR UPDATE;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -640,9 +970,9 @@ BEGIN
     RETURN link;
 END
 $$;
-REVOKE ALL ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text[]) TO snowlink_user;
-COMMENT ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, integer, timestamptz, text[]) IS
+REVOKE ALL ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text, text[]) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, integer, timestamptz, text, text[]) IS
     'changes the given columns of a short link (clear: those to set to NULL); NULL when the code is unknown or not the caller''s';
 
 -- shorten() normalizes the URL through _shortlink_checked_url().
@@ -671,6 +1001,49 @@ GRANT EXECUTE ON FUNCTION shortlinks_tagged(text) TO snowlink_user;
 COMMENT ON FUNCTION shortlinks_tagged(text) IS
     'short links with a tag (compared as stored: trimmed, lower case), newest first';
 
+-- The caller's links (for a role in snowlink_admin, every link), newest first, a page at a time:
+-- those whose code, URL or title holds `search` (as plain text, in any case), that have `tag`, and
+-- that are in `domain` (NULL: in any domain). The next page starts after the last ID of this one
+-- (after_id): each page costs the same however deep, and a link made meanwhile does not shift the
+-- pages. An owner's links are read from the index shortlinks_owner, newest first, until the page
+-- is full.
+CREATE FUNCTION shortlinks_list(search text DEFAULT NULL, tag text DEFAULT NULL, domain text DEFAULT NULL,
+                                after_id bigint DEFAULT NULL, page_size int DEFAULT 50)
+RETURNS SETOF shortlinks
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    max_page_size constant int := 1000;
+    -- LIKE's wildcards and escape character, in the search, stand for themselves.
+    pattern text := '%' || replace(replace(replace(shortlinks_list.search, '\', '\\'), '%', '\%'), '_', '\_')
+                    || '%';
+    wanted_tags text[] := CASE WHEN shortlinks_list.tag IS NOT NULL
+                               THEN snowlink_internal._shortlink_tags(ARRAY[shortlinks_list.tag]) END;
+    link_domain text := snowlink_internal._shortlink_domain(shortlinks_list.domain);
+    -- Always a bound, so that every page starts from the index, not from the newest link.
+    below_id bigint := coalesce(shortlinks_list.after_id, 9223372036854775807);
+BEGIN
+    IF page_size IS NULL OR page_size < 1 OR page_size > max_page_size THEN
+        RAISE EXCEPTION 'page_size must be from 1 to %, not %', max_page_size, coalesce(page_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    SELECT *
+    FROM @extschema@.shortlinks AS s
+    WHERE s.id < below_id
+      AND (pattern IS NULL OR s.code ILIKE pattern OR s.url ILIKE pattern OR s.title ILIKE pattern)
+      AND (wanted_tags IS NULL OR s.tags @> wanted_tags)
+      AND (link_domain IS NULL OR s.domain = link_domain)
+    ORDER BY s.id DESC
+    LIMIT page_size;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlinks_list(text, text, text, bigint, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlinks_list(text, text, text, bigint, int) TO snowlink_user;
+COMMENT ON FUNCTION shortlinks_list(text, text, text, bigint, integer) IS
+    'the caller''s short links, newest first, a page at a time after after_id; search matches code, URL and title';
+
 -- The links made so far belong to the extension's owner, whom only snowlink_admin and superusers
 -- see until they hand them to others (UPDATE shortlinks SET owner_role = ..., owner = ...).
 DO $$
@@ -689,10 +1062,17 @@ ALTER TABLE @extschema@.shortlinks
     ALTER COLUMN owner SET DEFAULT snowlink_internal._shortlink_owner();
 CREATE INDEX shortlinks_owner ON @extschema@.shortlinks (owner_role, owner, id);
 
+-- The same code may exist once per domain (NULL: the default domain, one domain, not a NULL each).
+-- resolve() reads this index itself (src/shortlinks/link_lookup.rs).
+ALTER TABLE @extschema@.shortlinks
+    ADD COLUMN domain text COLLATE "C",
+    DROP CONSTRAINT shortlinks_code_key,
+    ADD CONSTRAINT shortlinks_code_key UNIQUE NULLS NOT DISTINCT (code, domain);
+
 -- What a role in snowlink_user may do with the tables themselves; the policies pick the rows.
--- Neither the owner, the code of an existing link nor its counted visits can be changed. (INSERT
--- is granted on every column: Citus sends the shards every column, the defaults filled in; the
--- policies hold a new row's owner and visits to what they must be.)
+-- Neither the owner, the code or domain of an existing link nor its counted visits can be
+-- changed. (INSERT is granted on every column: Citus sends the shards every column, the defaults
+-- filled in; the policies hold a new row's owner and visits to what they must be.)
 GRANT SELECT ON shortlink_reserved_codes TO snowlink_user;
 GRANT SELECT, INSERT, DELETE ON shortlinks TO snowlink_user;
 GRANT UPDATE (url, valid_from, expires_at, max_visits, redirect_status, disabled, title, tags)
@@ -717,10 +1097,10 @@ CREATE POLICY well_formed_new_links ON shortlinks AS RESTRICTIVE FOR INSERT
     WITH CHECK (snowlink_internal._snowflake_issued_here(id)
                 AND snowlink_internal._shortlink_reserved_refusal(code) IS NULL
                 AND visits OPERATOR(pg_catalog.=) 0 AND first_visit_at IS NULL AND last_visit_at IS NULL
-                AND snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
+                AND snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags, domain));
 CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
     USING (true)
-    WITH CHECK (snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
+    WITH CHECK (snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags, domain));
 
 -- Visit rows are written by the visit writer and the extension's functions only.
 GRANT SELECT ON shortlink_visits TO snowlink_user;

@@ -85,6 +85,16 @@ pub fn internal_function(
     function_oid(internal_schema().unwrap_or(schema), name, argument_types)
 }
 
+/// As internal_function(), or None when the extension's SQL, of an earlier version, has no such
+/// function.
+pub fn find_internal_function(
+    schema: pg_sys::Oid,
+    name: &CStr,
+    argument_types: &[pg_sys::Oid],
+) -> Option<pg_sys::Oid> {
+    find_function(internal_schema().unwrap_or(schema), name, argument_types)
+}
+
 /// Calls `function` with `arguments` (none NULL) through the function manager.
 ///
 /// # Safety
@@ -138,6 +148,20 @@ pub fn function_oid(
     name: &CStr,
     argument_types: &[pg_sys::Oid],
 ) -> pg_sys::Oid {
+    find_function(schema, name, argument_types).unwrap_or_else(|| {
+        error!(
+            "snowlink: the extension's function {}() is missing",
+            name.to_string_lossy()
+        )
+    })
+}
+
+/// The OID of the function `name(argument_types)` in `schema`, if there is one.
+fn find_function(
+    schema: pg_sys::Oid,
+    name: &CStr,
+    argument_types: &[pg_sys::Oid],
+) -> Option<pg_sys::Oid> {
     // SAFETY: a syscache lookup with keys of the types the cache expects.
     let oid = unsafe {
         let arguments =
@@ -151,11 +175,5 @@ pub fn function_oid(
             pg_sys::Datum::from(0),
         )
     };
-    if oid == pg_sys::InvalidOid {
-        error!(
-            "snowlink: the extension's function {}() is missing",
-            name.to_string_lossy()
-        );
-    }
-    oid
+    (oid != pg_sys::InvalidOid).then_some(oid)
 }

@@ -1,4 +1,4 @@
--- shortlink_delete(code) -> boolean: the link and its visit rows go, and its code resolves to
+-- shortlink_delete(code, domain) -> boolean: the link and its visit rows go, and its code resolves to
 -- nothing at once; false for an unknown code. A custom code can be made again; a generated code
 -- is never handed out again.
 -- Each test file starts from no links; PL/pgSQL line numbers stay out of the output.
@@ -47,7 +47,7 @@ RESET snowlink.code_style;
 SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proisstrict AS strict,
        p.proparallel AS parallel, p.prosecdef AS security_definer
 FROM pg_proc AS p
-WHERE p.oid = 'shortlink_delete(text)'::regprocedure;
+WHERE p.oid = 'shortlink_delete(text, text)'::regprocedure;
 CREATE ROLE delete_app;
 CREATE ROLE delete_stranger;
 GRANT snowlink_user TO delete_app;

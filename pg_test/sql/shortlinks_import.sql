@@ -1,6 +1,7 @@
 -- shortlinks_import(links regclass, batch_size) -> (code, url, error): existing links with their
--- own codes, exported from another shortener for example, become short links. The rows refused
--- come back with the reason; the others are imported, with the checks and normal form of shorten().
+-- own codes (and created_at, title, tags and domain when the table has them), exported from
+-- another shortener for example, become short links. The rows refused come back with the reason;
+-- the others are imported, with the checks and normal form of shorten().
 -- Each test file starts from no links; PL/pgSQL line numbers stay out of the output.
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
@@ -39,6 +40,23 @@ INSERT INTO more_links VALUES ('more-1', 'https://example.com/duplicate');
 SELECT * FROM shortlinks_import('more_links', batch_size => 10);
 SELECT count(*) AS imported, bool_and(created_at >= :'before_import') AS made_at_the_import
 FROM shortlinks WHERE code LIKE 'more-%';
+
+-- Titles, tags and domains come along when the table has those columns (tags as an array), in
+-- shorten()'s normal form; a row with one refused comes back with the reason. A code is unique
+-- within its domain.
+CREATE TEMP TABLE labelled (code text, url text, title text, tags text[], domain text);
+INSERT INTO labelled VALUES
+    ('spring', 'https://example.com/spring', '  Spring sale ', ARRAY['Sale', ' sale', 'Spring'], NULL),
+    ('spring', 'https://example.com/s-spring', NULL, NULL, 'S.Example.com'),
+    ('spring', 'https://example.com/s-spring-again', NULL, NULL, 's.example.com'),
+    ('books', 'https://example.com/books', 'Books', '{}', 'bücher.example:8080'),
+    ('long-title', 'https://example.com/long', repeat('t', 501), NULL, NULL),
+    ('empty-tag', 'https://example.com/tag', NULL, ARRAY[''], NULL),
+    ('bad-domain', 'https://example.com/domain', NULL, NULL, 'https://s.example.com');
+SELECT * FROM shortlinks_import('labelled') ORDER BY code, url;
+SELECT code, domain, url, title, tags FROM shortlinks
+WHERE code IN ('spring', 'books') ORDER BY code, domain NULLS FIRST;
+SELECT resolve('spring', 's.example.com') AS s_domain, resolve('books', 'xn--bcher-kva.example:8080') AS books;
 
 -- A generated code never takes an imported one: here the next generated code was imported
 -- first, and shorten() goes on to the counter's next value.

@@ -41,7 +41,7 @@ SELECT * FROM snowlink_internal._shortlink_take_daily_visits();
 \echo :LAST_ERROR_SQLSTATE
 SELECT snowlink_internal._shortlinks_flush_visits();
 \echo :LAST_ERROR_SQLSTATE
-SELECT snowlink_internal._shortlink_live('from-app');
+SELECT snowlink_internal._shortlink_live('from-app', NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT snowlink_internal._shortlink_count_visit('from-app', 1);
 \echo :LAST_ERROR_SQLSTATE
@@ -76,7 +76,7 @@ SET ROLE shortener_app;
 CREATE FUNCTION public.snowflake_next(node int DEFAULT 0) RETURNS bigint LANGUAGE sql AS $$ SELECT 0::bigint $$;
 CREATE FUNCTION public.base62_encode(value bigint, pad text DEFAULT '') RETURNS text LANGUAGE sql AS $$ SELECT 'planted' $$;
 CREATE FUNCTION public.shortlink_normalize_url(url text, strict boolean DEFAULT true) RETURNS text LANGUAGE sql AS $$ SELECT url $$;
-CREATE FUNCTION public.shortlink_disable(code text, disabled boolean DEFAULT true, why text DEFAULT NULL) RETURNS boolean LANGUAGE sql AS $$ SELECT false $$;
+CREATE FUNCTION public.shortlink_disable(code text, disabled boolean DEFAULT true, domain text DEFAULT NULL, why text DEFAULT NULL) RETURNS boolean LANGUAGE sql AS $$ SELECT false $$;
 CREATE FUNCTION public.shortlink_target(code text, extra int DEFAULT 0) RETURNS TABLE (url text, status int, cache_control text) LANGUAGE sql AS $$ SELECT 'https://evil.example/', 302, 'no-store' $$;
 CREATE FUNCTION public.snowflake_node_range(extra int DEFAULT 0) RETURNS int4range LANGUAGE sql AS $$ SELECT '[0,1]'::int4range $$;
 CREATE TABLE app_links AS SELECT 'imported-despite' AS code, 'https://example.com/imported' AS url;
@@ -92,7 +92,7 @@ SELECT count(*) AS made_by_every_call FROM shortlinks
 WHERE code IN ('despite', 'imported-despite') OR url LIKE '%-despite';
 DROP TABLE app_links;
 DROP FUNCTION public.snowflake_next(int), public.base62_encode(bigint, text),
-    public.shortlink_normalize_url(text, boolean), public.shortlink_disable(text, boolean, text),
+    public.shortlink_normalize_url(text, boolean), public.shortlink_disable(text, boolean, text, text),
     public.shortlink_target(text, int), public.snowflake_node_range(int);
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM shortener_app;

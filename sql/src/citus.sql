@@ -3,8 +3,9 @@
 
 -- Makes the extension's tables Citus tables; called once, on the coordinator of a Citus cluster.
 -- shortlinks is distributed by code, so that the functions that take a code reach one shard. A
--- Citus key must be part of every unique constraint, so the primary key on id gives way to an
--- index (IDs are unique by construction) and the unique code becomes the replica identity. The
+-- Citus key must be part of every unique constraint, so the primary key on id gives way to a
+-- unique index on (id, code), which also serves as the replica identity (the unique code of a
+-- domain cannot: the domain may be NULL). The
 -- visits are distributed by link ID, which is what every node's visit writer writes by, so that a
 -- flush sends each row to its shard without looking its code up; the URL locks by bucket; the key
 -- and the reserved codes, which every shorten() reads, are reference tables, a copy on every node.
@@ -87,8 +88,8 @@ BEGIN
                       HINT = 'Bring them to the coordinator (shortlinks_import() keeps their codes) and delete them on the workers first.';
         END IF;
         ALTER TABLE @extschema@.shortlinks DROP CONSTRAINT shortlinks_pkey;
-        CREATE INDEX shortlinks_id ON @extschema@.shortlinks (id);
-        ALTER TABLE @extschema@.shortlinks REPLICA IDENTITY USING INDEX shortlinks_code_key;
+        CREATE UNIQUE INDEX shortlinks_id ON @extschema@.shortlinks (id, code);
+        ALTER TABLE @extschema@.shortlinks REPLICA IDENTITY USING INDEX shortlinks_id;
         PERFORM pg_catalog.create_distributed_table(links, 'code',
                                                     shard_count => shortlinks_distribute.shard_count);
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(links);

@@ -1,21 +1,30 @@
 -- Managing links: disabling, enabling, deleting and purging them. Each runs as its caller, and
 -- so reaches only the links the caller may change (owners.sql).
 
+-- Every function here that takes a code takes the link's domain too: NULL, the default, is the
+-- default domain. They are not STRICT for that reason, and give NULL for a NULL code, as a STRICT
+-- function would.
+
 -- Stops a link from resolving (or, with disabled => false, lets it resolve again). False when the
 -- code is unknown, or not the caller's.
-CREATE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT
+CREATE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true, domain text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF shortlink_disable.code IS NULL OR shortlink_disable.disabled IS NULL THEN
+        RETURN NULL;
+    END IF;
     UPDATE @extschema@.shortlinks AS s SET disabled = shortlink_disable.disabled
-    WHERE s.code = shortlink_disable.code;
+    WHERE s.code = shortlink_disable.code
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_disable.domain);
     RETURN FOUND;
 END
 $$;
-REVOKE ALL ON FUNCTION shortlink_disable(text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlink_disable(text, boolean) TO snowlink_user;
-COMMENT ON FUNCTION shortlink_disable(text, boolean) IS
+REVOKE ALL ON FUNCTION shortlink_disable(text, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_disable(text, boolean, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_disable(text, boolean, text) IS
     'stops a short link from resolving (disabled => false: lets it resolve again); false when the code is unknown';
 
 -- Changes a link: each argument given (not NULL) replaces its column, and the columns that `clear`
@@ -33,6 +42,7 @@ CREATE FUNCTION shortlink_update(
     max_visits bigint DEFAULT NULL,
     redirect_status int DEFAULT NULL,
     valid_from timestamptz DEFAULT NULL,
+    domain text DEFAULT NULL,
     clear text[] DEFAULT '{}'
 ) RETURNS shortlinks
 LANGUAGE plpgsql VOLATILE
@@ -40,6 +50,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     cleared text[] := coalesce(shortlink_update.clear, '{}');
+    link_domain text := snowlink_internal._shortlink_domain(shortlink_update.domain);
     refused text;
     link @extschema@.shortlinks;
 BEGIN
@@ -74,7 +85,10 @@ BEGIN
 
     -- The link as it is, locked: a concurrent update waits, then applies its own arguments to this
     -- one's result.
-    SELECT * INTO link FROM @extschema@.shortlinks AS s WHERE s.code = shortlink_update.code FOR UPDATE;
+    SELECT * INTO link
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = shortlink_update.code AND s.domain IS NOT DISTINCT FROM link_domain
+    FOR UPDATE;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -105,21 +119,21 @@ BEGIN
     RETURN link;
 END
 $$;
-REVOKE ALL ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text[]) TO snowlink_user;
-COMMENT ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, integer, timestamptz, text[]) IS
+REVOKE ALL ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, int, timestamptz, text, text[]) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_update(text, text, text, text[], timestamptz, bigint, integer, timestamptz, text, text[]) IS
     'changes the given columns of a short link (clear: those to set to NULL); NULL when the code is unknown or not the caller''s';
 
 -- Bound when it is created, as the SQL standard's function bodies are: nothing made later can take
 -- the place of shortlink_disable().
-CREATE FUNCTION shortlink_enable(code text) RETURNS boolean
-LANGUAGE sql VOLATILE STRICT
+CREATE FUNCTION shortlink_enable(code text, domain text DEFAULT NULL) RETURNS boolean
+LANGUAGE sql VOLATILE
 BEGIN ATOMIC
-    SELECT @extschema@.shortlink_disable(code, false);
+    SELECT @extschema@.shortlink_disable(code, false, domain);
 END;
-REVOKE ALL ON FUNCTION shortlink_enable(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlink_enable(text) TO snowlink_user;
-COMMENT ON FUNCTION shortlink_enable(text) IS
+REVOKE ALL ON FUNCTION shortlink_enable(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_enable(text, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_enable(text, text) IS
     'lets a disabled short link resolve again; false when the code is unknown';
 
 -- Whether a link can never resolve again (src/shortlinks/link_state.rs).
@@ -179,15 +193,19 @@ COMMENT ON FUNCTION shortlinks_purge_expired() IS
 -- Deletes a link and its visit rows; false when the code is unknown, or not the caller's. The
 -- code resolves to nothing from the commit on. A custom code can then be made again; a generated
 -- code never comes back (the counter and the IDs only go forward).
-CREATE FUNCTION shortlink_delete(code text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT
+CREATE FUNCTION shortlink_delete(code text, domain text DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     deleted_id bigint;
 BEGIN
+    IF shortlink_delete.code IS NULL THEN
+        RETURN NULL;
+    END IF;
     DELETE FROM @extschema@.shortlinks AS s
     WHERE s.code = shortlink_delete.code
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_delete.domain)
     RETURNING s.id INTO deleted_id;
     IF NOT FOUND THEN
         RETURN false;
@@ -196,7 +214,7 @@ BEGIN
     RETURN true;
 END
 $$;
-REVOKE ALL ON FUNCTION shortlink_delete(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlink_delete(text) TO snowlink_user;
-COMMENT ON FUNCTION shortlink_delete(text) IS
+REVOKE ALL ON FUNCTION shortlink_delete(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_delete(text, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_delete(text, text) IS
     'deletes a short link and its visits; false when the code is unknown or not the caller''s';

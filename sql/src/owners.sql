@@ -13,26 +13,27 @@
 -- backend but the caller's can ever issue, and code, URL, title and tags in the form shorten()
 -- stores them.
 
--- Whether a link's code, URL, redirect status, title and tags are as shorten() would store them
--- (src/shortlinks/): what the policies below ask of every row a role writes.
+-- Whether a link's code, URL, redirect status, title, tags and domain are as shorten() would store
+-- them (src/shortlinks/): what the policies below ask of every row a role writes.
 CREATE FUNCTION snowlink_internal._shortlink_is_well_formed(code text, url text, redirect_status int,
-                                                            title text, tags text[])
+                                                            title text, tags text[], domain text)
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT snowlink_internal._shortlink_checked_url(url, code, redirect_status) OPERATOR(pg_catalog.=) url
        AND (title IS NULL OR snowlink_internal._shortlink_title(title) OPERATOR(pg_catalog.=) title)
-       AND snowlink_internal._shortlink_tags(tags) OPERATOR(pg_catalog.=) tags;
+       AND snowlink_internal._shortlink_tags(tags) OPERATOR(pg_catalog.=) tags
+       AND (domain IS NULL OR snowlink_internal._shortlink_domain(domain) OPERATOR(pg_catalog.=) domain);
 END;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[]) IS
-    'internal: whether a link''s code, URL, redirect status, title and tags are as shorten() stores them';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) IS
+    'internal: whether a link''s code, URL, redirect status, title, tags and domain are as shorten() stores them';
 
 -- What a role in snowlink_user may do with the tables themselves; the policies pick the rows.
--- Neither the owner, the code of an existing link nor its counted visits can be changed. (INSERT
--- is granted on every column: Citus sends the shards every column, the defaults filled in; the
--- policies hold a new row's owner and visits to what they must be.)
+-- Neither the owner, the code or domain of an existing link nor its counted visits can be
+-- changed. (INSERT is granted on every column: Citus sends the shards every column, the defaults
+-- filled in; the policies hold a new row's owner and visits to what they must be.)
 GRANT SELECT ON shortlink_reserved_codes TO snowlink_user;
 GRANT SELECT, INSERT, DELETE ON shortlinks TO snowlink_user;
 GRANT UPDATE (url, valid_from, expires_at, max_visits, redirect_status, disabled, title, tags)
@@ -57,10 +58,10 @@ CREATE POLICY well_formed_new_links ON shortlinks AS RESTRICTIVE FOR INSERT
     WITH CHECK (snowlink_internal._snowflake_issued_here(id)
                 AND snowlink_internal._shortlink_reserved_refusal(code) IS NULL
                 AND visits OPERATOR(pg_catalog.=) 0 AND first_visit_at IS NULL AND last_visit_at IS NULL
-                AND snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
+                AND snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags, domain));
 CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
     USING (true)
-    WITH CHECK (snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags));
+    WITH CHECK (snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags, domain));
 
 -- Whether the caller sees the link of an ID: the visit rows of shortlink_visits are seen with
 -- their link. A function rather than a subquery in the policy, which Citus refuses.

@@ -3,6 +3,8 @@
 
 COMMENT ON FUNCTION resolve(text) IS
     'target URL of a live short link, with the visit counted; NULL for unknown, disabled, expired or used-up codes';
+COMMENT ON FUNCTION resolve(text, text) IS
+    'target URL of a live short link of a domain (NULL: the default domain), with the visit counted';
 
 -- Whether a link resolves (src/shortlinks/link_state.rs, which resolve() uses when it reads the
 -- code index itself), for the SQL that reads links with a query.
@@ -10,12 +12,12 @@ REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_live(boolean, timestamptz
 COMMENT ON FUNCTION snowlink_internal._shortlink_is_live(boolean, timestamptz, timestamptz, bigint, bigint, timestamptz) IS
     'internal: whether a link with these columns resolves at the given time';
 
--- The live link of a code, or NULL: for resolve() and shortlink_target() (src/shortlinks/
--- resolve.rs) where they cannot read the code index themselves, as for a table that Citus manages.
--- VOLATILE, so that it sees
--- a link made earlier in the same statement, as resolve(code) FROM shorten(url) needs.
-CREATE FUNCTION snowlink_internal._shortlink_live(code text) RETURNS @extschema@.shortlinks
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+-- The live link of a code in a domain (in normal form; NULL: the default domain), or NULL: for
+-- resolve() and shortlink_target() (src/shortlinks/resolve.rs) where they cannot read the code
+-- index themselves, as for a table that Citus manages. VOLATILE, so that it sees a link made
+-- earlier in the same statement, as resolve(code) FROM shorten(url) needs.
+CREATE FUNCTION snowlink_internal._shortlink_live(code text, domain text) RETURNS @extschema@.shortlinks
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -24,6 +26,7 @@ BEGIN
     SELECT * INTO link
     FROM @extschema@.shortlinks AS s
     WHERE s.code = _shortlink_live.code
+      AND s.domain IS NOT DISTINCT FROM _shortlink_live.domain
       AND snowlink_internal._shortlink_is_live(s.disabled, s.valid_from, s.expires_at, s.max_visits,
                                                s.visits, now());
     IF NOT FOUND THEN
@@ -32,8 +35,8 @@ BEGIN
     RETURN link;
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_live(text) FROM PUBLIC;
-COMMENT ON FUNCTION snowlink_internal._shortlink_live(text) IS 'internal: live link of a code, read with a query';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_live(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_live(text, text) IS 'internal: live link of a code in a domain, read with a query';
 
 -- What an HTTP front answers for a code, with the visit counted; at most one row. In Rust
 -- (src/shortlinks/resolve.rs), written against the function manager, hence declared here.
@@ -48,16 +51,30 @@ AS 'MODULE_PATHNAME', 'shortlink_target_wrapper';
 COMMENT ON FUNCTION shortlink_target(text) IS
     'URL, redirect status and Cache-Control of a live short link, for an HTTP front; counts the visit';
 COMMENT ON FUNCTION snowlink_internal.shortlink_target(text) IS 'internal: shortlink_target(), for the extension''s SQL';
+-- The same for a link of a domain (NULL: the default domain): not STRICT, so that a NULL domain
+-- is the default one.
+CREATE FUNCTION shortlink_target(code text, domain text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 1
+AS 'MODULE_PATHNAME', 'shortlink_target_in_domain_wrapper';
+CREATE FUNCTION snowlink_internal.shortlink_target(code text, domain text)
+RETURNS TABLE (url text, status int, cache_control text)
+LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 1
+AS 'MODULE_PATHNAME', 'shortlink_target_in_domain_wrapper';
+COMMENT ON FUNCTION shortlink_target(text, text) IS
+    'URL, redirect status and Cache-Control of a live short link of a domain (NULL: the default), for an HTTP front; counts the visit';
+COMMENT ON FUNCTION snowlink_internal.shortlink_target(text, text) IS 'internal: shortlink_target(), for the extension''s SQL';
 
--- For PostgREST: the link's status, Location and Cache-Control from shortlink_target(), or 404.
-CREATE FUNCTION shortlink_redirect(code text) RETURNS text
+-- For PostgREST: the link's status, Location and Cache-Control from shortlink_target(), or 404;
+-- for a link of a domain, or of the default domain.
+CREATE FUNCTION shortlink_redirect(code text, domain text) RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     target record;
 BEGIN
-    SELECT * INTO target FROM snowlink_internal.shortlink_target(shortlink_redirect.code);
+    SELECT * INTO target FROM snowlink_internal.shortlink_target(shortlink_redirect.code, shortlink_redirect.domain);
     IF NOT FOUND THEN
         PERFORM set_config('response.status', '404', true);
         PERFORM set_config('response.headers',
@@ -72,5 +89,15 @@ BEGIN
     RETURN target.url;
 END
 $$;
+COMMENT ON FUNCTION shortlink_redirect(text, text) IS
+    'for PostgREST: resolves a code of a domain (NULL: the default) and sets response.status and response.headers';
+
+-- The default domain's. Bound when it is created: nothing made later can take the place of the
+-- function it calls.
+CREATE FUNCTION shortlink_redirect(code text) RETURNS text
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT @extschema@.shortlink_redirect(code, NULL::text);
+END;
 COMMENT ON FUNCTION shortlink_redirect(text) IS
     'for PostgREST: resolves a code and sets response.status and response.headers (Location, Cache-Control)';

@@ -23,6 +23,12 @@ GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_keyed_codes() TO snowlink
 COMMENT ON FUNCTION snowlink_internal._shortlink_keyed_codes() IS
     'internal: whether shorten() generates keyed codes (snowlink.code_style)';
 
+-- A link's domain in its normal form (src/shortlinks/domains.rs).
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_domain(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_domain(text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_domain(text) IS
+    'internal: a link''s domain as stored: lower-case ASCII (IDNA), with its port if any';
+
 -- A link's title and tags in their normal form (src/shortlinks/labels.rs).
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_title(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_title(text) TO snowlink_user;
@@ -141,7 +147,8 @@ CREATE FUNCTION shorten(
     force_new boolean DEFAULT false,
     valid_from timestamptz DEFAULT NULL,
     title text DEFAULT NULL,
-    tags text[] DEFAULT NULL
+    tags text[] DEFAULT NULL,
+    domain text DEFAULT NULL
 ) RETURNS shortlinks
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -152,6 +159,7 @@ DECLARE
                                                             shorten.redirect_status);
     link_title text := snowlink_internal._shortlink_title(shorten.title);
     link_tags text[] := coalesce(snowlink_internal._shortlink_tags(shorten.tags), '{}');
+    link_domain text := snowlink_internal._shortlink_domain(shorten.domain);
     refusal text;
     link @extschema@.shortlinks;
     new_id bigint;
@@ -192,6 +200,7 @@ BEGIN
             SELECT * INTO link
             FROM @extschema@.shortlinks AS s
             WHERE s.url = target
+              AND s.domain IS NOT DISTINCT FROM link_domain
               AND (shorten.code IS NULL OR s.code = shorten.code)
               AND s.redirect_status = shorten.redirect_status
               AND s.expires_at IS NOT DISTINCT FROM shorten.expires_at
@@ -208,11 +217,13 @@ BEGIN
             -- On Citus, the link that the lock's previous holder made can be on another node, whose
             -- part of that commit may not show yet when the lock is free. Inserting its code waits
             -- for that commit and finds the code taken; then look again. When the link is gone
-            -- (purged), the insert is undone.
+            -- (purged), or of another domain, the insert is undone.
             EXIT WHEN bucket_last_code IS NULL
-                   OR EXISTS (SELECT FROM @extschema@.shortlinks AS s WHERE s.code = bucket_last_code);
+                   OR EXISTS (SELECT FROM @extschema@.shortlinks AS s
+                              WHERE s.code = bucket_last_code AND s.domain IS NOT DISTINCT FROM link_domain);
             BEGIN
-                INSERT INTO @extschema@.shortlinks (code, url) VALUES (bucket_last_code, target)
+                INSERT INTO @extschema@.shortlinks (code, url, domain)
+                VALUES (bucket_last_code, target, link_domain)
                 ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING;
                 IF FOUND THEN
                     RAISE EXCEPTION USING ERRCODE = 'no_data_found';
@@ -224,8 +235,8 @@ BEGIN
         END LOOP;
     END IF;
 
-    -- Generated codes never repeat one another; the loop goes round again only when a custom code
-    -- already took the one generated, or it is reserved.
+    -- Generated codes never repeat one another, in any domain; the loop goes round again only when
+    -- a custom code of the domain already took the one generated, or it is reserved.
     LOOP
         new_id := snowlink_internal.snowflake_next();
         new_code := CASE
@@ -237,14 +248,15 @@ BEGIN
         CONTINUE WHEN shorten.code IS NULL
                   AND snowlink_internal._shortlink_reserved_refusal(new_code) IS NOT NULL;
         INSERT INTO @extschema@.shortlinks
-            (id, code, url, valid_from, expires_at, max_visits, redirect_status, title, tags)
+            (id, code, url, valid_from, expires_at, max_visits, redirect_status, title, tags, domain)
         VALUES (new_id, new_code, target, shorten.valid_from, shorten.expires_at,
-                shorten.max_visits, shorten.redirect_status, link_title, link_tags)
+                shorten.max_visits, shorten.redirect_status, link_title, link_tags, link_domain)
         ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
         RETURNING * INTO link;
         EXIT WHEN FOUND;
         IF shorten.code IS NOT NULL THEN
-            RAISE EXCEPTION 'custom code "%" is already taken', shorten.code
+            RAISE EXCEPTION 'custom code "%" is already taken%', shorten.code,
+                            coalesce(' on ' || link_domain, '')
                 USING ERRCODE = 'unique_violation';
         END IF;
     END LOOP;
@@ -254,7 +266,7 @@ BEGIN
     RETURN link;
 END
 $$;
-REVOKE ALL ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[]) TO snowlink_user;
-COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, timestamptz, text, text[]) IS
-    'short link for a URL: a new one, or the live link with the same URL and options';
+REVOKE ALL ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[], text) TO snowlink_user;
+COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, timestamptz, text, text[], text) IS
+    'short link for a URL (in a domain; NULL: the default): a new one, or the live link with the same URL and options';

@@ -31,7 +31,7 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_owner() IS
 -- functions with their schema, so that nothing in the extension's schema can be chosen instead.
 CREATE TABLE shortlinks (
     id bigint PRIMARY KEY DEFAULT @extschema@.snowflake_next(),
-    code text COLLATE "C" NOT NULL UNIQUE,
+    code text COLLATE "C" NOT NULL,
     url text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     valid_from timestamptz,
@@ -52,6 +52,12 @@ CREATE TABLE shortlinks (
     -- Who made the link: the role, and the owner within it (see _shortlink_owner() above).
     owner_role text COLLATE "C" NOT NULL DEFAULT CURRENT_USER,
     owner text COLLATE "C" NOT NULL DEFAULT snowlink_internal._shortlink_owner(),
+    -- The host (and port) that serves the link, in the normal form of src/shortlinks/domains.rs;
+    -- NULL: the default domain.
+    domain text COLLATE "C",
+    -- A code is unique within its domain; the default domain is one domain, not a NULL each.
+    -- resolve() reads this index itself (src/shortlinks/link_lookup.rs).
+    CONSTRAINT shortlinks_code_key UNIQUE NULLS NOT DISTINCT (code, domain),
     CHECK (valid_from OPERATOR(pg_catalog.<) expires_at)
 ) WITH (fillfactor = 90);
 

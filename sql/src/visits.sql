@@ -88,15 +88,16 @@ $$;
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_count_visit(text, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION snowlink_internal._shortlink_count_visit(text, bigint) IS 'internal: counts a visit of a link with max_visits, for the visit writer';
 
--- The visits of a link, with the first and last visit time; no row for an unknown code, or one
--- the caller may not see (owners.sql).
+-- The visits of a link (of a domain; NULL: the default domain), with the first and last visit
+-- time; NULLs for an unknown code, or one the caller may not see (owners.sql).
 CREATE FUNCTION shortlink_stats(
     code text,
+    domain text DEFAULT NULL,
     OUT visits bigint,
     OUT first_visit_at timestamptz,
     OUT last_visit_at timestamptz
 )
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -105,7 +106,8 @@ BEGIN
     -- Two queries by key rather than a join: on Citus each goes to one shard.
     SELECT s.id, s.visits, s.first_visit_at, s.last_visit_at INTO link
     FROM @extschema@.shortlinks AS s
-    WHERE s.code = shortlink_stats.code;
+    WHERE s.code = shortlink_stats.code
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_stats.domain);
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -117,17 +119,18 @@ BEGIN
     WHERE v.link_id = link.id;
 END
 $$;
-REVOKE ALL ON FUNCTION shortlink_stats(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlink_stats(text) TO snowlink_user;
-COMMENT ON FUNCTION shortlink_stats(text) IS
+REVOKE ALL ON FUNCTION shortlink_stats(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_stats(text, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_stats(text, text) IS
     'visits of a short link, with the first and last visit time';
 
--- The visits of a link per day (UTC), from from_day (by default the day it was made) to to_day
--- (by default today), with 0 for a day without visits; no row for an unknown code, or one the
--- caller may not see. Links with
--- max_visits count their visits in their row only, and have no days here. A range has at most
--- 36,600 days (100 years), so that a mistyped year is an error rather than millions of rows.
-CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to_day date DEFAULT NULL)
+-- The visits of a link (of a domain; NULL: the default domain) per day (UTC), from from_day (by
+-- default the day it was made) to to_day (by default today), with 0 for a day without visits; no
+-- row for an unknown code, or one the caller may not see. Links with max_visits count their
+-- visits in their row only, and have no days here. A range has at most 36,600 days (100 years),
+-- so that a mistyped year is an error rather than millions of rows.
+CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to_day date DEFAULT NULL,
+                                       domain text DEFAULT NULL)
 RETURNS TABLE (day date, visits bigint)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -141,7 +144,8 @@ DECLARE
 BEGIN
     SELECT s.id, (s.created_at AT TIME ZONE 'UTC')::date INTO visited_link, created_on
     FROM @extschema@.shortlinks AS s
-    WHERE s.code = shortlink_daily_visits.code;
+    WHERE s.code = shortlink_daily_visits.code
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_daily_visits.domain);
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -168,7 +172,7 @@ BEGIN
     ORDER BY d.offset_days;
 END
 $$;
-REVOKE ALL ON FUNCTION shortlink_daily_visits(text, date, date) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION shortlink_daily_visits(text, date, date) TO snowlink_user;
-COMMENT ON FUNCTION shortlink_daily_visits(text, date, date) IS
+REVOKE ALL ON FUNCTION shortlink_daily_visits(text, date, date, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlink_daily_visits(text, date, date, text) TO snowlink_user;
+COMMENT ON FUNCTION shortlink_daily_visits(text, date, date, text) IS
     'visits of a short link per day (UTC), 0 for days without, from the day it was made to today by default';

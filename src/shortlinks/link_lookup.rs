@@ -1,5 +1,6 @@
-//! Reads one link by its code straight from the unique index on shortlinks.code, as the executor
-//! would for `WHERE code = $1`, but without planning or running a query. resolve() spends most of
+//! Reads one link by its code and domain straight from the unique index on shortlinks (code,
+//! domain), as the executor would for `WHERE code = $1 AND domain = $2` (or `domain IS NULL`, the
+//! default domain), but without planning or running a query. resolve() spends most of
 //! its time here, and a query through SPI cost it a fifth of a plain SELECT's throughput.
 //!
 //! The table and index are found by name in the extension's schema and checked against what
@@ -16,10 +17,13 @@ use pgrx::{PgRelation, PgTupleDesc};
 
 use super::link_state::LinkState;
 
-/// The columns resolve() reads, as the table defines them.
-const COLUMNS: [(&str, pg_sys::Oid); 9] = [
+/// The columns resolve() reads, as the table defines them. A table of 0.2.0, which a server
+/// serves until ALTER EXTENSION UPDATE, has no domain: every link is in the default domain, and
+/// the code index is on the code alone.
+const COLUMNS: [(&str, pg_sys::Oid); 10] = [
     ("id", pg_sys::INT8OID),
     ("code", pg_sys::TEXTOID),
+    ("domain", pg_sys::TEXTOID),
     ("url", pg_sys::TEXTOID),
     ("disabled", pg_sys::BOOLOID),
     ("valid_from", pg_sys::TIMESTAMPTZOID),
@@ -30,13 +34,14 @@ const COLUMNS: [(&str, pg_sys::Oid); 9] = [
 ];
 const ID: usize = 0;
 const CODE: usize = 1;
-const URL: usize = 2;
-const DISABLED: usize = 3;
-const VALID_FROM: usize = 4;
-const EXPIRES_AT: usize = 5;
-const MAX_VISITS: usize = 6;
-const VISITS: usize = 7;
-const REDIRECT_STATUS: usize = 8;
+const DOMAIN: usize = 2;
+const URL: usize = 3;
+const DISABLED: usize = 4;
+const VALID_FROM: usize = 5;
+const EXPIRES_AT: usize = 6;
+const MAX_VISITS: usize = 7;
+const VISITS: usize = 8;
+const REDIRECT_STATUS: usize = 9;
 
 pub enum Lookup {
     Live(LiveLink),
@@ -72,9 +77,9 @@ thread_local! {
     static WATCHING_RELCACHE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Looks `code` up in `schema`.shortlinks as of the current snapshot; `now` is the statement's
-/// now().
-pub fn find(schema: pg_sys::Oid, code: &str, now: i64) -> Lookup {
+/// Looks `code` of `domain` (None: the default domain, in normal form otherwise) up in
+/// `schema`.shortlinks as of the current snapshot; `now` is the statement's now().
+pub fn find(schema: pg_sys::Oid, code: &str, domain: Option<&str>, now: i64) -> Lookup {
     let (table, index) = match CHECKED_TABLE
         .get()
         .filter(|checked| checked.schema == schema)
@@ -106,7 +111,15 @@ pub fn find(schema: pg_sys::Oid, code: &str, now: i64) -> Lookup {
     // SAFETY: both relations are open, locked and checked.
     unsafe {
         with_statement_snapshot(|snapshot| {
-            scan(&table, &index, snapshot, &checked.attnums, code, now)
+            scan(
+                &table,
+                &index,
+                snapshot,
+                &checked.attnums,
+                code,
+                domain,
+                now,
+            )
         })
     }
 }
@@ -127,7 +140,8 @@ fn open_locked(oid: pg_sys::Oid) -> Option<PgRelation> {
 fn check(schema: pg_sys::Oid, table: &PgRelation, index: &PgRelation) -> Option<CheckedTable> {
     let attnums = column_numbers(&PgTupleDesc::from_relation(table))?;
     // SAFETY: both relations are open.
-    if !unsafe { is_code_index(table, index, attnums[CODE]) } {
+    // SAFETY: both relations are open.
+    if !unsafe { is_code_index(table, index, attnums[CODE], attnums[DOMAIN]) } {
         return None;
     }
     if !WATCHING_RELCACHE.replace(true) {
@@ -193,13 +207,20 @@ unsafe extern "C-unwind" fn forget_checked_table(_arg: pg_sys::Datum, relid: pg_
     }
 }
 
-/// The attribute numbers of COLUMNS, or None if one is missing or of another type.
+/// The attribute numbers of COLUMNS (0 for the domain of a table of 0.2.0), or None if one is
+/// missing or of another type.
 fn column_numbers(tuple_desc: &PgTupleDesc) -> Option<[i16; COLUMNS.len()]> {
     let mut attnums = [0; COLUMNS.len()];
-    for (slot, (name, type_oid)) in attnums.iter_mut().zip(COLUMNS) {
+    for (which, (slot, (name, type_oid))) in attnums.iter_mut().zip(COLUMNS).enumerate() {
         let column = tuple_desc
             .iter()
-            .find(|column| !column.is_dropped() && column.name() == name)?;
+            .find(|column| !column.is_dropped() && column.name() == name);
+        let Some(column) = column else {
+            if which == DOMAIN {
+                continue;
+            }
+            return None;
+        };
         if column.atttypid != type_oid {
             return None;
         }
@@ -208,25 +229,40 @@ fn column_numbers(tuple_desc: &PgTupleDesc) -> Option<[i16; COLUMNS.len()]> {
     Some(attnums)
 }
 
-/// Whether `table` is a plain table and `index` a valid b-tree on its code column alone, in the "C"
-/// collation, as the UNIQUE constraint made it; the scan relies on each of these.
+/// Whether `table` is a plain table and `index` a valid unique b-tree on its code and domain
+/// columns (the code alone in 0.2.0: `domain_attnum` 0), in the "C" collation, with NULLS NOT
+/// DISTINCT, as the UNIQUE constraint made it; the scan relies on each of these.
 ///
 /// # Safety
 /// Both relations are open.
-unsafe fn is_code_index(table: &PgRelation, index: &PgRelation, code_attnum: i16) -> bool {
+unsafe fn is_code_index(
+    table: &PgRelation,
+    index: &PgRelation,
+    code_attnum: i16,
+    domain_attnum: i16,
+) -> bool {
     let relkind = |relation: &PgRelation| relation.rd_rel.as_ref().map(|class| class.relkind);
     if relkind(table) != Some(pg_sys::RELKIND_RELATION as c_char)
         || relkind(index) != Some(pg_sys::RELKIND_INDEX as c_char)
     {
         return false;
     }
+    let keys: &[i16] = if domain_attnum == 0 {
+        &[code_attnum]
+    } else {
+        &[code_attnum, domain_attnum]
+    };
     let index_form = &*index.rd_index;
     (*index.rd_rel).relam == pg_sys::BTREE_AM_OID
         && index_form.indrelid == table.oid()
         && index_form.indisvalid
-        && index_form.indnkeyatts == 1
-        && index_form.indkey.values.as_slice(1) == [code_attnum]
-        && *index.rd_indcollation == pg_sys::C_COLLATION_OID
+        && index_form.indisunique
+        && (index_form.indnullsnotdistinct || domain_attnum == 0)
+        && index_form.indnkeyatts as usize == keys.len()
+        && index_form.indkey.values.as_slice(keys.len()) == keys
+        && std::slice::from_raw_parts(index.rd_indcollation, keys.len())
+            .iter()
+            .all(|&collation| collation == pg_sys::C_COLLATION_OID)
 }
 
 /// Runs `read` with the snapshot a query of resolve() would see. As SPI does for a read-write
@@ -258,29 +294,62 @@ unsafe fn scan(
     snapshot: pg_sys::Snapshot,
     attnums: &[i16; COLUMNS.len()],
     code: &str,
+    domain: Option<&str>,
     now: i64,
 ) -> Lookup {
-    let mut key = pg_sys::ScanKeyData::default();
-    // ScanKeyInit gives the key the "C" collation, the index's.
+    let has_domains = attnums[DOMAIN] != 0;
+    if domain.is_some() && !has_domains {
+        return Lookup::NotLive;
+    }
+    let key_count = if has_domains { 2 } else { 1 };
+    let mut keys = [pg_sys::ScanKeyData::default(); 2];
+    // ScanKeyInit gives the keys the "C" collation, the index's.
     pg_sys::ScanKeyInit(
-        &mut key,
+        &mut keys[0],
         1,
         pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
         pg_sys::Oid::from(pg_sys::F_TEXTEQ),
         code.into_datum().expect("a &str is never NULL"),
     );
+    match domain {
+        Some(domain) => pg_sys::ScanKeyInit(
+            &mut keys[1],
+            2,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_TEXTEQ),
+            domain.into_datum().expect("a &str is never NULL"),
+        ),
+        // The default domain: `domain IS NULL`, keyed as the executor keys it.
+        None => pg_sys::ScanKeyEntryInitialize(
+            &mut keys[1],
+            (pg_sys::SK_ISNULL | pg_sys::SK_SEARCHNULL) as i32,
+            2,
+            0, // InvalidStrategy
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::Datum::from(0),
+        ),
+    }
     #[cfg(not(feature = "pg18"))]
-    let index_scan = pg_sys::index_beginscan(table.as_ptr(), index.as_ptr(), snapshot, 1, 0);
+    let index_scan =
+        pg_sys::index_beginscan(table.as_ptr(), index.as_ptr(), snapshot, key_count, 0);
     #[cfg(feature = "pg18")]
     let index_scan = pg_sys::index_beginscan(
         table.as_ptr(),
         index.as_ptr(),
         snapshot,
         std::ptr::null_mut(),
-        1,
+        key_count,
         0,
     );
-    pg_sys::index_rescan(index_scan, &mut key, 1, std::ptr::null_mut(), 0);
+    pg_sys::index_rescan(
+        index_scan,
+        keys.as_mut_ptr(),
+        key_count,
+        std::ptr::null_mut(),
+        0,
+    );
     let slot = pg_sys::table_slot_create(table.as_ptr(), std::ptr::null_mut());
     // The index is unique, so the snapshot sees at most one row.
     let lookup = if pg_sys::index_getnext_slot(

@@ -1,5 +1,5 @@
 //! The live link of a code read with a query, where resolve() cannot read the code index itself
-//! (link_lookup.rs), as for a table that Citus manages: `_shortlink_live(code)` of
+//! (link_lookup.rs), as for a table that Citus manages: `_shortlink_live(code, domain)` of
 //! sql/src/resolve.sql, called through the function manager (src/extension.rs).
 
 use std::ffi::CStr;
@@ -9,21 +9,40 @@ use pgrx::prelude::*;
 use super::link_lookup::LiveLink;
 use crate::extension;
 
-/// The live link of `code` in the extension of `schema`, as of the caller's snapshot.
-pub fn query_live_link(schema: pg_sys::Oid, code: &str) -> Option<LiveLink> {
-    let function = extension::internal_function(schema, c"_shortlink_live", &[pg_sys::TEXTOID]);
-    // SAFETY: the function takes text and returns a shortlinks row, or NULL when the code does not
-    // resolve.
-    unsafe { call_for_link(function, code) }
+/// The live link of `code` in `domain` (None: the default domain) in the extension of `schema`,
+/// as of the caller's snapshot.
+pub fn query_live_link(schema: pg_sys::Oid, code: &str, domain: Option<&str>) -> Option<LiveLink> {
+    let text = pg_sys::TEXTOID;
+    let Some(function) =
+        extension::find_internal_function(schema, c"_shortlink_live", &[text, text])
+    else {
+        // 0.2.0's SQL, until ALTER EXTENSION UPDATE: links of the default domain only.
+        if domain.is_some() {
+            return None;
+        }
+        let function = extension::internal_function(schema, c"_shortlink_live", &[text]);
+        // SAFETY: 0.2.0's function takes text and returns a shortlinks row, or NULL.
+        return unsafe { call_for_link(function, code, &[]) };
+    };
+    // SAFETY: the function takes two texts and returns a shortlinks row, or NULL when the code
+    // does not resolve.
+    unsafe { call_for_link(function, code, &[domain]) }
 }
 
-/// Calls `function(code)`, which returns a shortlinks row or NULL.
+/// Calls `function(code, more...)`, which returns a shortlinks row or NULL.
 ///
 /// # Safety
-/// The function takes text and returns a shortlinks row (or NULL).
-pub(super) unsafe fn call_for_link(function: pg_sys::Oid, code: &str) -> Option<LiveLink> {
-    let argument = code.into_datum().expect("a &str is never NULL");
-    extension::call(function, &[argument]).and_then(|row| read_link(row))
+/// The function takes text arguments, as many as given, and returns a shortlinks row (or NULL).
+pub(super) unsafe fn call_for_link(
+    function: pg_sys::Oid,
+    code: &str,
+    more: &[Option<&str>],
+) -> Option<LiveLink> {
+    let arguments: Vec<Option<pg_sys::Datum>> = std::iter::once(Some(code))
+        .chain(more.iter().copied())
+        .map(|argument| argument.and_then(IntoDatum::into_datum))
+        .collect();
+    extension::call_nullable(function, &arguments).and_then(|row| read_link(row))
 }
 
 /// The columns of a shortlinks row that resolve() needs.

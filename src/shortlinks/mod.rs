@@ -4,6 +4,7 @@
 
 pub mod code_rule;
 pub mod codes;
+mod domains;
 mod labels;
 mod link_lookup;
 mod link_query;
@@ -101,6 +102,24 @@ fn _shortlink_import_refusal(code: Option<&str>, url: Option<&str>) -> Option<St
     check_import(code, url).err()
 }
 
+/// For shortlinks_import(): why the title, tags or domain of a row to import are refused, or NULL
+/// when shorten() would take them (NULL ones included).
+#[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_labels_refusal(
+    title: Option<&str>,
+    tags: Option<Vec<Option<String>>>,
+    domain: Option<&str>,
+) -> Option<String> {
+    let tags: Vec<Option<&str>> = tags.iter().flatten().map(Option::as_deref).collect();
+    let refusal = title
+        .map(labels::normalize_title)
+        .transpose()
+        .err()
+        .or_else(|| labels::normalize_tags(&tags).err())
+        .or_else(|| domain.map(domains::normalize_domain).transpose().err());
+    refusal.map(|error| error.message)
+}
+
 fn check_import(code: Option<&str>, url: Option<&str>) -> Result<String, String> {
     let code = code.ok_or("code is NULL")?;
     if let Some(refusal) = code_rule::custom_code_refusal(code) {
@@ -147,6 +166,12 @@ fn _shortlink_tags(tags: Vec<Option<String>>) -> Vec<String> {
 #[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
 fn _shortlink_title(title: &str) -> Option<String> {
     labels::normalize_title(title).or_raise("_shortlink_title")
+}
+
+/// A link's domain in its normal form (domains.rs): lower-case ASCII, with the port if any.
+#[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_domain(domain: &str) -> String {
+    domains::normalize_domain(domain).or_raise("_shortlink_domain")
 }
 
 /// For shorten(): whether codes it generates are keyed (snowlink.code_style).
@@ -241,6 +266,7 @@ extension_sql_file!(
         _shortlink_keyed_codes,
         _shortlink_title,
         _shortlink_tags,
+        _shortlink_domain,
         _shortlink_keyed_code,
         _shortlink_server_counter,
         base62::base62_encode
@@ -254,24 +280,35 @@ extension_sql_file!(
         "shorten",
         _shortlink_checked_url,
         _shortlink_title,
-        _shortlink_tags
+        _shortlink_tags,
+        _shortlink_domain
     ]
 );
 extension_sql_file!(
     "../../sql/src/resolve.sql",
-    requires = ["tables", resolve::resolve, _shortlink_is_live]
+    requires = [
+        "tables",
+        resolve::resolve,
+        resolve::resolve_in_domain,
+        _shortlink_is_live
+    ]
 );
 extension_sql_file!(
     "../../sql/src/import.sql",
-    requires = ["owners", _shortlink_import_url, _shortlink_import_refusal]
+    requires = [
+        "owners",
+        _shortlink_import_url,
+        _shortlink_import_refusal,
+        _shortlink_labels_refusal
+    ]
 );
 extension_sql_file!(
     "../../sql/src/manage.sql",
     requires = ["owners", _shortlink_is_spent]
 );
 extension_sql_file!(
-    "../../sql/src/tags.sql",
-    requires = ["tables", _shortlink_tags]
+    "../../sql/src/find.sql",
+    requires = ["owners", _shortlink_tags, _shortlink_domain]
 );
 extension_sql_file!(
     "../../sql/src/citus.sql",

@@ -23,7 +23,7 @@ pub fn is_release_0_1_0() -> bool {
 pub fn query_and_count_live_link(schema: pg_sys::Oid, code: &str) -> Option<LiveLink> {
     let function = extension::function_oid(schema, c"_shortlink_visit", &[pg_sys::TEXTOID]);
     // SAFETY: 0.1.0's _shortlink_visit() takes text and returns a shortlinks row, or NULL.
-    unsafe { link_query::call_for_link(function, code) }
+    unsafe { link_query::call_for_link(function, code, &[]) }
 }
 
 /// Counts a visit of `link_id`, for the writer or this backend to write, as resolve() of later

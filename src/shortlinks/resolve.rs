@@ -11,7 +11,7 @@ use pgrx::prelude::*;
 
 use super::link_lookup::{self, LiveLink, Lookup};
 use super::release_0_1_0::{self, is_release_0_1_0};
-use super::{link_query, redirect_status};
+use super::{domains, link_query, redirect_status};
 use crate::error::{OrRaise, SqlError};
 use crate::{extension, visits};
 
@@ -20,12 +20,31 @@ use crate::{extension, visits};
 const MAX_CACHE_SECONDS: i64 = 86_400;
 const MICROSECONDS_PER_SECOND: i64 = 1_000_000;
 
-/// The target URL of a live link, with the visit counted; NULL when the code does not resolve.
+/// The target URL of a live link of the default domain, with the visit counted; NULL when the code
+/// does not resolve.
 #[pg_extern(volatile, parallel_unsafe)]
 fn resolve(code: &str, fcinfo: pg_sys::FunctionCallInfo) -> Option<String> {
-    visit_live_link(code, fcinfo)
+    visit_live_link(code, None, fcinfo)
         .or_raise("resolve")
         .map(|(link, _)| link.url)
+}
+
+/// resolve(code, domain): the same for a link of `domain` (NULL: the default domain), which is
+/// compared in its normal form, so that any way of writing the host finds the link.
+#[pg_extern(volatile, parallel_unsafe, name = "resolve")]
+fn resolve_in_domain(
+    code: Option<&str>,
+    domain: Option<&str>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<String> {
+    let domain = normal_domain(domain).or_raise("resolve");
+    visit_live_link(code?, domain.as_deref(), fcinfo)
+        .or_raise("resolve")
+        .map(|(link, _)| link.url)
+}
+
+fn normal_domain(domain: Option<&str>) -> Result<Option<String>, SqlError> {
+    domain.map(domains::normalize_domain).transpose()
 }
 
 /// The function info record of shortlink_target_wrapper (PG_FUNCTION_INFO_V1).
@@ -37,8 +56,8 @@ pub extern "C" fn pg_finfo_shortlink_target_wrapper() -> &'static pg_sys::Pg_fin
 }
 
 /// `shortlink_target(code text) RETURNS TABLE (url text, status int, cache_control text)`,
-/// declared in sql/src/resolve.sql: what an HTTP front answers for a code, with the visit counted;
-/// no row when the code does not resolve.
+/// declared in sql/src/resolve.sql: what an HTTP front answers for a code of the default domain,
+/// with the visit counted; no row when the code does not resolve.
 ///
 /// Written against the function manager rather than with #[pg_extern]: with pgrx's value-per-call
 /// iterator it ran at about 0.85 of resolve()'s throughput (pgbench, 2 clients), paying on every
@@ -46,12 +65,52 @@ pub extern "C" fn pg_finfo_shortlink_target_wrapper() -> &'static pg_sys::Pg_fin
 /// hands the row over in a tuple store, with a copy of the descriptor the executor passes in.
 ///
 /// # Safety
-/// Called by PostgreSQL's function manager, with the arguments of the SQL declaration.
+/// Called by PostgreSQL's function manager, with the arguments of the SQL declaration (STRICT).
 #[unsafe(no_mangle)]
 #[doc(hidden)]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn shortlink_target_wrapper(
     fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let code: Option<&str> = pgrx::fcinfo::pg_getarg(fcinfo, 0);
+    shortlink_target(fcinfo, code, None)
+}
+
+/// The function info record of shortlink_target_in_domain_wrapper (PG_FUNCTION_INFO_V1).
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_shortlink_target_in_domain_wrapper() -> &'static pg_sys::Pg_finfo_record
+{
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// `shortlink_target(code text, domain text)`: the same for a code of `domain` (NULL: the default
+/// domain), compared in its normal form; no row for a NULL code.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the arguments of the SQL declaration.
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn shortlink_target_in_domain_wrapper(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let code: Option<&str> = pgrx::fcinfo::pg_getarg(fcinfo, 0);
+    let domain: Option<&str> = pgrx::fcinfo::pg_getarg(fcinfo, 1);
+    let domain = normal_domain(domain).or_raise("shortlink_target");
+    shortlink_target(fcinfo, code, domain.as_deref())
+}
+
+/// The row of shortlink_target() for `code` of `domain` (in normal form; None: the default
+/// domain), in a tuple store.
+///
+/// # Safety
+/// `fcinfo` is the call's, from the function manager.
+unsafe fn shortlink_target(
+    fcinfo: pg_sys::FunctionCallInfo,
+    code: Option<&str>,
+    domain: Option<&str>,
 ) -> pg_sys::Datum {
     let result_info = (*fcinfo).resultinfo.cast::<pg_sys::ReturnSetInfo>();
     let materialize = pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32;
@@ -67,9 +126,8 @@ pub unsafe extern "C-unwind" fn shortlink_target_wrapper(
             "shortlink_target() must be called where a set of rows is accepted, as in FROM"
         );
     }
-    let code: &str = pgrx::fcinfo::pg_getarg(fcinfo, 0).expect("STRICT: the code is not NULL");
-    let target = visit_live_link(code, fcinfo)
-        .or_raise("shortlink_target")
+    let target = code
+        .and_then(|code| visit_live_link(code, domain, fcinfo).or_raise("shortlink_target"))
         .map(|(link, now)| {
             let cache_control = cache_control(&link, now);
             [
@@ -100,9 +158,11 @@ pub unsafe extern "C-unwind" fn shortlink_target_wrapper(
     pg_sys::Datum::from(0)
 }
 
-/// The live link of `code`, with its visit counted, and the now() it was live at.
+/// The live link of `code` in `domain` (in normal form; None: the default domain), with its visit
+/// counted, and the now() it was live at.
 fn visit_live_link(
     code: &str,
+    domain: Option<&str>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Result<Option<(LiveLink, i64)>, SqlError> {
     // The extension's schema is this function's, looked up on every call (a syscache hit), so
@@ -110,19 +170,25 @@ fn visit_live_link(
     let schema = extension::schema_of(fcinfo);
     // SAFETY: reads the transaction's start time, which is now().
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    let link = match link_lookup::find(schema, code, now) {
+    let link = match link_lookup::find(schema, code, domain, now) {
         Lookup::NotLive => return Ok(None),
         Lookup::Live(link) if !(link.limited && is_release_0_1_0()) => link,
         // A table that Citus manages, or that is not as the extension made it, is read with a
         // query; so is a limited link in a database at 0.1.0, whose SQL counts its visit itself.
+        // (0.1.0 has no domains.)
         Lookup::Live(_) | Lookup::Unavailable if is_release_0_1_0() => {
+            if domain.is_some() {
+                return Ok(None);
+            }
             let link = release_0_1_0::query_and_count_live_link(schema, code);
             return Ok(link.map(|link| (link, now)));
         }
-        Lookup::Live(_) | Lookup::Unavailable => match link_query::query_live_link(schema, code) {
-            None => return Ok(None),
-            Some(link) => link,
-        },
+        Lookup::Live(_) | Lookup::Unavailable => {
+            match link_query::query_live_link(schema, code, domain) {
+                None => return Ok(None),
+                Some(link) => link,
+            }
+        }
     };
     let counted = if link.limited {
         visits::count_limited_visit(schema, link.id, code)?
