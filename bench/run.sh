@@ -118,16 +118,16 @@ record base62 "plpgsql_base62_decode(base62_encode(i))" "$(codec_ns "plpgsql_bas
 
 say "5. Short links (pgbench, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
 # As an application does: a role in snowlink_user, under the row-level security of shortlinks,
-# against the hand-written table with the same role. Then shorten() as the extension's owner,
+# against the hand-written tables (one plain, one for many tenants) with the same role. Then shorten() as the extension's owner,
 # whom row-level security does not apply to, in turn with the application role: its cost.
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL'
 DROP ROLE IF EXISTS bench_app;
 CREATE ROLE bench_app LOGIN IN ROLE snowlink_user;
-GRANT SELECT, INSERT ON plain_links TO bench_app;
+GRANT SELECT, INSERT ON plain_links, plain_tenant_links TO bench_app;
 GRANT USAGE ON SEQUENCE plain_code_seq TO bench_app;
 SQL
 PGBENCH_OPTIONS=(-U bench_app)
-record_in_turn shorten 2 shorten plain_shorten
+record_in_turn shorten 2 shorten plain_shorten plain_tenant_shorten
 for clients in "${CLIENTS[@]}"; do
     record_in_turn resolve "$clients" plain_distinct resolve_distinct plain_hot resolve_hot
 done

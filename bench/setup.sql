@@ -59,6 +59,20 @@ CREATE TABLE plain_links (
     url text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- The same, written by hand for many tenants as shortlinks keeps them: each link belongs to the
+-- role that made it, and row-level security lets a role see and write only its own; tags are
+-- GIN-indexed; a role's links are listed through an index on the owner.
+CREATE TABLE plain_tenant_links (
+    code text COLLATE "C" PRIMARY KEY,
+    url text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    owner text COLLATE "C" NOT NULL DEFAULT CURRENT_USER,
+    tags text[] NOT NULL DEFAULT '{}'
+);
+CREATE INDEX plain_tenant_links_owner ON plain_tenant_links (owner, created_at);
+CREATE INDEX plain_tenant_links_tags ON plain_tenant_links USING gin (tags);
+ALTER TABLE plain_tenant_links ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_links ON plain_tenant_links USING (owner = CURRENT_USER);
 -- The same shape, for the links of section 7 (millions of them).
 CREATE TABLE plain_scale (
     code text COLLATE "C" PRIMARY KEY,
