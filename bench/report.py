@@ -278,7 +278,7 @@ lines += [
 listing = values["list"]
 lines += [
     f"`shortlinks_list()` (50 links a page) as the application role that owns the {scale_links:,} links,",
-    "under row-level security, best of three, in ms:",
+    "under row-level security, the best of three calls in one session, in ms:",
     "",
     "| page | ms |",
     "| --- | ---: |",
