@@ -26,14 +26,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY
-    WITH given AS (
+    -- Each step materialized: inlined, each would compute the checks of the step before again.
+    WITH given AS MATERIALIZED (
         SELECT g.code, g.url, g.created_at, g.title, g.tags::text[] AS tags, g.domain, g.n,
                snowlink_internal._shortlink_import_url(g.code, g.url) AS target
         FROM unnest(_shortlinks_import.codes, _shortlinks_import.urls, _shortlinks_import.created,
                     _shortlinks_import.titles, _shortlinks_import.tag_lists, _shortlinks_import.domains)
              WITH ORDINALITY AS g (code, url, created_at, title, tags, domain, n)
     ),
-    checked AS (
+    checked AS MATERIALIZED (
         SELECT r.*,
                CASE
                    WHEN r.target IS NULL THEN snowlink_internal._shortlink_import_refusal(r.code, r.url)
@@ -42,7 +43,7 @@ BEGIN
                END AS problem
         FROM given AS r
     ),
-    normal AS (
+    normal AS MATERIALIZED (
         SELECT c.*,
                CASE WHEN c.problem IS NULL THEN snowlink_internal._shortlink_domain(c.domain) END AS link_domain
         FROM checked AS c
@@ -66,11 +67,12 @@ BEGIN
         ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
         RETURNING shortlinks.code, shortlinks.domain
     )
+    -- A join rather than NOT EXISTS beside an OR, which PostgreSQL runs as a scan of the inserted
+    -- rows for every row of the batch.
     SELECT j.code, j.url, coalesce(j.verdict, 'code is taken')
     FROM judged AS j
-    WHERE j.verdict IS NOT NULL
-       OR NOT EXISTS (SELECT FROM inserted AS i
-                      WHERE i.code = j.code AND i.domain IS NOT DISTINCT FROM j.link_domain)
+    LEFT JOIN inserted AS i ON i.code = j.code AND i.domain IS NOT DISTINCT FROM j.link_domain
+    WHERE j.verdict IS NOT NULL OR i.code IS NULL
     ORDER BY j.n;
 END
 $$;

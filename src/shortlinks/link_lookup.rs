@@ -140,7 +140,6 @@ fn open_locked(oid: pg_sys::Oid) -> Option<PgRelation> {
 fn check(schema: pg_sys::Oid, table: &PgRelation, index: &PgRelation) -> Option<CheckedTable> {
     let attnums = column_numbers(&PgTupleDesc::from_relation(table))?;
     // SAFETY: both relations are open.
-    // SAFETY: both relations are open.
     if !unsafe { is_code_index(table, index, attnums[CODE], attnums[DOMAIN]) } {
         return None;
     }
