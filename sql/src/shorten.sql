@@ -40,7 +40,7 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_tags(text[]) IS
 -- Why a custom code is refused because shortlink_reserved_codes lists it, or NULL: for shorten(),
 -- the import and the policies of owners.sql. PL/pgSQL, whose query is planned once per session: an
 -- SQL function with a query is never inlined, and parsed and planned again at every call from
--- PL/pgSQL or a policy, which cost shorten() a tenth of its rate.
+-- PL/pgSQL or a policy, which cost shorten() a fifth of its rate as an application role.
 CREATE FUNCTION snowlink_internal._shortlink_reserved_refusal(code text) RETURNS text
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
