@@ -98,10 +98,12 @@ pub fn count_visit(schema: pg_sys::Oid, link_id: i64, code: &str) -> Result<bool
         CountAnswer::NotLive => Ok(false),
         CountAnswer::Locked => Err(SqlError::new(
             SqlState::LockNotAvailable,
-            format!("could not count a visit of link \"{code}\": another transaction holds its row"),
+            format!(
+                "could not count a visit of link \"{code}\": another transaction locks its row or the table"
+            ),
         )
         .with_hint(
-            "A transaction that changes the link must end first; if it is this session's own, resolve the link outside it.",
+            "A transaction that changes the link, or an ALTER TABLE or ALTER EXTENSION UPDATE that waits for this one, must end first; if it is this session's own, resolve the link outside it.",
         )),
         CountAnswer::Failed => Err(SqlError::new(
             SqlState::InternalError,
