@@ -10,7 +10,7 @@
 -- Each rule of a link is defined once, in Rust (src/shortlinks/), and the SQL calls it: the shape
 -- of a custom code and the endpoints of snowlink-http (code_rule.rs), the redirect statuses
 -- (redirect_status.rs), whether a link resolves or can never resolve again (link_state.rs), and
--- the code style.
+-- the code of a new link in the style snowlink.code_style sets.
 CREATE FUNCTION snowlink_internal._shortlink_checked_url(url text, code text, redirect_status int)
 RETURNS text
 LANGUAGE c STABLE PARALLEL SAFE
@@ -19,13 +19,6 @@ REVOKE ALL ON FUNCTION snowlink_internal._shortlink_checked_url(text, text, int)
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_checked_url(text, text, int) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_checked_url(text, text, int) IS
     'internal: the URL as shorten() stores it, once the URL, the custom code and the redirect status pass';
-CREATE FUNCTION snowlink_internal._shortlink_keyed_codes() RETURNS boolean
-LANGUAGE c STRICT STABLE PARALLEL SAFE
-AS 'MODULE_PATHNAME', '_shortlink_keyed_codes_wrapper';
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_keyed_codes() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_keyed_codes() TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_keyed_codes() IS
-    'internal: whether shorten() generates keyed codes (snowlink.code_style)';
 CREATE FUNCTION snowlink_internal._shortlink_is_live(disabled boolean, valid_from timestamptz,
     expires_at timestamptz, max_visits bigint, visits bigint, at timestamptz) RETURNS boolean
 LANGUAGE c IMMUTABLE PARALLEL SAFE
@@ -42,26 +35,49 @@ GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_spent(timestamptz, big
 COMMENT ON FUNCTION snowlink_internal._shortlink_is_spent(timestamptz, bigint, bigint, timestamptz) IS
     'internal: whether a link with these columns can never resolve again after the given time';
 
--- Why a custom code is refused because shortlink_reserved_codes lists it, or NULL: for shorten(),
--- the import and the policies of owners.sql. PL/pgSQL, whose query is planned once per session: an
--- SQL function with a query is never inlined, and parsed and planned again at every call from
--- PL/pgSQL or a policy, which cost shorten() a fifth of its rate as an application role.
+-- Why a custom code is refused because shortlink_reserved_codes lists it, or NULL
+-- (src/shortlinks/reserved.rs): for shorten(), the import and the policies of owners.sql.
 CREATE FUNCTION snowlink_internal._shortlink_reserved_refusal(code text) RETURNS text
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF EXISTS (SELECT FROM @extschema@.shortlink_reserved_codes AS r
-               WHERE r.code = lower(_shortlink_reserved_refusal.code)) THEN
-        RETURN format('custom code "%s" is reserved', _shortlink_reserved_refusal.code);
-    END IF;
-    RETURN NULL;
-END
-$$;
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_shortlink_reserved_refusal_wrapper';
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_reserved_refusal(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_reserved_refusal(text) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_reserved_refusal(text) IS
     'internal: why shortlink_reserved_codes refuses a custom code, or NULL';
+
+-- Backends keep the rows of shortlink_key and shortlink_reserved_codes in memory
+-- (src/shortlinks/table_cache.rs); this trigger makes every backend forget them when they change.
+-- ENABLE ALWAYS: also when logical replication or session_replication_role = replica writes them.
+-- (On Citus, which refuses triggers on reference tables, shortlinks_distribute() drops them, and
+-- backends read the tables at every call.)
+CREATE FUNCTION snowlink_internal._shortlink_table_changed() RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_shortlink_table_changed_wrapper';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_table_changed() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_table_changed() IS
+    'internal: tells every backend that a table it keeps in memory changed';
+DO $$
+DECLARE
+    distributed boolean := false;
+BEGIN
+    -- Tables that a cluster distributed under 0.2.0 made reference tables take no trigger.
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+            INTO distributed USING '@extschema@.shortlink_key'::regclass;
+    END IF;
+    IF distributed THEN
+        RETURN;
+    END IF;
+    CREATE TRIGGER shortlink_key_changed
+        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.shortlink_key
+        FOR EACH STATEMENT EXECUTE FUNCTION snowlink_internal._shortlink_table_changed();
+    ALTER TABLE @extschema@.shortlink_key ENABLE ALWAYS TRIGGER shortlink_key_changed;
+    CREATE TRIGGER shortlink_reserved_codes_changed
+        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.shortlink_reserved_codes
+        FOR EACH STATEMENT EXECUTE FUNCTION snowlink_internal._shortlink_table_changed();
+    ALTER TABLE @extschema@.shortlink_reserved_codes ENABLE ALWAYS TRIGGER shortlink_reserved_codes_changed;
+END
+$$;
 
 -- The endpoints of snowlink-http are refused by code_rule.rs now, and no longer listed.
 DELETE FROM @extschema@.shortlink_reserved_codes WHERE builtin AND code IN ('healthz', 'ids', 'links');
@@ -122,22 +138,36 @@ BEGIN
 END
 $$;
 
--- A new generated code: the next value of this server's share of the counter, permuted with the
--- key. shorten() runs as its caller, who can neither read the key nor move the counter; calling
--- this directly only uses up a code.
-CREATE FUNCTION snowlink_internal._shortlink_generated_code() RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+-- A new generated code (src/shortlinks/mod.rs): the ID in base 62, or a keyed permutation of this
+-- server's share of shortlink_code_seq (snowlink.code_style). Calling it directly only uses up a
+-- code. It calls _shortlink_key() as the extension's owner with the caller's search_path, so that
+-- function now names every object, types included, with its schema.
+CREATE FUNCTION snowlink_internal._shortlink_generated_code(id bigint) RETURNS text
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', '_shortlink_generated_code_wrapper';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_generated_code(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_generated_code(bigint) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_generated_code(bigint) IS
+    'internal: the code of a new link with this ID, in the style snowlink.code_style sets';
+CREATE OR REPLACE FUNCTION snowlink_internal._shortlink_key() RETURNS bytea
+LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+    code_key pg_catalog.bytea;
 BEGIN
-    RETURN snowlink_internal._shortlink_keyed_code(
-        snowlink_internal._shortlink_server_counter(nextval('@extschema@.shortlink_code_seq')),
-        snowlink_internal._shortlink_key());
+    SELECT k.key INTO code_key FROM @extschema@.shortlink_key AS k;
+    IF NOT FOUND THEN
+        -- Two first shorten() calls may make a key at once. Under READ COMMITTED the second
+        -- insert waits for the first and the read after it sees the first key; under REPEATABLE
+        -- READ and SERIALIZABLE the second insert fails with 40001.
+        INSERT INTO @extschema@.shortlink_key (key)
+        VALUES (pg_catalog.uuid_send(pg_catalog.gen_random_uuid()))
+        ON CONFLICT DO NOTHING;
+        SELECT k.key INTO code_key FROM @extschema@.shortlink_key AS k;
+    END IF;
+    RETURN code_key;
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_generated_code() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_generated_code() TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_generated_code() IS 'internal: a new generated code';
 
 -- The lock on which shorten() calls for one URL wait for each other (shortlink_url_locks), taken
 -- until the end of the transaction; returns the code of the last link made under it, noted on
@@ -265,6 +295,42 @@ COMMENT ON FUNCTION shortlink_delete(text, text) IS
 -- application's SQL-standard function or view that calls it must be dropped before the update, and
 -- made again).
 DROP FUNCTION @extschema@.shorten(text, text, timestamptz, bigint, int, boolean, timestamptz);
+-- On Citus, the link that the URL lock's previous holder made (its code noted in the lock's row)
+-- can be on another node, whose part of that commit may not show yet when the lock is free.
+-- Inserting its code waits for that commit and finds the code taken: then shorten() looks for the
+-- link again (true). When the code shows already, or the link is gone (purged), or of another
+-- domain, the insert is undone and the note forgotten: there is nothing to wait for (false).
+CREATE FUNCTION snowlink_internal._shortlink_await_code(code text, url text, domain text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM @extschema@.shortlinks AS s
+               WHERE s.code = _shortlink_await_code.code
+                 AND s.domain IS NOT DISTINCT FROM _shortlink_await_code.domain) THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        INSERT INTO @extschema@.shortlinks (code, url, domain)
+        VALUES (_shortlink_await_code.code, _shortlink_await_code.url, _shortlink_await_code.domain)
+        ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING;
+        IF FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'no_data_found';
+        END IF;
+        RETURN true;
+    EXCEPTION WHEN no_data_found THEN
+        PERFORM snowlink_internal._shortlink_note_url_code(_shortlink_await_code.url, NULL);
+    END;
+    RETURN false;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_await_code(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_await_code(text, text, text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_await_code(text, text, text) IS
+    'internal: waits on Citus for the link noted in a URL''s lock to show; whether to look for it again';
+
+-- A short link for a URL (src/shortlinks/shorten.rs): the live link of the caller's owner with
+-- the same URL and options, or a new one.
 CREATE FUNCTION shorten(
     url text,
     code text DEFAULT NULL,
@@ -277,126 +343,15 @@ CREATE FUNCTION shorten(
     tags text[] DEFAULT NULL,
     domain text DEFAULT NULL
 ) RETURNS shortlinks
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    -- The URL, the code and the status, by the rules of src/shortlinks/.
-    target text := snowlink_internal._shortlink_checked_url(shorten.url, shorten.code,
-                                                            shorten.redirect_status);
-    link_title text := snowlink_internal._shortlink_title(shorten.title);
-    link_tags text[] := coalesce(snowlink_internal._shortlink_tags(shorten.tags), '{}');
-    link_domain text := snowlink_internal._shortlink_domain(shorten.domain);
-    refusal text;
-    link @extschema@.shortlinks;
-    new_id bigint;
-    new_code text;
-    locked boolean := false;
-    bucket_last_code text;
-    -- Only on Citus can a lock be free before the link made under it shows (see below); elsewhere
-    -- the lock's row does not note the link, which would cost each new link a second update.
-    notes_last_code boolean := current_setting('citus.version', true) IS NOT NULL;
-BEGIN
-    IF shorten.max_visits <= 0 THEN
-        RAISE EXCEPTION 'max_visits must be positive, not %', shorten.max_visits
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF shorten.expires_at <= now() THEN
-        RAISE EXCEPTION 'expires_at % is not in the future', shorten.expires_at
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF shorten.valid_from >= shorten.expires_at THEN
-        RAISE EXCEPTION 'valid_from % is not before expires_at %', shorten.valid_from, shorten.expires_at
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    refusal := snowlink_internal._shortlink_reserved_refusal(shorten.code);
-    IF refusal IS NOT NULL THEN
-        RAISE EXCEPTION '%', refusal
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'The table shortlink_reserved_codes lists the reserved codes.';
-    END IF;
-
-    -- The same URL with the same options gets its live link back. A link with max_visits is
-    -- never shared: its visits belong to whoever asked for it.
-    IF NOT coalesce(shorten.force_new, false) AND shorten.max_visits IS NULL THEN
-        -- Concurrent shortens of one URL wait for each other here, and so agree on one link. Each
-        -- sees only the links of its own owner (owners.sql).
-        bucket_last_code := snowlink_internal._shortlink_lock_url(target);
-        locked := true;
-        LOOP
-            SELECT * INTO link
-            FROM @extschema@.shortlinks AS s
-            WHERE s.url = target
-              AND s.domain IS NOT DISTINCT FROM link_domain
-              AND (shorten.code IS NULL OR s.code = shorten.code)
-              AND s.redirect_status = shorten.redirect_status
-              AND s.expires_at IS NOT DISTINCT FROM shorten.expires_at
-              AND s.valid_from IS NOT DISTINCT FROM shorten.valid_from
-              AND s.title IS NOT DISTINCT FROM link_title
-              AND s.tags = link_tags
-              AND s.max_visits IS NULL
-              AND NOT s.disabled
-            ORDER BY s.id
-            LIMIT 1;
-            IF FOUND THEN
-                RETURN link;
-            END IF;
-            -- On Citus, the link that the lock's previous holder made can be on another node, whose
-            -- part of that commit may not show yet when the lock is free. Inserting its code waits
-            -- for that commit and finds the code taken; then look again. When the link is gone
-            -- (purged), or of another domain, the insert is undone.
-            EXIT WHEN bucket_last_code IS NULL
-                   OR EXISTS (SELECT FROM @extschema@.shortlinks AS s
-                              WHERE s.code = bucket_last_code AND s.domain IS NOT DISTINCT FROM link_domain);
-            BEGIN
-                INSERT INTO @extschema@.shortlinks (code, url, domain)
-                VALUES (bucket_last_code, target, link_domain)
-                ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING;
-                IF FOUND THEN
-                    RAISE EXCEPTION USING ERRCODE = 'no_data_found';
-                END IF;
-            EXCEPTION WHEN no_data_found THEN
-                PERFORM snowlink_internal._shortlink_note_url_code(target, NULL);
-            END;
-            bucket_last_code := NULL;
-        END LOOP;
-    END IF;
-
-    -- Generated codes never repeat one another, in any domain; the loop goes round again only when
-    -- a custom code of the domain already took the one generated, or it is reserved.
-    LOOP
-        new_id := snowlink_internal.snowflake_next();
-        new_code := CASE
-            WHEN shorten.code IS NOT NULL THEN shorten.code
-            WHEN snowlink_internal._shortlink_keyed_codes() THEN snowlink_internal._shortlink_generated_code()
-            ELSE snowlink_internal.base62_encode(new_id)
-        END;
-        -- A generated code can spell a reserved word ('SiteMap'), as rarely as that is.
-        CONTINUE WHEN shorten.code IS NULL
-                  AND snowlink_internal._shortlink_reserved_refusal(new_code) IS NOT NULL;
-        INSERT INTO @extschema@.shortlinks
-            (id, code, url, valid_from, expires_at, max_visits, redirect_status, title, tags, domain)
-        VALUES (new_id, new_code, target, shorten.valid_from, shorten.expires_at,
-                shorten.max_visits, shorten.redirect_status, link_title, link_tags, link_domain)
-        ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING
-        RETURNING * INTO link;
-        EXIT WHEN FOUND;
-        IF shorten.code IS NOT NULL THEN
-            RAISE EXCEPTION 'custom code "%" is already taken%', shorten.code,
-                            coalesce(' on ' || link_domain, '')
-                USING ERRCODE = 'unique_violation';
-        END IF;
-    END LOOP;
-    IF locked AND notes_last_code THEN
-        PERFORM snowlink_internal._shortlink_note_url_code(target, link.code);
-    END IF;
-    RETURN link;
-END
-$$;
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'shorten_wrapper';
 REVOKE ALL ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shorten(text, text, timestamptz, bigint, int, boolean, timestamptz, text, text[], text) TO snowlink_user;
 COMMENT ON FUNCTION shorten(text, text, timestamptz, bigint, integer, boolean, timestamptz, text, text[], text) IS
     'short link for a URL (in a domain; NULL: the default): a new one, or the live link with the same URL and options';
+
+-- What 0.2.0's shorten() called to generate a code in the snowflake style, which nothing calls now.
+DROP FUNCTION snowlink_internal.base62_encode(bigint);
 
 -- The import runs as its caller, who makes the links.
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_import_url(text, text) TO snowlink_user;
@@ -759,6 +714,12 @@ BEGIN
     LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_dist_partition AS p WHERE p.logicalrelid = citus_table);
         IF key_column IS NULL THEN
+            -- Citus refuses triggers on reference tables; without them, backends read these
+            -- tables at every call instead of keeping them (tables.sql).
+            EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON %s',
+                                      (SELECT c.relname FROM pg_catalog.pg_class AS c
+                                       WHERE c.oid OPERATOR(pg_catalog.=) citus_table) || '_changed',
+                                      citus_table);
             PERFORM pg_catalog.create_reference_table(citus_table);
         ELSE
             PERFORM pg_catalog.create_distributed_table(citus_table, key_column, colocate_with => 'none',

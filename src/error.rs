@@ -15,6 +15,8 @@ pub enum SqlState {
     InvalidParameter,
     /// 22004 null_value_not_allowed
     NullValue,
+    /// 23505 unique_violation
+    UniqueViolation,
     /// 0A000 feature_not_supported
     FeatureNotSupported,
     /// 25006 read_only_sql_transaction
@@ -40,6 +42,7 @@ impl SqlState {
             SqlState::InvalidText => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
             SqlState::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             SqlState::NullValue => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            SqlState::UniqueViolation => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
             SqlState::FeatureNotSupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             SqlState::ReadOnlyTransaction => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             SqlState::ConfigurationLimitExceeded => {

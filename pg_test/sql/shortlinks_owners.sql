@@ -131,7 +131,7 @@ SELECT shortlink_delete('owned-a') AS b_deletes_what_it_was_given;
 -- only shorten() calls of URLs that share its row, until the transaction ends.
 SET ROLE tenant_b;
 SELECT snowlink_internal._shortlinks_forget_visits(ARRAY(SELECT id FROM shortlinks));
-SELECT length(snowlink_internal._shortlink_generated_code()) AS generated_code_length;
+SELECT length(snowlink_internal._shortlink_generated_code(1)) AS generated_code_length;
 BEGIN;
 SELECT snowlink_internal._shortlink_lock_url('https://example.com/b') IS NULL AS no_code_noted;
 SELECT snowlink_internal._shortlink_note_url_code('https://example.com/b', NULL);

@@ -83,7 +83,7 @@ CREATE TABLE app_links AS SELECT 'imported-despite' AS code, 'https://example.co
 SELECT url FROM shorten('https://example.com/despite-planted-functions', code => 'despite');
 SELECT length(code) AS generated_code_length FROM shorten('https://example.com/generated-despite');
 SET snowlink.code_style = snowflake;
-SELECT code = snowlink_internal.base62_encode(id) AS snowflake_code FROM shorten('https://example.com/snowflake-despite');
+SELECT base62_decode(code) = id AS snowflake_code FROM shorten('https://example.com/snowflake-despite');
 RESET snowlink.code_style;
 SELECT shortlink_enable('despite') AS enabled;
 SELECT shortlink_redirect('despite') AS redirected_despite_planted_functions;
@@ -109,9 +109,13 @@ SELECT count(*) FROM shortlinks;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
--- Every SECURITY DEFINER function of the extension pins its search_path.
-SELECT p.oid::regprocedure AS security_definer_function, p.proconfig
+-- Every SECURITY DEFINER function of the extension in SQL or PL/pgSQL pins its search_path. A C
+-- one parses no query text: it finds what it uses by OID (_shortlink_generated_code(), in
+-- src/shortlinks/mod.rs, the sequence and _shortlink_key(), whose body names everything with its
+-- schema).
+SELECT p.oid::regprocedure AS security_definer_function, l.lanname AS language, p.proconfig
 FROM pg_proc p
+JOIN pg_language l ON l.oid = p.prolang
 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'snowlink'
 WHERE p.prosecdef

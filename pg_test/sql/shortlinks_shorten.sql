@@ -104,3 +104,37 @@ SELECT shorten(NULL);
 INSERT INTO shortlink_reserved_codes (code) VALUES ('pricing');
 SELECT shorten('https://example.com/', code => 'Pricing');
 \echo :LAST_ERROR_SQLSTATE
+
+-- Each backend keeps the reserved codes and the code key in memory, and forgets them when another
+-- session's change to them commits, when its own transaction changes them, and when it rolls
+-- that change back.
+CREATE EXTENSION dblink;
+SELECT format('host=%s port=%s dbname=%s', current_setting('unix_socket_directories'),
+              current_setting('port'), current_database()) AS server \gset
+SELECT dblink_connect('other', :'server');
+SELECT dblink_exec('other', $$INSERT INTO shortlink_reserved_codes (code) VALUES ('careers')$$);
+SELECT shorten('https://example.com/', code => 'Careers');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+DELETE FROM shortlink_reserved_codes WHERE code = 'careers';
+SELECT code FROM shorten('https://example.com/careers', code => 'Careers');
+ROLLBACK;
+SELECT shorten('https://example.com/', code => 'careers');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dblink_exec('other', $$DELETE FROM shortlink_reserved_codes WHERE code = 'careers'$$);
+SELECT code FROM shorten('https://example.com/careers', code => 'careers');
+-- The key (never to be changed by hand: codes made with two keys can repeat), changed and put
+-- back by another session: generated codes follow it.
+SELECT key AS original_key FROM shortlink_key \gset
+SELECT dblink_exec('other', $$UPDATE shortlink_key SET key = '\x000102030405060708090a0b0c0d0e0f'$$);
+SELECT code = snowlink_internal._shortlink_keyed_code(
+           snowlink_internal._shortlink_server_counter(currval('shortlink_code_seq')),
+           '\x000102030405060708090a0b0c0d0e0f') AS keyed_with_the_new_key
+FROM shorten('https://example.com/after-a-key-change', force_new => true);
+SELECT dblink_exec('other', format('UPDATE shortlink_key SET key = %L', :'original_key'));
+SELECT code = snowlink_internal._shortlink_keyed_code(
+           snowlink_internal._shortlink_server_counter(currval('shortlink_code_seq')),
+           :'original_key') AS keyed_with_the_original_key
+FROM shorten('https://example.com/after-the-key-is-back', force_new => true);
+SELECT dblink_disconnect('other');
+DROP EXTENSION dblink;

@@ -104,6 +104,12 @@ BEGIN
     LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_dist_partition AS p WHERE p.logicalrelid = citus_table);
         IF key_column IS NULL THEN
+            -- Citus refuses triggers on reference tables; without them, backends read these
+            -- tables at every call instead of keeping them (tables.sql).
+            EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON %s',
+                                      (SELECT c.relname FROM pg_catalog.pg_class AS c
+                                       WHERE c.oid OPERATOR(pg_catalog.=) citus_table) || '_changed',
+                                      citus_table);
             PERFORM pg_catalog.create_reference_table(citus_table);
         ELSE
             PERFORM pg_catalog.create_distributed_table(citus_table, key_column, colocate_with => 'none',

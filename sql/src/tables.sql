@@ -128,6 +128,26 @@ FROM unnest(ARRAY['admin', 'api', 'app', 'assets', 'auth', 'dashboard', 'favicon
 
 COMMENT ON TABLE shortlink_reserved_codes IS 'custom codes shorten() refuses (lower case)';
 
+-- Backends keep the rows of shortlink_key and shortlink_reserved_codes in memory
+-- (src/shortlinks/table_cache.rs); this trigger makes every backend forget them when they change.
+-- ENABLE ALWAYS: also when logical replication or session_replication_role = replica writes them.
+-- (On Citus, which refuses triggers on reference tables, shortlinks_distribute() drops them, and
+-- backends read the tables at every call.)
+CREATE FUNCTION snowlink_internal._shortlink_table_changed() RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_shortlink_table_changed_wrapper';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_table_changed() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_table_changed() IS
+    'internal: tells every backend that a table it keeps in memory changed';
+CREATE TRIGGER shortlink_key_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON shortlink_key
+    FOR EACH STATEMENT EXECUTE FUNCTION snowlink_internal._shortlink_table_changed();
+ALTER TABLE shortlink_key ENABLE ALWAYS TRIGGER shortlink_key_changed;
+CREATE TRIGGER shortlink_reserved_codes_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON shortlink_reserved_codes
+    FOR EACH STATEMENT EXECUTE FUNCTION snowlink_internal._shortlink_table_changed();
+ALTER TABLE shortlink_reserved_codes ENABLE ALWAYS TRIGGER shortlink_reserved_codes_changed;
+
 -- pg_dump keeps every link, visit, the counter and the key; of the reserved codes, those added.
 SELECT pg_catalog.pg_extension_config_dump('shortlinks', '');
 SELECT pg_catalog.pg_extension_config_dump('shortlink_visits', '');

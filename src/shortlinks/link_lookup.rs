@@ -165,7 +165,7 @@ fn check(schema: pg_sys::Oid, table: &PgRelation, index: &PgRelation) -> Option<
 }
 
 /// Whether Citus manages `table` (a distributed or reference table).
-fn is_citus_table(table: pg_sys::Oid) -> bool {
+pub(super) fn is_citus_table(table: pg_sys::Oid) -> bool {
     // SAFETY: a catalog lookup by name.
     let citus_catalog = unsafe {
         pg_sys::get_relname_relid(

@@ -5,13 +5,17 @@
 pub mod code_rule;
 pub mod codes;
 mod domains;
+mod kept_statement;
 mod labels;
 mod link_lookup;
 mod link_query;
 mod link_state;
 mod redirect_status;
 mod release_0_1_0;
+mod reserved;
 mod resolve;
+mod shorten;
+mod table_cache;
 pub mod urls;
 
 use std::ffi::{CStr, CString};
@@ -19,9 +23,11 @@ use std::ffi::{CStr, CString};
 use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
+use crate::base62;
 use crate::error::{OrRaise, SqlError, SqlState};
 use codes::CodeKey;
 use link_state::LinkState;
+use table_cache::TableCache;
 use urls::UrlPolicy;
 
 /// How shorten() makes codes when it is given none.
@@ -138,21 +144,24 @@ fn _shortlink_checked_url(
     code: Option<&str>,
     redirect_status: Option<i32>,
 ) -> String {
-    check_shorten(url, code, redirect_status).or_raise("shorten")
+    check_shorten(url, code, redirect_status)
+        .map(|(url, _)| url)
+        .or_raise("shorten")
 }
 
+/// The URL as stored and the redirect status, once they and the custom code (if any) pass.
 fn check_shorten(
     url: Option<&str>,
     code: Option<&str>,
     redirect_status: Option<i32>,
-) -> Result<String, SqlError> {
+) -> Result<(String, i16), SqlError> {
     let url = url.ok_or_else(|| SqlError::new(SqlState::NullValue, "url must not be NULL"))?;
     let url = normalize_url(url)?;
-    redirect_status::check(redirect_status)?;
+    let redirect_status = redirect_status::check(redirect_status)?;
     if let Some(refusal) = code.and_then(code_rule::custom_code_refusal) {
         return Err(SqlError::new(SqlState::InvalidParameter, refusal));
     }
-    Ok(url)
+    Ok((url, redirect_status))
 }
 
 /// A link's tags in their normal form (labels.rs): trimmed, lower-cased, sorted, once each.
@@ -174,10 +183,52 @@ fn _shortlink_domain(domain: &str) -> String {
     domains::normalize_domain(domain).or_raise("_shortlink_domain")
 }
 
-/// For shorten(): whether codes it generates are keyed (snowlink.code_style).
-#[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
-fn _shortlink_keyed_codes() -> bool {
-    CODE_STYLE.get() == CodeStyle::Keyed
+/// The code of a new link whose ID is `id`, in the style snowlink.code_style sets: the ID in
+/// base 62, or (keyed) the next value of this server's share of shortlink_code_seq permuted with
+/// the code key. Declared SECURITY DEFINER in sql/src/shorten.sql, as shorten() runs as its caller,
+/// who can neither move the counter nor read the key. It needs no pinned search_path: it finds
+/// the sequence and `_shortlink_key()`, whose body names every object with its schema, by their
+/// schema's OID. One call instead of four from PL/pgSQL, each of whose expressions PostgreSQL
+/// prepares again in every transaction.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    security_definer,
+    schema = "snowlink_internal"
+)]
+fn _shortlink_generated_code(id: i64, fcinfo: pg_sys::FunctionCallInfo) -> String {
+    if CODE_STYLE.get() == CodeStyle::Snowflake {
+        return base62::codec::encode(id, base62::codec::Alphabet::base62(), 0)
+            .or_raise("_shortlink_generated_code");
+    }
+    let schema = crate::extension::schema_of(fcinfo);
+    // SAFETY: a catalog lookup by name, in a transaction.
+    let sequence = unsafe { pg_sys::get_relname_relid(c"shortlink_code_seq".as_ptr(), schema) };
+    if sequence == pg_sys::InvalidOid {
+        error!("snowlink: the extension's sequence shortlink_code_seq is missing");
+    }
+    // SAFETY: nextval(regclass) takes the sequence's OID, and checks the (owner's) privileges.
+    let local =
+        unsafe { pgrx::direct_function_call::<i64>(pg_sys::nextval_oid, &[sequence.into_datum()]) }
+            .expect("nextval() returns a value");
+    let key = CODE_KEY.with(|cache| cache.get(schema, || read_code_key(schema)));
+    server_counter(local)
+        .and_then(|counter| codes::keyed_code(counter, &key))
+        .or_raise("_shortlink_generated_code")
+}
+
+thread_local! {
+    static CODE_KEY: TableCache<CodeKey> = const { TableCache::new(c"shortlink_key") };
+}
+
+/// The code key, made on first use by `_shortlink_key()`.
+fn read_code_key(schema: pg_sys::Oid) -> CodeKey {
+    let function = crate::extension::internal_function(schema, c"_shortlink_key", &[]);
+    // SAFETY: _shortlink_key() takes no argument and returns bytea.
+    let key = unsafe { crate::extension::call(function, &[]) }
+        .and_then(|key| unsafe { <&[u8]>::from_datum(key, false) })
+        .unwrap_or_else(|| error!("snowlink: the code key is missing"));
+    CodeKey::from_bytes(key).or_raise("_shortlink_generated_code")
 }
 
 /// Whether a link with these columns resolves `at` (link_state.rs), for the SQL that reads links
@@ -245,10 +296,15 @@ fn _shortlink_keyed_code(counter: i64, key: &[u8]) -> String {
 /// The counter value of this server's `local`-th generated code (see codes::server_counter).
 #[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
 fn _shortlink_server_counter(local: i64) -> i64 {
+    server_counter(local).or_raise("_shortlink_server_counter")
+}
+
+/// The counter value of this server's `local`-th generated code, for the node range of the
+/// settings.
+fn server_counter(local: i64) -> Result<i64, SqlError> {
     let settings = crate::snowflake::settings();
     crate::snowflake::generator::check_range(&settings)
         .and_then(|()| codes::server_counter(local, settings.node_min, settings.node_max))
-        .or_raise("_shortlink_server_counter")
 }
 
 // The SQL of short links, by job (sql/src/).
@@ -263,13 +319,13 @@ extension_sql_file!(
         "snowflake",
         shortlink_normalize_url,
         _shortlink_checked_url,
-        _shortlink_keyed_codes,
+        _shortlink_generated_code,
+        reserved::_shortlink_reserved_refusal,
         _shortlink_title,
         _shortlink_tags,
         _shortlink_domain,
         _shortlink_keyed_code,
-        _shortlink_server_counter,
-        base62::base62_encode
+        _shortlink_server_counter
     ]
 );
 extension_sql_file!(

@@ -185,7 +185,7 @@ fn open_marks() -> Result<Marks, SqlError> {
 /// A new unique ID, later than every ID this backend made before. Like `nextval()`, an ID is not
 /// given back when the transaction rolls back.
 #[pg_extern(volatile, parallel_unsafe)]
-fn snowflake_next() -> i64 {
+pub(crate) fn snowflake_next() -> i64 {
     let settings = settings();
     GENERATOR
         .with_borrow_mut(|generator| {
