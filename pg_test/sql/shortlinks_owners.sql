@@ -127,8 +127,10 @@ SELECT visits FROM shortlink_stats('owned-a') AS handed_over;
 SELECT shortlink_delete('owned-a') AS b_deletes_what_it_was_given;
 
 -- The internal helpers granted to snowlink_user give nothing away: deleting visit rows of a link
--- that still exists deletes none, a generated code only uses one up, and the URL lock holds up
--- only shorten() calls of URLs that share its row, until the transaction ends.
+-- that still exists deletes none, a generated code only uses one up, the URL lock holds up only
+-- shorten() calls of URLs that share its row, until the transaction ends, and waiting for a noted
+-- code (on Citus) makes no link: the insert that waits for the code finds it taken when it exists,
+-- whoever owns it (then shorten() looks again), and is undone when it does not.
 SET ROLE tenant_b;
 SELECT snowlink_internal._shortlinks_forget_visits(ARRAY(SELECT id FROM shortlinks));
 SELECT length(snowlink_internal._shortlink_generated_code(1)) AS generated_code_length;
@@ -136,6 +138,10 @@ BEGIN;
 SELECT snowlink_internal._shortlink_lock_url('https://example.com/b') IS NULL AS no_code_noted;
 SELECT snowlink_internal._shortlink_note_url_code('https://example.com/b', NULL);
 ROLLBACK;
+SELECT snowlink_internal._shortlink_await_code('of-user-42', 'https://example.com/b', NULL) AS look_again,
+       snowlink_internal._shortlink_await_code('never-made', 'https://example.com/b', NULL) AS look_again_for_none;
+SET ROLE owners_admin;
+SELECT count(*) AS never_made_links FROM shortlinks WHERE code = 'never-made';
 SET ROLE owners_admin;
 SELECT count(*) > 0 AS b_visit_rows_stay FROM shortlink_visits
 WHERE link_id = (SELECT id FROM shortlinks WHERE code = 'owned-b');
