@@ -34,6 +34,11 @@ REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_spent(timestamptz, bigint
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_spent(timestamptz, bigint, bigint, timestamptz) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_is_spent(timestamptz, bigint, bigint, timestamptz) IS
     'internal: whether a link with these columns can never resolve again after the given time';
+CREATE FUNCTION snowlink_internal._shortlink_is_redirect_status(status smallint) RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_shortlink_is_redirect_status_wrapper';
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_redirect_status(smallint) IS
+    'internal: whether a link may redirect with this HTTP status (301, 302, 307 or 308)';
 
 -- Why a custom code is refused because shortlink_reserved_codes lists it, or NULL
 -- (src/shortlinks/reserved.rs): for shorten(), the import and the policies of owners.sql.
@@ -119,14 +124,8 @@ AS 'MODULE_PATHNAME', '_snowflake_issued_here_wrapper';
 COMMENT ON FUNCTION snowlink_internal._snowflake_issued_here(bigint) IS
     'internal: whether no backend but this one can ever issue the ID';
 CREATE FUNCTION snowlink_internal._shortlink_owner() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT CASE
-               WHEN pg_catalog.length(pg_catalog.current_setting('snowlink.owner', true)) OPERATOR(pg_catalog.>) 0
-               THEN pg_catalog.current_setting('snowlink.owner', true)
-               ELSE CURRENT_USER::text
-           END;
-END;
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_shortlink_owner_wrapper';
 COMMENT ON FUNCTION snowlink_internal._shortlink_owner() IS
     'internal: the owner of the current request: snowlink.owner, or else the current role';
 
@@ -209,20 +208,15 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) IS
     'internal: notes the code of the link made under a URL''s lock (NULL: forgets it)';
 
 -- Whether a link's code, URL, redirect status, title, tags and domain are as shorten() would store
--- them (src/shortlinks/): what the policies below ask of every row a role writes.
-CREATE FUNCTION snowlink_internal._shortlink_is_well_formed(code text, url text, redirect_status int,
+-- them (src/shortlinks/mod.rs): what the policies below ask of every row a role writes.
+CREATE FUNCTION snowlink_internal._shortlink_is_well_formed(code text, url text, redirect_status smallint,
                                                             title text, tags text[], domain text)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT snowlink_internal._shortlink_checked_url(url, code, redirect_status) OPERATOR(pg_catalog.=) url
-       AND (title IS NULL OR snowlink_internal._shortlink_title(title) OPERATOR(pg_catalog.=) title)
-       AND snowlink_internal._shortlink_tags(tags) OPERATOR(pg_catalog.=) tags
-       AND (domain IS NULL OR snowlink_internal._shortlink_domain(domain) OPERATOR(pg_catalog.=) domain);
-END;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) IS
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_shortlink_is_well_formed_wrapper';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smallint, text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smallint, text, text[], text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smallint, text, text[], text) IS
     'internal: whether a link''s code, URL, redirect status, title, tags and domain are as shorten() stores them';
 
 -- Whether the caller sees the link of an ID: the visit rows of shortlink_visits are seen with
@@ -951,12 +945,19 @@ DROP FUNCTION snowlink_internal.shortlink_normalize_url(text);
 -- The tables, last: ADD COLUMN, CREATE INDEX and the row-level security of shortlinks lock it until
 -- the update commits, and the resolve() calls of the moment wait for that (those of links with
 -- max_visits give up after a second, with 55P03). Every function above is made before that lock.
+-- The redirect statuses of the table are those of redirect_status.rs.
+ALTER TABLE @extschema@.shortlinks
+    DROP CONSTRAINT shortlinks_redirect_status_check,
+    ADD CONSTRAINT shortlinks_redirect_status_check
+        CHECK (snowlink_internal._shortlink_is_redirect_status(redirect_status));
 ALTER TABLE @extschema@.shortlinks ADD COLUMN title text, ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
-CREATE INDEX shortlinks_tags ON @extschema@.shortlinks USING gin (tags);
+CREATE INDEX shortlinks_tags ON @extschema@.shortlinks USING gin (tags)
+    WHERE tags OPERATOR(pg_catalog.<>) '{}';
 
--- The links with a tag, newest first, through the GIN index on tags. It runs as its caller, who
--- reads only the links the caller may read. Its body is not bound at creation, so that it does not
--- hold every column of shortlinks against an ALTER TABLE; its search_path is pinned instead.
+-- The links with a tag, newest first, through the GIN index on tags, whose condition (tags not
+-- empty) it repeats so that the planner may use it. It runs as its caller, who reads only the
+-- links the caller may read. Its body is not bound at creation, so that it does not hold every
+-- column of shortlinks against an ALTER TABLE; its search_path is pinned instead.
 CREATE FUNCTION shortlinks_tagged(tag text) RETURNS SETOF shortlinks
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -964,6 +965,7 @@ AS $$
     SELECT *
     FROM @extschema@.shortlinks AS s
     WHERE s.tags OPERATOR(pg_catalog.@>) snowlink_internal._shortlink_tags(ARRAY[tag])
+      AND s.tags OPERATOR(pg_catalog.<>) '{}'
     ORDER BY s.id DESC;
 $$;
 REVOKE ALL ON FUNCTION shortlinks_tagged(text) FROM PUBLIC;

@@ -100,6 +100,20 @@ SELECT shorten('javascript:alert(document.cookie)');
 SELECT shorten(NULL);
 \echo :LAST_ERROR_SQLSTATE
 
+-- The table holds every writer to the same statuses and limits, the superuser too (whom
+-- row-level security lets through). (Terse: the failing row's ID and time differ in each run.)
+\set VERBOSITY terse
+INSERT INTO shortlinks (code, url, redirect_status) VALUES ('see-other', 'https://example.com/', 303);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO shortlinks (code, url, max_visits) VALUES ('no-visits', 'https://example.com/', 0);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO shortlinks (code, url, redirect_status) VALUES ('permanent', 'https://example.com/', 308)
+RETURNING code, redirect_status;
+UPDATE shortlinks SET redirect_status = 200 WHERE code = 'permanent';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM shortlinks WHERE code = 'permanent';
+\set VERBOSITY default
+
 -- Reserved codes can be added (and the additions survive pg_dump).
 INSERT INTO shortlink_reserved_codes (code) VALUES ('pricing');
 SELECT shorten('https://example.com/', code => 'Pricing');

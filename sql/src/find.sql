@@ -1,8 +1,9 @@
 -- Finding links: by tag, and the caller's links page by page.
 
--- The links with a tag, newest first, through the GIN index on tags. It runs as its caller, who
--- reads only the links the caller may read. Its body is not bound at creation, so that it does not
--- hold every column of shortlinks against an ALTER TABLE; its search_path is pinned instead.
+-- The links with a tag, newest first, through the GIN index on tags, whose condition (tags not
+-- empty) it repeats so that the planner may use it. It runs as its caller, who reads only the
+-- links the caller may read. Its body is not bound at creation, so that it does not hold every
+-- column of shortlinks against an ALTER TABLE; its search_path is pinned instead.
 CREATE FUNCTION shortlinks_tagged(tag text) RETURNS SETOF shortlinks
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -10,6 +11,7 @@ AS $$
     SELECT *
     FROM @extschema@.shortlinks AS s
     WHERE s.tags OPERATOR(pg_catalog.@>) snowlink_internal._shortlink_tags(ARRAY[tag])
+      AND s.tags OPERATOR(pg_catalog.<>) '{}'
     ORDER BY s.id DESC;
 $$;
 REVOKE ALL ON FUNCTION shortlinks_tagged(text) FROM PUBLIC;

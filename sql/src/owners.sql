@@ -14,20 +14,10 @@
 -- stores them.
 
 -- Whether a link's code, URL, redirect status, title, tags and domain are as shorten() would store
--- them (src/shortlinks/): what the policies below ask of every row a role writes.
-CREATE FUNCTION snowlink_internal._shortlink_is_well_formed(code text, url text, redirect_status int,
-                                                            title text, tags text[], domain text)
-RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT snowlink_internal._shortlink_checked_url(url, code, redirect_status) OPERATOR(pg_catalog.=) url
-       AND (title IS NULL OR snowlink_internal._shortlink_title(title) OPERATOR(pg_catalog.=) title)
-       AND snowlink_internal._shortlink_tags(tags) OPERATOR(pg_catalog.=) tags
-       AND (domain IS NULL OR snowlink_internal._shortlink_domain(domain) OPERATOR(pg_catalog.=) domain);
-END;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, int, text, text[], text) IS
+-- them (src/shortlinks/mod.rs): what the policies below ask of every row a role writes.
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smallint, text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smallint, text, text[], text) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smallint, text, text[], text) IS
     'internal: whether a link''s code, URL, redirect status, title, tags and domain are as shorten() stores them';
 
 -- What a role in snowlink_user may do with the tables themselves; the policies pick the rows.

@@ -12,20 +12,16 @@
 -- code picks.
 
 -- Whose request this is, for the links it makes and may see (owners.sql): the owner that the
--- application names with SET LOCAL snowlink.owner = 'user-42', or else the current role. The
--- owner counts only together with the role (column owner_role), so that the setting, which any
--- role may set, narrows what a role sees but never widens it.
-CREATE FUNCTION snowlink_internal._shortlink_owner() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT CASE
-               WHEN pg_catalog.length(pg_catalog.current_setting('snowlink.owner', true)) OPERATOR(pg_catalog.>) 0
-               THEN pg_catalog.current_setting('snowlink.owner', true)
-               ELSE CURRENT_USER::text
-           END;
-END;
+-- application names with SET LOCAL snowlink.owner = 'user-42', or else the current role
+-- (src/shortlinks/mod.rs). The owner counts only together with the role (column owner_role), so
+-- that the setting, which any role may set, narrows what a role sees but never widens it.
 COMMENT ON FUNCTION snowlink_internal._shortlink_owner() IS
     'internal: the owner of the current request: snowlink.owner, or else the current role';
+
+-- Whether a link may redirect with an HTTP status (src/shortlinks/redirect_status.rs): the CHECK of
+-- shortlinks.redirect_status below, which every role that writes the table runs.
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_redirect_status(smallint) IS
+    'internal: whether a link may redirect with this HTTP status (301, 302, 307 or 308)';
 
 -- Defaults and CHECK constraints are bound when they are created: they name their operators and
 -- functions with their schema, so that nothing in the extension's schema can be chosen instead.
@@ -37,8 +33,9 @@ CREATE TABLE shortlinks (
     valid_from timestamptz,
     expires_at timestamptz,
     max_visits bigint CHECK (max_visits OPERATOR(pg_catalog.>) 0),
+    -- The statuses are those of src/shortlinks/redirect_status.rs.
     redirect_status smallint NOT NULL DEFAULT 302
-        CHECK (redirect_status OPERATOR(pg_catalog.=) ANY (ARRAY[301, 302, 307, 308])),
+        CONSTRAINT shortlinks_redirect_status_check CHECK (snowlink_internal._shortlink_is_redirect_status(redirect_status)),
     disabled boolean NOT NULL DEFAULT false,
     -- Visits folded into the row: every visit of a link with max_visits, and for other links
     -- those that shortlinks_purge_expired() folded in. shortlink_stats() gives the total.
@@ -66,8 +63,9 @@ COMMENT ON TABLE shortlinks IS 'short links; change them through the snowlink fu
 -- Finds the live link of a URL without a b-tree on the URL, whose entries are limited to 2.7 kB.
 CREATE INDEX shortlinks_url_hash ON shortlinks USING hash (url);
 CREATE INDEX shortlinks_expires_at ON shortlinks (expires_at) WHERE expires_at IS NOT NULL;
--- Finds the links with a tag (shortlinks_tagged()).
-CREATE INDEX shortlinks_tags ON shortlinks USING gin (tags);
+-- Finds the links with a tag (shortlinks_tagged()). Links without tags, most of them, have no
+-- entry: each would cost an insert into the index and its write-ahead log.
+CREATE INDEX shortlinks_tags ON shortlinks USING gin (tags) WHERE tags OPERATOR(pg_catalog.<>) '{}';
 -- Finds an owner's links, newest first.
 CREATE INDEX shortlinks_owner ON shortlinks (owner_role, owner, id);
 

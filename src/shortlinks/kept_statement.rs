@@ -136,8 +136,9 @@ impl SpiRow {
         ))
     }
 
-    /// The row as a value of the composite type `row_type` (a table's row type), its columns
-    /// taken by name, copied into the memory of the caller of SPI_connect(). (A whole-row
+    /// The row as a value of the composite type `row_type` (a table's row type), copied into the
+    /// memory of the caller of SPI_connect(): as it is when it has the type's columns in their
+    /// order, else its columns taken by name (the table has dropped columns). (A whole-row
     /// reference in the statement would do, but Citus cannot send one to a shard.)
     ///
     /// # Safety
@@ -146,20 +147,39 @@ impl SpiRow {
     pub unsafe fn as_composite(&self, row_type: pg_sys::Oid) -> pg_sys::Datum {
         let composite = pg_sys::lookup_rowtype_tupdesc(row_type, -1);
         let attributes = PgTupleDesc::from_pg_unchecked(composite);
-        let count = attributes.len();
-        let mut values = vec![pg_sys::Datum::from(0); count];
-        let mut nulls = vec![true; count];
-        for (index, attribute) in attributes.iter().enumerate() {
-            if attribute.attisdropped {
-                continue;
+        let columns = PgTupleDesc::from_pg_unchecked(self.description);
+        let same_columns = attributes.len() == columns.len()
+            && attributes
+                .iter()
+                .zip(columns.iter())
+                .all(|(attribute, column)| {
+                    !attribute.attisdropped
+                        && attribute.atttypid == column.atttypid
+                        && CStr::from_ptr(attribute.attname.data.as_ptr())
+                            == CStr::from_ptr(column.attname.data.as_ptr())
+                });
+        let tuple = if same_columns {
+            self.tuple
+        } else {
+            let count = attributes.len();
+            let mut values = vec![pg_sys::Datum::from(0); count];
+            let mut nulls = vec![true; count];
+            for (index, attribute) in attributes.iter().enumerate() {
+                if attribute.attisdropped {
+                    continue;
+                }
+                let column = pg_sys::SPI_fnumber(self.description, attribute.attname.data.as_ptr());
+                if column > 0 {
+                    values[index] = pg_sys::SPI_getbinval(
+                        self.tuple,
+                        self.description,
+                        column,
+                        &mut nulls[index],
+                    );
+                }
             }
-            let column = pg_sys::SPI_fnumber(self.description, attribute.attname.data.as_ptr());
-            if column > 0 {
-                values[index] =
-                    pg_sys::SPI_getbinval(self.tuple, self.description, column, &mut nulls[index]);
-            }
-        }
-        let tuple = pg_sys::heap_form_tuple(composite, values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::heap_form_tuple(composite, values.as_mut_ptr(), nulls.as_mut_ptr())
+        };
         let row = pg_sys::SPI_returntuple(tuple, composite);
         pg_sys::DecrTupleDescRefCount(composite);
         pg_sys::Datum::from(row)

@@ -48,8 +48,8 @@ static MAX_URL_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_URL_
 static ALLOWED_URL_SCHEMES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(DEFAULT_URL_SCHEMES));
 static CODE_STYLE: GucSetting<CodeStyle> = GucSetting::<CodeStyle>::new(CodeStyle::Keyed);
-/// Read by SQL only (_shortlink_owner() in sql/src/tables.sql); declared so that it is documented
-/// in pg_settings and SHOW knows it before the first SET.
+/// Whose request this is (`_shortlink_owner()`); declared so that it is documented in pg_settings
+/// and SHOW knows it before the first SET.
 static OWNER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn register_settings() {
@@ -183,6 +183,62 @@ fn _shortlink_domain(domain: &str) -> String {
     domains::normalize_domain(domain).or_raise("_shortlink_domain")
 }
 
+/// The owner of the current request, for the links it makes and may see (sql/src/owners.sql): the
+/// owner that the application names with `SET LOCAL snowlink.owner = 'user-42'`, or else the
+/// current role. In Rust rather than SQL, which PostgreSQL would inline into the column's default
+/// and into each policy, and prepare again for every statement.
+#[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_owner() -> String {
+    match OWNER.get() {
+        Some(owner) if !owner.is_empty() => owner.to_string_lossy().into_owned(),
+        // SAFETY: the name of the current role, which exists.
+        _ => unsafe {
+            CStr::from_ptr(pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false))
+                .to_string_lossy()
+                .into_owned()
+        },
+    }
+}
+
+/// Whether a link's code, URL, redirect status, title, tags and domain are as shorten() stores
+/// them: what the row-level security of sql/src/owners.sql asks of every row a role writes. A value
+/// that shorten() refuses raises shorten()'s error. One function rather than an expression of
+/// five: PostgreSQL prepares a policy's expression again for every statement.
+#[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_is_well_formed(
+    code: Option<&str>,
+    url: Option<&str>,
+    redirect_status: Option<i16>,
+    title: Option<&str>,
+    tags: Option<Vec<Option<String>>>,
+    domain: Option<&str>,
+) -> bool {
+    let (normal_url, _) =
+        check_shorten(url, code, redirect_status.map(i32::from)).or_raise("shorten");
+    let tags: Vec<Option<&str>> = tags.iter().flatten().map(Option::as_deref).collect();
+    url == Some(normal_url.as_str())
+        && title.is_none_or(|title| {
+            labels::normalize_title(title)
+                .or_raise("shorten")
+                .as_deref()
+                == Some(title)
+        })
+        && labels::normalize_tags(&tags)
+            .or_raise("shorten")
+            .iter()
+            .map(|tag| Some(tag.as_str()))
+            .eq(tags.iter().copied())
+        && domain
+            .is_none_or(|domain| domains::normalize_domain(domain).or_raise("shorten") == domain)
+}
+
+/// Whether a link may redirect with `status` (redirect_status.rs): the CHECK constraint of the
+/// column shortlinks.redirect_status, so that the table and shorten() know one list of statuses.
+#[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlink_is_redirect_status(status: i16) -> bool {
+    redirect_status::REDIRECT_STATUSES.contains(&status)
+}
+
 /// The code of a new link whose ID is `id`, in the style snowlink.code_style sets: the ID in
 /// base 62, or (keyed) the next value of this server's share of shortlink_code_seq permuted with
 /// the code key. Declared SECURITY DEFINER in sql/src/shorten.sql, as shorten() runs as its caller,
@@ -310,7 +366,12 @@ fn server_counter(local: i64) -> Result<i64, SqlError> {
 // The SQL of short links, by job (sql/src/).
 extension_sql_file!(
     "../../sql/src/tables.sql",
-    requires = ["internal_schema", snowflake::snowflake_next]
+    requires = [
+        "internal_schema",
+        snowflake::snowflake_next,
+        _shortlink_owner,
+        _shortlink_is_redirect_status
+    ]
 );
 extension_sql_file!(
     "../../sql/src/shorten.sql",
@@ -330,15 +391,7 @@ extension_sql_file!(
 );
 extension_sql_file!(
     "../../sql/src/owners.sql",
-    requires = [
-        "tables",
-        "snowflake",
-        "shorten",
-        _shortlink_checked_url,
-        _shortlink_title,
-        _shortlink_tags,
-        _shortlink_domain
-    ]
+    requires = ["tables", "snowflake", "shorten", _shortlink_is_well_formed]
 );
 extension_sql_file!(
     "../../sql/src/resolve.sql",
