@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pg_dump of a database that uses snowlink, restored into a new database, keeps every link, every
-# visit count, the code counter and the code key. Runs against the server in PGHOST/PGPORT (the
-# test command's scratch cluster) and prints one line per check.
+# visit count, the code counter, the code key and the API keys. Runs against the server in
+# PGHOST/PGPORT (the test command's scratch cluster) and prints one line per check.
 # Usage: scripts/dump_restore_test.sh                   a database made at the current version
 #        scripts/dump_restore_test.sh --updated-from V  made at released version V and updated
 #                                                       before the dump
@@ -44,6 +44,7 @@ psql -X -q -d "$SOURCE_DB" -f "$PROJECT_DIR/scripts/sample_links.sql" >/dev/null
     SELECT shorten('https://example.com/labelled', code => 'permanent', title => 'Labelled',
                    tags => ARRAY['spring', 'sale'], domain => 's.example.com');
     UPDATE shortlinks SET owner_role = 'shop_app', owner = 'user-42' WHERE domain = 's.example.com'" >/dev/null
+[ -n "$mode" ] || api_key=$(sql "$SOURCE_DB" "SELECT snowlink_api_key_create('user-42', note => 'kept by pg_dump')")
 [ "$mode" != --updated-from ] || update_extension "$SOURCE_DB"
 
 "$PG_BIN/pg_dump" --format=custom --file="$DUMP" "$SOURCE_DB"
@@ -77,6 +78,11 @@ check "the code key" \
     "SELECT encode(key, 'hex') FROM shortlink_key"
 check "the reserved codes, added ones once" \
     "SELECT string_agg(code || ':' || builtin, ',' ORDER BY code) FROM shortlink_reserved_codes"
+if [ -z "$mode" ]; then
+    check "the API keys (hashes included)" \
+        "SELECT count(*), md5(string_agg(k::text, '|' ORDER BY id)) FROM snowlink_api_keys AS k"
+    check "an API key made before the dump" "SELECT owner FROM snowlink_api_key_use('$api_key')"
+fi
 # The same counter and key give the same next code on both sides, and it is new on both.
 check "the next generated code" \
     "SELECT code || ':' || (SELECT count(*) FROM shortlinks WHERE code = s.code) FROM shorten('https://example.com/after-restore') AS s"

@@ -416,6 +416,10 @@ extension_sql_file!(
     requires = ["owners", _shortlink_is_spent]
 );
 extension_sql_file!(
+    "../../sql/src/api_keys.sql",
+    requires = ["owners", snowflake::snowflake_next]
+);
+extension_sql_file!(
     "../../sql/src/find.sql",
     requires = ["owners", _shortlink_tags, _shortlink_domain]
 );
