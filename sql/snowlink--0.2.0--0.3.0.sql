@@ -1031,7 +1031,7 @@ GRANT EXECUTE ON FUNCTION snowlink_api_key_use(text) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_api_key_use(text) IS
     'makes an API key''s owner that of the transaction (read-only for a read-only key); 28000 when unknown or revoked';
 
--- shorten() normalizes the URL through _shortlink_checked_url().
+-- shorten() (src/shortlinks/shorten.rs) normalizes the URL itself; nothing calls this any more.
 DROP FUNCTION snowlink_internal.shortlink_normalize_url(text);
 
 -- The tables, last: ADD COLUMN, CREATE INDEX and the row-level security of shortlinks lock it until

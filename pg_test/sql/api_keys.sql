@@ -6,6 +6,7 @@ SET snowlink.visit_write_mode = transaction;
 \set SHOW_CONTEXT never
 CREATE ROLE keys_admin IN ROLE snowlink_admin;
 CREATE ROLE keys_service IN ROLE snowlink_user;
+CREATE ROLE keys_other_service IN ROLE snowlink_user;
 
 SET ROLE keys_admin;
 SELECT snowlink_api_key_create('user-1') AS key_1 \gset
@@ -70,6 +71,15 @@ SELECT snowlink_api_key_use(NULL);
 SELECT owner FROM snowlink_api_key_use(:'key_1');
 SELECT current_setting('snowlink.owner') = '' AS owner_ended_with_the_statement;
 
+-- A key names an owner within the role that uses it: another service's role, with the same key,
+-- sees none of the first service's links of that owner.
+SET ROLE keys_other_service;
+BEGIN;
+SELECT owner FROM snowlink_api_key_use(:'key_1');
+SELECT count(*) AS other_service_sees FROM shortlinks;
+COMMIT;
+SET ROLE keys_service;
+
 -- A revoked key is refused from the revocation's commit on: every use reads the table.
 SET ROLE keys_admin;
 SELECT snowlink_api_key_revoke(id) AS revoked FROM snowlink_api_keys WHERE owner = 'user-2';
@@ -97,5 +107,5 @@ ORDER BY p.proname;
 
 DELETE FROM shortlinks WHERE code = 'key-one';
 DELETE FROM snowlink_api_keys;
-DROP ROLE keys_admin, keys_service;
+DROP ROLE keys_admin, keys_service, keys_other_service;
 \set SHOW_CONTEXT errors
