@@ -179,15 +179,23 @@ record import "plain INSERT ... SELECT" "$ms" ms
 
 say "7. Redirects over HTTP (wrk, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
 # snowlink-http, and the same server answering from a plain SELECT on plain_links: both redirect
-# the 10,000 codes c1 ... c10000, drawn at random.
+# the 10,000 codes c1 ... c10000, drawn at random. Both serve the default domain on their public
+# URL's host and another domain besides, and the database has API keys, as a service would.
 (cd "$PROJECT_DIR" && cargo build --release --quiet -p snowlink-http --bin snowlink-http --example plain_redirects)
 declare -A HTTP_PORTS=([http_snowlink]=$((BENCH_PORT + 1)) [http_plain]=$((BENCH_PORT + 2)))
-DATABASE_URL="host=$PGHOST port=$PGPORT user=postgres dbname=$DB" LISTEN=127.0.0.1:${HTTP_PORTS[http_snowlink]} \
-    "$PROJECT_DIR/target/release/snowlink-http" 2>/dev/null &
-http_pids=($!)
-DATABASE_URL="host=$PGHOST port=$PGPORT user=postgres dbname=$DB" LISTEN=127.0.0.1:${HTTP_PORTS[http_plain]} \
-    "$PROJECT_DIR/target/release/examples/plain_redirects" plain_links 2>/dev/null &
-http_pids+=($!)
+psql -X -q -d "$DB" -c "SELECT count(snowlink_api_key_create('owner-' || i)) FROM generate_series(1, 100) AS i" >/dev/null
+# http_server PORT COMMAND...: starts a server of the benchmark on PORT.
+http_server() {
+    local port=$1
+    shift
+    DATABASE_URL="host=$PGHOST port=$PGPORT user=postgres dbname=$DB" LISTEN=127.0.0.1:$port \
+        SNOWLINK_HTTP_PUBLIC_URL=http://127.0.0.1:$port SNOWLINK_HTTP_DOMAINS=shop.example \
+        "$@" 2>/dev/null &
+    http_pids+=($!)
+}
+http_pids=()
+http_server "${HTTP_PORTS[http_snowlink]}" "$PROJECT_DIR/target/release/snowlink-http"
+http_server "${HTTP_PORTS[http_plain]}" "$PROJECT_DIR/target/release/examples/plain_redirects" plain_links
 trap 'kill "${http_pids[@]}" 2>/dev/null; cluster_remove bench' EXIT
 for server in "${!HTTP_PORTS[@]}"; do
     until curl -s -o /dev/null "http://127.0.0.1:${HTTP_PORTS[$server]}/healthz"; do sleep 0.1; done

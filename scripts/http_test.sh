@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # snowlink-http against a scratch server, checked with curl: every status and header of the
-# redirects, HEAD, the 404 page, codes that cannot be codes, /ids, POST /links with and without the
-# token and with a user's mistakes, /healthz, start-up errors, a database restart, SIGTERM. Then a
-# real browser, headless Chromium, follows a short link to a page served on localhost.
-# Prints one line per check.
+# redirects, HEAD, the 404 page, codes that cannot be codes, the API with the keys of two owners,
+# a read-only key and a revoked one (every route, status and error), the deprecated token, /ids,
+# QR codes read back by zbarimg, domains by Host, rate limits, the OpenAPI document checked by
+# openapi-spec-validator, /healthz, start-up errors, a database restart, SIGTERM. Then a real
+# browser, headless Chromium, opens the 404 page and follows a short link to a page served on
+# localhost. Prints one line per check.
 source "$(dirname "$0")/lib.sh"
 
 PG_PORT=25501
@@ -11,6 +13,7 @@ HTTP_PORT=25502
 PAGE_PORT=25503
 TOKEN_HTTP_PORT=25504
 EDGE_HTTP_PORT=25505
+DOMAINS_HTTP_PORT=25506
 DB=http
 TOKEN=test-token-0123456789
 WORK=$PROJECT_DIR/target/http_test
@@ -30,8 +33,9 @@ cluster_start "http-$PG_MAJOR" "$PG_PORT"
 sql() { psql -X -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
 sql postgres "CREATE DATABASE $DB" >/dev/null
+sql postgres "CREATE DATABASE http_old" >/dev/null
 # The redirecting role may log in and nothing more: anyone may follow a link. The role behind
-# POST /links makes links as the extension's role for applications.
+# the API makes links as the extension's role for applications, for the owners of its keys.
 sql "$DB" "CREATE EXTENSION snowlink;
     CREATE ROLE redirects LOGIN;
     CREATE ROLE link_maker LOGIN IN ROLE snowlink_user;
@@ -97,8 +101,8 @@ wait_for_visits() {
 
 echo "# start-up"
 check_equal "--version names the version; --help lists every setting, and starts nothing" \
-    "$(env -u DATABASE_URL "$SERVER" --version) $(env -u DATABASE_URL "$SERVER" --help | grep -cE '^  [A-Z_]+ ')" \
-    "snowlink-http $(sed -nE 's/^version = "([^"]+)"$/\1/p' "$PROJECT_DIR/http/Cargo.toml") 4"
+    "$(env -u DATABASE_URL "$SERVER" --version) $(env -u DATABASE_URL "$SERVER" --help | grep -cE '^  [A-Z_]+( |$)')" \
+    "snowlink-http $(sed -nE 's/^version = "([^"]+)"$/\1/p' "$PROJECT_DIR/http/Cargo.toml") 8"
 "$SERVER" --port 80 2>"$WORK/argument.log" && code=0 || code=$?
 check_equal "an argument: exit code 2, and where settings come from" \
     "$code $(grep -c 'settings come from the environment, see --help' "$WORK/argument.log")" "2 1"
@@ -116,6 +120,13 @@ check_equal "a token for a role that may not shorten: exit code 3, and the grant
     "$code $(grep -c 'GRANT snowlink_user TO that role' "$WORK/no-grant.log")" "3 1"
 DATABASE_URL="$(database_url redirects)" LISTEN=8080 "$SERVER" 2>"$WORK/bad-listen.log" && code=0 || code=$?
 check_equal "LISTEN without a port: exit code 2" "$code" 2
+DATABASE_URL="$(database_url redirects)" SNOWLINK_HTTP_PUBLIC_URL=s.example.com "$SERVER" 2>"$WORK/bad-url.log" && code=0 || code=$?
+check_equal "a public URL without a scheme: exit code 2, and what it must be" \
+    "$code $(grep -c 'not an http or https URL of a host without a path' "$WORK/bad-url.log")" "2 1"
+sql http_old "CREATE EXTENSION snowlink VERSION '0.2.0'"
+DATABASE_URL="$(database_url redirects | sed "s/dbname=$DB/dbname=http_old/")" "$SERVER" 2>"$WORK/old.log" && code=0 || code=$?
+check_equal "a database at snowlink 0.2.0: exit code 3, and the update to run" \
+    "$code $(grep -c 'needs 0.3.0 or later: run ALTER EXTENSION snowlink UPDATE' "$WORK/old.log")" "3 1"
 
 start_http "$WORK/http.log" "$HTTP_PORT" redirects
 
@@ -147,21 +158,15 @@ check_equal "disabled link: 404" "$(status_of "http://127.0.0.1:$HTTP_PORT/off")
 check_equal "the root: 404" "$(status_of "http://127.0.0.1:$HTTP_PORT/")" 404
 check_equal "a path deeper than a code: 404" "$(status_of "http://127.0.0.1:$HTTP_PORT/found/more")" 404
 
-echo "# /ids"
-ids=$(curl -s "http://127.0.0.1:$HTTP_PORT/ids?n=1000")
-check_equal "n=1000: a JSON array of 1000 distinct IDs as strings" \
-    "$(python3 -c 'import json, sys; ids = json.loads(sys.argv[1]); print(len(set(ids)), all(isinstance(i, str) and int(i) > 2**53 for i in ids))' "$ids")" \
-    "1000 True"
-check_equal "IDs are snowflake IDs of this server" \
-    "$(sql "$DB" "SELECT count(*) FROM json_array_elements_text('$ids') AS id
-                  WHERE snowflake_timestamp(id::bigint) BETWEEN now() - interval '1 minute' AND clock_timestamp()")" 1000
-check_equal "no n: one ID" "$(curl -s "http://127.0.0.1:$HTTP_PORT/ids" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')" 1
-for n in 0 1001 -1 abc 1.5; do
-    check_equal "n=$n: 400 with the rule" \
-        "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$HTTP_PORT/ids?n=$n")" \
-        "{\"error\":\"n must be a whole number from 1 to 1000, not \\\"$n\\\"\"} 400"
-done
-check_equal "POST /links without a token configured does not exist: 404" \
+check_equal "the page fits a phone's screen and loads nothing else" \
+    "$(curl -s "http://127.0.0.1:$HTTP_PORT/unknown" | grep -c 'name="viewport" content="width=device-width') $(status_and /unknown Content-Security-Policy)" \
+    "1 404 default-src 'none'; style-src 'unsafe-inline'"
+
+echo "# a server whose role is not in snowlink_user only redirects"
+check_equal "GET /ids: 404 in JSON" \
+    "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$HTTP_PORT/ids")" \
+    '{"error":{"code":"not_found","message":"this server only redirects: its database role is not in snowlink_user","sqlstate":null}} 404'
+check_equal "POST /links: 404" \
     "$(status_of -X POST -d '{"url": "https://example.com/"}' "http://127.0.0.1:$HTTP_PORT/links")" 404
 
 echo "# /healthz"
@@ -187,57 +192,254 @@ check_equal "after the restart it redirects again" "$(status_and /found Location
 check_equal "requests are logged on stderr" \
     "$(grep -cE '^GET /found 302 [0-9.]+ ms$' "$WORK/http.log" | awk '$1 > 0 { print "yes" }')" yes
 
-echo "# POST /links"
-start_http "$WORK/http-token.log" "$TOKEN_HTTP_PORT" link_maker SNOWLINK_HTTP_TOKEN=$TOKEN
-links=http://127.0.0.1:$TOKEN_HTTP_PORT/links
+echo "# the API: keys of two owners, a read-only key, a revoked one"
+# Keys as an administrator makes them; each is shown once.
+key_of() { sql "$DB" "SELECT snowlink_api_key_create($1)"; }
+ALICE=$(key_of "'alice', note => 'alice''s app'")
+BOB=$(key_of "'bob'")
+ALICE_READS=$(key_of "'alice', read_only => true")
+REVOKED=$(key_of "'carol'")
+start_http "$WORK/http-api.log" "$TOKEN_HTTP_PORT" link_maker SNOWLINK_HTTP_TOKEN=$TOKEN \
+    SNOWLINK_HTTP_PUBLIC_URL="http://127.0.0.1:$TOKEN_HTTP_PORT"
+API=http://127.0.0.1:$TOKEN_HTTP_PORT
+# api KEY METHOD PATH [BODY]: the body of the response, a space and its status.
+api() {
+    local key=$1 method=$2 path=$3
+    shift 3
+    curl -s -w ' %{http_code}' -X "$method" -H "Authorization: Bearer $key" \
+        ${1:+-H 'Content-Type: application/json' -d "$1"} "$API$path"
+}
+# field NAME...: the fields of the JSON object before the status, and the status.
+field() {
+    python3 -c 'import json, sys
+text = sys.stdin.read()
+body, status = text.rsplit(" ", 1)
+value = json.loads(body) if body else None
+print(*[value.get(name) if isinstance(value, dict) else value for name in sys.argv[1:]], status)' "$@"
+}
+check_equal "the server says the API is on, and that the token is deprecated" \
+    "$(grep -c -e ', API on' -e 'SNOWLINK_HTTP_TOKEN is deprecated and goes in 0.4.0' "$WORK/http-api.log")" 2
+check_equal "no key: 401, WWW-Authenticate: Bearer, in the one error shape" \
+    "$(curl -s -D "$WORK/headers" -w ' %{http_code}' "$API/links") $(grep -i '^www-authenticate' "$WORK/headers" | cut -d' ' -f2 | tr -d '\r')" \
+    '{"error":{"code":"unauthorized","message":"send Authorization: Bearer with an API key","sqlstate":null}} 401 Bearer'
+check_equal "an unknown key: 401 with the database's SQLSTATE" \
+    "$(api sl_0000 GET /links)" \
+    '{"error":{"code":"unauthorized","message":"API key is unknown or revoked","sqlstate":"28000"}} 401'
+check_equal "the key as Basic: 401" "$(status_of -H "Authorization: Basic $ALICE" "$API/links")" 401
+made=$(api "$ALICE" POST /links '{"url": "https://example.com/alice", "code": "alice-link", "title": "Spring sale", "tags": ["Sale", "spring"]}')
+check_equal "POST /links: 201, the link with its ID as a string, its owner and its public short URL" \
+    "$(echo "$made" | field code url title tags owner short_url redirect_status disabled) $(python3 -c 'import json, sys; print(type(json.loads(sys.argv[1].rsplit(" ", 1)[0])["id"]).__name__)' "$made")" \
+    "alice-link https://example.com/alice Spring sale ['sale', 'spring'] alice http://127.0.0.1:$TOKEN_HTTP_PORT/alice-link 302 False 201 str"
+check_equal "the ID is the link's" \
+    "$(sql "$DB" "SELECT id FROM shortlinks WHERE code = 'alice-link'")" \
+    "$(echo "${made% *}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+check_equal "201 has the link's place in the API" \
+    "$(curl -s -o /dev/null -D - -X POST -H "Authorization: Bearer $ALICE" -d '{"url": "https://example.com/alice"}' "$API/links" | grep -i '^location:' | tr -d '\r' | cut -d' ' -f2 | sed -E 's|/links/[0-9A-Za-z]{7}$|/links/CODE|')" \
+    /links/CODE
+check_equal "the new link redirects" \
+    "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$API/alice-link")" "302 https://example.com/alice"
+check_equal "bob's link, with every option" \
+    "$(api "$BOB" POST /links '{"url": "https://example.com/bob", "code": "bob-link", "expires_at": "2100-01-01T00:00:00Z", "valid_from": "2000-01-01T00:00:00Z", "max_visits": 3, "redirect_status": 308, "force_new": true}' | field owner expires_at valid_from max_visits redirect_status)" \
+    "bob 2100-01-01T00:00:00Z 2000-01-01T00:00:00Z 3 308 201"
+check_equal "GET /links: alice's links only, newest first" \
+    "$(api "$ALICE" GET /links | python3 -c 'import json, sys; page = json.loads(sys.stdin.read().rsplit(" ", 1)[0]); print(sorted({l["owner"] for l in page["links"]}), page["links"][-1]["code"], page["next"])')" \
+    "['alice'] alice-link None"
+check_equal "bob does not see alice's link: 404 for GET, PATCH, DELETE and its visits" \
+    "$(for method in GET PATCH DELETE; do status_of -X "$method" -H "Authorization: Bearer $BOB" -d '{}' "$API/links/alice-link"; echo -n ' '; done; status_of -H "Authorization: Bearer $BOB" "$API/links/alice-link/visits")" \
+    "404 404 404 404"
+check_equal "nor in his list" "$(api "$BOB" GET '/links?search=alice' | field links next)" "[] None 200"
+for n in 1 2 3; do api "$ALICE" POST /links "{\"url\": \"https://example.com/page-$n\", \"code\": \"page-$n\", \"tags\": [\"pages\"]}" >/dev/null; done
+check_equal "pages: limit, and next as the cursor of the following page" \
+    "$(page=$(api "$ALICE" GET '/links?tag=pages&limit=2'); echo "$page" | python3 -c 'import json, sys; p = json.loads(sys.stdin.read().rsplit(" ", 1)[0]); print(*[l["code"] for l in p["links"]])'; next=$(echo "${page% *}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["next"])'); api "$ALICE" GET "/links?tag=pages&limit=2&after=$next" | python3 -c 'import json, sys; p = json.loads(sys.stdin.read().rsplit(" ", 1)[0]); print(*[l["code"] for l in p["links"]], p["next"])')" \
+    "page-3 page-2
+page-1 None"
+check_equal "search matches code, URL or title in any case" \
+    "$(api "$ALICE" GET '/links?search=SPRING' | python3 -c 'import json, sys; print(*[l["code"] for l in json.loads(sys.stdin.read().rsplit(" ", 1)[0])["links"]])')" "alice-link"
+check_equal "GET /links/{code}" "$(api "$ALICE" GET /links/alice-link | field code owner)" "alice-link alice 200"
+check_equal "PATCH: the fields given change, null clears, the rest stays" \
+    "$(api "$ALICE" PATCH /links/alice-link '{"url": "https://example.com/changed", "title": null, "max_visits": 10}' | field url title max_visits tags)" \
+    "https://example.com/changed None 10 ['sale', 'spring'] 200"
+check_equal "the redirect follows the change" \
+    "$(curl -s -o /dev/null -w '%{redirect_url}' "$API/alice-link")" "https://example.com/changed"
+check_equal "PATCH disabled: the link stops, and starts again" \
+    "$(api "$ALICE" PATCH /links/alice-link '{"disabled": true}' | field disabled) $(status_of "$API/alice-link") $(api "$ALICE" PATCH /links/alice-link '{"disabled": false}' | field disabled)" \
+    "True 200 404 False 200"
+check_equal "PATCH with null for a field that cannot be cleared: 400 from shortlink_update()" \
+    "$(api "$ALICE" PATCH /links/alice-link '{"url": null}')" \
+    "{\"error\":{\"code\":\"bad_request\",\"message\":\"clear names columns that cannot be cleared: 'url'\",\"sqlstate\":\"22023\"}} 400"
+check_equal "PATCH with an unknown field: 400 that names it" \
+    "$(api "$ALICE" PATCH /links/alice-link '{"code": "other"}' | grep -o 'unknown field `code`')" 'unknown field `code`'
+check_equal "the visits: in all, and per day from the day asked" \
+    "$(api "$ALICE" GET "/links/alice-link/visits?from=$(date -u -d yesterday +%F)" | python3 -c 'import json, sys; v = json.loads(sys.stdin.read().rsplit(" ", 1)[0]); print(v["visits"] >= 2, [d["visits"] for d in v["days"]][0], len(v["days"]))')" \
+    "True 0 2"
+check_equal "visits from a day that is not a date: 400" \
+    "$(api "$ALICE" GET '/links/alice-link/visits?from=yesterday-ish')" \
+    '{"error":{"code":"bad_request","message":"invalid input syntax for type date: \"yesterday-ish\"","sqlstate":"22007"}} 400'
+check_equal "the read-only key reads alice's links" "$(api "$ALICE_READS" GET /links/alice-link | field owner)" "alice 200"
+check_equal "the read-only key cannot write: 403 for POST, PATCH and DELETE" \
+    "$(api "$ALICE_READS" POST /links '{"url": "https://example.com/"}') $(status_of -X PATCH -H "Authorization: Bearer $ALICE_READS" -d '{"title": "x"}' "$API/links/alice-link") $(status_of -X DELETE -H "Authorization: Bearer $ALICE_READS" "$API/links/alice-link")" \
+    '{"error":{"code":"forbidden","message":"this API key is read-only","sqlstate":null}} 403 403 403'
+check_equal "a key works until it is revoked, and is refused at once after" \
+    "$(status_of -H "Authorization: Bearer $REVOKED" "$API/links") $(sql "$DB" "SELECT snowlink_api_key_revoke(id) FROM snowlink_api_keys WHERE owner = 'carol'") $(status_of -H "Authorization: Bearer $REVOKED" "$API/links")" \
+    "200 t 401"
+check_equal "DELETE: 204, then the code does not resolve, and the link is gone" \
+    "$(api "$ALICE" DELETE /links/page-1) $(status_of "$API/page-1") $(status_of -H "Authorization: Bearer $ALICE" "$API/links/page-1")" \
+    " 204 404 404"
+check_equal "a path no route takes under /links: 404 in JSON" \
+    "$(api "$ALICE" GET /links/page-2/more/still)" \
+    '{"error":{"code":"not_found","message":"no route /links/page-2/more/still","sqlstate":null}} 404'
+check_equal "a method a route does not take: 405 in JSON" \
+    "$(api "$ALICE" PUT /links)" \
+    '{"error":{"code":"method_not_allowed","message":"this path does not take this method","sqlstate":null}} 405'
+check_equal "a body over 64 KiB: 413" \
+    "$(api "$ALICE" POST /links "{\"url\": \"https://example.com/$(head -c 70000 /dev/zero | tr '\0' a)\"}" | field error | cut -c1-200)" \
+    "{'code': 'payload_too_large', 'message': 'the body is larger than 65536 bytes, or was cut off', 'sqlstate': None} 413"
+
+echo "# /ids"
+ids=$(curl -s -H "Authorization: Bearer $ALICE" "$API/ids?n=1000")
+check_equal "n=1000: a JSON array of 1000 distinct IDs as strings" \
+    "$(python3 -c 'import json, sys; ids = json.loads(sys.argv[1]); print(len(set(ids)), all(isinstance(i, str) and int(i) > 2**53 for i in ids))' "$ids")" \
+    "1000 True"
+check_equal "IDs are snowflake IDs of this server" \
+    "$(sql "$DB" "SELECT count(*) FROM json_array_elements_text('$ids') AS id
+                  WHERE snowflake_timestamp(id::bigint) BETWEEN now() - interval '1 minute' AND clock_timestamp()")" 1000
+check_equal "no n: one ID" "$(curl -s -H "Authorization: Bearer $ALICE" "$API/ids" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')" 1
+check_equal "a read-only key gets IDs too" "$(status_of -H "Authorization: Bearer $ALICE_READS" "$API/ids")" 200
+check_equal "no key: 401" "$(status_of "$API/ids")" 401
+for n in 0 1001 -1 abc 1.5; do
+    check_equal "n=$n: 400 with the rule" \
+        "$(api "$ALICE" GET "/ids?n=$n")" \
+        "{\"error\":{\"code\":\"bad_request\",\"message\":\"n must be a whole number from 1 to 1000, not \\\"$n\\\"\",\"sqlstate\":null}} 400"
+done
+
+echo "# QR codes"
+qr() { curl -s -o "$WORK/qr.$2" -w '%{http_code} %{content_type}' "$API/$1/qr.$2${3:-}"; }
+check_equal "SVG: 200, and zbarimg reads the link's short URL" \
+    "$(qr page-2 svg) $(zbarimg -q --raw "$WORK/qr.svg" 2>/dev/null)" \
+    "200 image/svg+xml http://127.0.0.1:$TOKEN_HTTP_PORT/page-2"
+check_equal "PNG of the size asked: 200, and zbarimg reads it" \
+    "$(qr page-2 png '?size=400') $(zbarimg -q --raw "$WORK/qr.png" 2>/dev/null) $(python3 -c 'import struct, sys; d = open(sys.argv[1], "rb").read(24); print(d[:8] == b"\x89PNG\r\n\x1a\n", struct.unpack(">II", d[16:24])[0] <= 400)' "$WORK/qr.png")" \
+    "200 image/png http://127.0.0.1:$TOKEN_HTTP_PORT/page-2 True True"
+check_equal "a QR code counts no visit" "$(visits_of page-2)" 0
+check_equal "a size out of range: 400" \
+    "$(curl -s -w ' %{http_code}' "$API/page-2/qr.png?size=10000")" \
+    '{"error":{"code":"bad_request","message":"size must be from 64 to 2048 pixels, not 10000","sqlstate":null}} 400'
+check_equal "codes that do not resolve (unknown, deleted, disabled): 404" \
+    "$(status_of "$API/unknown/qr.svg") $(status_of "$API/page-1/qr.png") $(status_of "$API/off/qr.svg")" "404 404 404"
+check_equal "without SNOWLINK_HTTP_PUBLIC_URL, the default domain's links have no QR code: 404 that says what to set" \
+    "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$HTTP_PORT/found/qr.svg")" \
+    '{"error":{"code":"not_found","message":"links of the default domain have no public URL: set SNOWLINK_HTTP_PUBLIC_URL","sqlstate":null}} 404'
+
+echo "# domains, and a rate limit"
+api "$ALICE" POST /links '{"url": "https://example.com/shop-sale", "code": "sale", "domain": "Shop.Example"}' >/dev/null
+api "$ALICE" POST /links '{"url": "https://example.com/default-sale", "code": "sale"}' >/dev/null
+echo '<!doctype html><title>Gone</title><p>Our own page' >"$WORK/custom-404.html"
+start_http "$WORK/http-domains.log" "$DOMAINS_HTTP_PORT" link_maker SNOWLINK_HTTP_PUBLIC_URL=https://go.example \
+    SNOWLINK_HTTP_DOMAINS=shop.example,other.example SNOWLINK_HTTP_RATE_LIMIT=3 \
+    SNOWLINK_HTTP_NOT_FOUND_PAGE="$WORK/custom-404.html"
+DOMAINS=http://127.0.0.1:$DOMAINS_HTTP_PORT
+check_equal "a listed host: the link of its domain" \
+    "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: SHOP.example' "$DOMAINS/sale")" "302 https://example.com/shop-sale"
+check_equal "the public URL's host: the link of the default domain" \
+    "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: go.example' "$DOMAINS/sale")" "302 https://example.com/default-sale"
+check_equal "a listed host without the code: 404" "$(status_of -H 'Host: other.example' "$DOMAINS/sale")" 404
+check_equal "a host not listed: 421 with the page" \
+    "$(status_of -H 'Host: elsewhere.example' "$DOMAINS/sale") $(curl -s -H 'Host: elsewhere.example' "$DOMAINS/sale")" \
+    "421 <!doctype html><title>Gone</title><p>Our own page"
+check_equal "SNOWLINK_HTTP_NOT_FOUND_PAGE: the page of links that do not resolve, as it is" \
+    "$(curl -s -H 'Host: go.example' "$DOMAINS/unknown" -w ' %{http_code}')" \
+    "<!doctype html><title>Gone</title><p>Our own page
+ 404"
+check_equal "without SNOWLINK_HTTP_DOMAINS every host is the default domain" \
+    "$(curl -s -o /dev/null -w '%{redirect_url}' -H 'Host: shop.example' "$API/sale")" "https://example.com/default-sale"
+check_equal "the QR code of a domain's link has the domain's URL" \
+    "$(curl -s -o "$WORK/qr-domain.svg" -H 'Host: shop.example' "$DOMAINS/sale/qr.svg"; zbarimg -q --raw "$WORK/qr-domain.svg" 2>/dev/null)" \
+    "https://shop.example/sale"
+check_equal "a domain's link in the API: ?domain=, and its short URL" \
+    "$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $ALICE" "$DOMAINS/links/sale?domain=shop.example" | field domain short_url)" \
+    "shop.example https://shop.example/sale 200"
+check_equal "a domain that is not a host: 400 from the database" \
+    "$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $ALICE" "$DOMAINS/links?domain=a/b")" \
+    '{"error":{"code":"bad_request","message":"domain \"a/b\" is not a host with an optional port, such as s.example.com or localhost:8080","sqlstate":"22023"}} 400'
+check_equal "3 writes a minute: the fourth gets 429 with Retry-After, and reads go on" \
+    "$(for n in 1 2 3 4; do curl -s -o /dev/null -D "$WORK/headers" -w '%{http_code} ' -X POST -H "Authorization: Bearer $BOB" -d '{"url": "https://example.com/limited"}' "$DOMAINS/links"; done; grep -i '^retry-after:' "$WORK/headers" | tr -d '\r' | awk '{ print ($2 >= 1 && $2 <= 60) }'; status_of -H "Authorization: Bearer $BOB" "$DOMAINS/links")" \
+    "201 201 201 429 1
+200"
+check_equal "the limit is per key: another key writes" \
+    "$(status_of -X POST -H "Authorization: Bearer $ALICE" -d '{"url": "https://example.com/limited"}' "$DOMAINS/links")" 201
+
+echo "# the OpenAPI document"
+OPENAPI_VENV=$PROJECT_DIR/target/http-venv
+if ! "$OPENAPI_VENV/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+    # Debian's python3 has the venv module but not ensurepip, which creating one needs.
+    python3 -c 'import ensurepip' 2>/dev/null || ensure_debian_packages python3-venv
+    python3 -m venv "$OPENAPI_VENV"
+    "$OPENAPI_VENV/bin/pip" install -q 'openapi-spec-validator>=0.7,<0.8'
+fi
+curl -s "$API/openapi.json" >"$WORK/openapi.json"
+check_equal "openapi-spec-validator accepts it as OpenAPI 3.1" \
+    "$("$OPENAPI_VENV/bin/python" -c 'import json, sys
+from openapi_spec_validator import validate
+document = json.load(open(sys.argv[1]))
+validate(document)
+print(document["openapi"])' "$WORK/openapi.json" 2>&1)" 3.1.0
+# Every route that this test calls, as the router serves it.
+check_equal "it has every route the server serves, and no other" \
+    "$(python3 -c 'import json, sys
+paths = json.load(open(sys.argv[1]))["paths"]
+print(" ".join(sorted(method.upper() + " " + path for path, item in paths.items() for method in item)))' "$WORK/openapi.json")" \
+    "DELETE /links/{code} GET /healthz GET /ids GET /links GET /links/{code} GET /links/{code}/visits GET /openapi.json GET /{code} GET /{code}/qr.png GET /{code}/qr.svg PATCH /links/{code} POST /links"
+
+echo "# the deprecated token: the role of DATABASE_URL, as its own owner"
+links=$API/links
 post() { curl -s -w ' %{http_code}' -X POST -H "Content-Type: application/json" "$@"; }
-check_equal "no token: 401, WWW-Authenticate: Bearer" \
-    "$(curl -s -o /dev/null -D - -X POST -d '{"url": "https://example.com/"}' "$links" | grep -i -e '^HTTP' -e '^www-authenticate' | cut -d' ' -f2 | tr -d '\r' | paste -sd' ')" \
-    "401 Bearer"
 check_equal "a wrong token: 401" \
     "$(status_of -X POST -H "Authorization: Bearer ${TOKEN}x" -d '{"url": "https://example.com/"}' "$links")" 401
-check_equal "the token as Basic: 401" \
-    "$(status_of -X POST -H "Authorization: Basic $TOKEN" -d '{"url": "https://example.com/"}' "$links")" 401
 made=$(post -H "Authorization: Bearer $TOKEN" -d '{"url": "https://example.com/new", "code": "new-link", "redirect_status": 308}' "$links")
-check_equal "201 with the link, id as a string" \
-    "$(echo "${made% *}" | python3 -c 'import json, sys; l = json.load(sys.stdin); print(type(l["id"]).__name__, l["code"], l["url"], l["redirect_status"], l["expires_at"])') ${made##* }" \
-    "str new-link https://example.com/new 308 None 201"
-check_equal "the id is the link's" \
-    "$(sql "$DB" "SELECT id FROM shortlinks WHERE code = 'new-link'")" \
-    "$(echo "${made% *}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-check_equal "the new link redirects" "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$TOKEN_HTTP_PORT/new-link")" \
+check_equal "201 with the link, owned by the role itself" \
+    "$(echo "$made" | field code url redirect_status owner expires_at)" \
+    "new-link https://example.com/new 308 link_maker None 201"
+check_equal "the new link redirects" "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$API/new-link")" \
     "308 https://example.com/new"
-generated=$(post -H "Authorization: Bearer $TOKEN" -d '{"url": "https://example.com/generated", "expires_at": "2100-01-01T00:00:00Z", "max_visits": 3}' "$links")
-check_equal "a generated code, expires_at and max_visits" \
-    "$(echo "${generated% *}" | python3 -c 'import json, sys; l = json.load(sys.stdin); print(len(l["code"]), l["expires_at"], l["max_visits"])') ${generated##* }" \
-    "7 2100-01-01T00:00:00+00:00 3 201"
+check_equal "no key's owner sees it" "$(status_of -H "Authorization: Bearer $ALICE" "$API/links/new-link")" 404
 refused() { post -H "Authorization: Bearer $TOKEN" -d "$1" "$links"; }
 check_equal "a refused URL: 400 with shorten()'s message and SQLSTATE" \
     "$(refused '{"url": "javascript:alert(1)"}')" \
-    '{"error":"URL scheme \"javascript\" is not allowed","sqlstate":"22023"} 400'
+    '{"error":{"code":"bad_request","message":"URL scheme \"javascript\" is not allowed","sqlstate":"22023"}} 400'
 check_equal "a taken code: 409" \
     "$(refused '{"url": "https://example.com/other", "code": "new-link"}')" \
-    '{"error":"custom code \"new-link\" is already taken","sqlstate":"23505"} 409'
+    '{"error":{"code":"conflict","message":"custom code \"new-link\" is already taken","sqlstate":"23505"}} 409'
 check_equal "a code that is an endpoint: 400" \
     "$(refused '{"url": "https://example.com/", "code": "ids"}')" \
-    '{"error":"custom code \"ids\" is an endpoint of snowlink-http","sqlstate":"22023"} 400'
+    '{"error":{"code":"bad_request","message":"custom code \"ids\" is an endpoint of snowlink-http","sqlstate":"22023"}} 400'
 check_equal "a reserved code: 400" \
     "$(refused '{"url": "https://example.com/", "code": "Admin"}')" \
-    '{"error":"custom code \"Admin\" is reserved","sqlstate":"22023"} 400'
+    '{"error":{"code":"bad_request","message":"custom code \"Admin\" is reserved","sqlstate":"22023"}} 400'
 check_equal "a bad status: 400" \
     "$(refused '{"url": "https://example.com/", "redirect_status": 303}')" \
-    '{"error":"redirect_status must be 301, 302, 307 or 308, not 303","sqlstate":"22023"} 400'
+    '{"error":{"code":"bad_request","message":"redirect_status must be 301, 302, 307 or 308, not 303","sqlstate":"22023"}} 400'
 check_equal "a bad time: 400" \
     "$(refused '{"url": "https://example.com/", "expires_at": "tomorrow-ish"}')" \
-    '{"error":"invalid input syntax for type timestamp with time zone: \"tomorrow-ish\"","sqlstate":"22007"} 400'
+    '{"error":{"code":"bad_request","message":"invalid input syntax for type timestamp with time zone: \"tomorrow-ish\"","sqlstate":"22007"}} 400'
 check_equal "not JSON: 400" \
-    "$(refused 'url=https://example.com/' | sed -E 's/: expected .*"\}/"}/')" \
-    '{"error":"the body is not a link request"} 400'
+    "$(refused 'url=https://example.com/' | sed -E 's/: expected .*sqlstate/ sqlstate/')" \
+    '{"error":{"code":"bad_request","message":"the body is not a JSON object of this route'"'"'s fields sqlstate":null}} 400'
 check_equal "an unknown field: 400 that names it" \
     "$(refused '{"url": "https://example.com/", "colour": "red"}' | grep -o 'unknown field `colour`' )" \
     'unknown field `colour`'
 check_equal "no url: 400" \
     "$(refused '{"code": "x"}' | grep -o 'missing field `url`')" 'missing field `url`'
+
+echo "# the README's examples"
+# The block after the marker in "Serving redirects over HTTP", run as it is with S and KEY set.
+sed -n '/^<!-- http_test.sh runs this block -->$/,/^```$/p' "$PROJECT_DIR/README.md" | sed '1,2d;$d' >"$WORK/readme.sh"
+mkdir -p "$WORK/readme"
+(cd "$WORK/readme" && S=$API KEY=$ALICE bash -e "$WORK/readme.sh") >"$WORK/readme.out" 2>&1 && code=0 || code=$?
+check_equal "every curl of the README succeeds" "$code $(grep -c '^curl' "$WORK/readme.sh")" "0 11"
+check_equal "its redirect and its QR code are those of the link" \
+    "$(grep -c '302 https://example.com/spring-sale$' "$WORK/readme.out") $(zbarimg -q --raw "$WORK/readme/spring.png" 2>/dev/null)" \
+    "1 http://127.0.0.1:$TOKEN_HTTP_PORT/spring"
+check_equal "and it deleted the link it made" "$(sql "$DB" "SELECT count(*) FROM shortlinks WHERE code = 'spring'")" 0
 
 echo "# at the edge: requests that a browser never sends"
 edge() { python3 "$PROJECT_DIR/scripts/http_edge.py" "$@"; }
@@ -246,7 +448,7 @@ check_equal "Content-Length and Transfer-Encoding: 400, and nothing after it on 
 check_equal "a chunked body: 400 that says to send Content-Length" \
     "$(curl -s -w ' %{http_code}' -X POST -H "Authorization: Bearer $TOKEN" -H 'Transfer-Encoding: chunked' \
         -d '{"url": "https://example.com/chunked"}' "http://127.0.0.1:$TOKEN_HTTP_PORT/links")" \
-    '{"error":"Transfer-Encoding is not accepted: send the body with Content-Length"} 400'
+    '{"error":{"code":"bad_request","message":"Transfer-Encoding is not accepted: send the body with Content-Length","sqlstate":null}} 400'
 check_equal "300 uploads without the token that stall: 401 at once, none of their bodies kept" \
     "$(edge stalled-uploads "$TOKEN_HTTP_PORT" 300 "${HTTP_PIDS[1]}" | sed -E 's/ \([0-9-]+ MB\)$//')" \
     "401s 300, growth under 100 MB: yes"
@@ -306,6 +508,14 @@ check_equal "Chromium lands on the target page" \
     "$(sed -n 's|.*<p id="where">\([^<]*\)</p>.*|\1|p' "$WORK/dom.html")" \
     "landed on http://127.0.0.1:$PAGE_PORT/landed.html"
 check_equal "the browser's visit is counted" "$(wait_for_visits browser $((before + 1)))" $((before + 1))
+# The 404 page as a phone shows it: 390 pixels wide, the heading on one line.
+timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$WORK/chromium-profile" --window-size=390,844 --virtual-time-budget=5000 \
+    --run-all-compositor-stages-before-draw \
+    --dump-dom "http://127.0.0.1:$HTTP_PORT/unknown" >"$WORK/not-found.html" 2>"$WORK/chromium-404.log" || true
+check_equal "Chromium shows the 404 page" \
+    "$(grep -o '<h1>Link not found</h1>' "$WORK/not-found.html")" "<h1>Link not found</h1>"
 
 echo "# shutdown"
 kill -TERM "${HTTP_PIDS[0]}"

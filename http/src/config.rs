@@ -1,12 +1,18 @@
 //! Configuration from the environment, checked before anything starts.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
+
+use crate::site::Site;
 
 /// Where to listen when LISTEN is not set: loopback only, for a reverse proxy in front.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// A shorter token is too easy to guess to guard link creation.
 const MIN_TOKEN_LENGTH: usize = 16;
+/// Requests per minute per API key to /ids and the routes that write, when
+/// SNOWLINK_HTTP_RATE_LIMIT does not say.
+const DEFAULT_RATE_LIMIT: u32 = 600;
 /// How long a request waits for the database (a connection, or the answer to its query) before it
 /// is answered 503; the query is cancelled then.
 pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -17,15 +23,26 @@ pub fn usage() -> String {
         "Usage: snowlink-http [--help | --version]
 
 Serves the short links of a PostgreSQL database with the snowlink extension over HTTP:
-GET /CODE redirects, GET /ids?n=N hands out snowflake IDs, POST /links makes a link (with a token
-only), GET /healthz tells whether the database answers.
+GET /CODE redirects, GET /CODE/qr.svg and /CODE/qr.png show its QR code, and, for holders of an
+API key of snowlink_api_key_create(), /links makes, lists, changes and deletes links and /ids hands
+out snowflake IDs. GET /openapi.json describes every route; GET /healthz tells whether the
+database answers.
 
 Settings, from the environment:
   DATABASE_URL             libpq connection string or URI of the database (required), for
                            example postgresql://redirects@localhost/app
   LISTEN                   address and port to listen on (default {DEFAULT_LISTEN})
-  SNOWLINK_HTTP_TOKEN      bearer token of POST /links, at least {MIN_TOKEN_LENGTH} characters;
-                           unset, POST /links does not exist
+  SNOWLINK_HTTP_PUBLIC_URL where links of the default domain are followed, such as
+                           https://s.example.com (for short_url and QR codes)
+  SNOWLINK_HTTP_DOMAINS    hosts, separated by commas, whose own links are served; unset, every
+                           host serves the default domain's links
+  SNOWLINK_HTTP_NOT_FOUND_PAGE
+                           HTML file answered for links that do not resolve (default: a page
+                           built in)
+  SNOWLINK_HTTP_RATE_LIMIT requests per minute per API key to /ids and the routes that write
+                           (default {DEFAULT_RATE_LIMIT}; 0: no limit)
+  SNOWLINK_HTTP_TOKEN      deprecated, until 0.4.0: a bearer token, at least {MIN_TOKEN_LENGTH}
+                           characters, that acts as the role of DATABASE_URL itself; use API keys
   SNOWLINK_HTTP_POOL_SIZE  most database connections (default 4 per CPU)
 
 A request waits at most {} s for the database, and gets 503 after that. Exit codes: 0 after
@@ -38,13 +55,18 @@ SIGTERM or Ctrl-C, 2 for a configuration error, 3 when the database cannot be us
 pub struct Config {
     pub database: tokio_postgres::Config,
     pub listen: SocketAddr,
-    /// The bearer token of POST /links; without one, the endpoint does not exist.
+    pub site: Site,
+    /// The page of links that do not resolve; None: the built-in one.
+    pub not_found_page: Option<String>,
+    /// Requests per minute per API key; None: no limit.
+    pub rate_limit: Option<NonZeroU32>,
+    /// The bearer token of SNOWLINK_HTTP_TOKEN.
     pub token: Option<String>,
     pub pool_size: usize,
 }
 
 impl Config {
-    /// Reads DATABASE_URL, LISTEN, SNOWLINK_HTTP_TOKEN and SNOWLINK_HTTP_POOL_SIZE.
+    /// Reads the settings of usage().
     pub fn from_env() -> Result<Config, String> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
@@ -69,11 +91,31 @@ impl Config {
             format!("LISTEN is \"{listen}\", not an address:port such as {DEFAULT_LISTEN}")
         })?;
 
+        let site = Site::new(
+            lookup("SNOWLINK_HTTP_PUBLIC_URL").as_deref(),
+            lookup("SNOWLINK_HTTP_DOMAINS").as_deref(),
+        )?;
+        let not_found_page = match lookup("SNOWLINK_HTTP_NOT_FOUND_PAGE") {
+            None => None,
+            Some(path) => Some(std::fs::read_to_string(&path).map_err(|error| {
+                format!("SNOWLINK_HTTP_NOT_FOUND_PAGE: cannot read \"{path}\": {error}")
+            })?),
+        };
+        let rate_limit = match lookup("SNOWLINK_HTTP_RATE_LIMIT") {
+            None => NonZeroU32::new(DEFAULT_RATE_LIMIT),
+            Some(limit) => NonZeroU32::new(limit.parse().map_err(|_| {
+                format!(
+                    "SNOWLINK_HTTP_RATE_LIMIT is \"{limit}\", not a number of requests per \
+                     minute (0: no limit)"
+                )
+            })?),
+        };
+
         let token = match lookup("SNOWLINK_HTTP_TOKEN") {
             Some(token) if token.len() < MIN_TOKEN_LENGTH => {
                 return Err(format!(
                     "SNOWLINK_HTTP_TOKEN has {} characters, fewer than {MIN_TOKEN_LENGTH}: \
-                     set a longer one, or unset it to turn POST /links off",
+                     set a longer one, or unset it and use API keys",
                     token.len()
                 ))
             }
@@ -91,6 +133,9 @@ impl Config {
         Ok(Config {
             database,
             listen,
+            site,
+            not_found_page,
+            rate_limit,
             token,
             pool_size,
         })
@@ -115,6 +160,8 @@ mod tests {
         let config = config(&[("DATABASE_URL", "host=/run/postgresql dbname=app")]).unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
         assert!(config.token.is_none());
+        assert_eq!(config.rate_limit, NonZeroU32::new(DEFAULT_RATE_LIMIT));
+        assert!(config.not_found_page.is_none());
         assert!(config.pool_size >= 4);
         assert_eq!(
             config.database.get_application_name(),
@@ -133,12 +180,14 @@ mod tests {
             ("LISTEN", "0.0.0.0:80"),
             ("SNOWLINK_HTTP_TOKEN", "a-token-of-enough-length"),
             ("SNOWLINK_HTTP_POOL_SIZE", "32"),
+            ("SNOWLINK_HTTP_RATE_LIMIT", "0"),
         ])
         .unwrap();
         assert_eq!(config.database.get_application_name(), Some("redirects"));
         assert_eq!(config.listen, "0.0.0.0:80".parse().unwrap());
         assert_eq!(config.token.as_deref(), Some("a-token-of-enough-length"));
         assert_eq!(config.pool_size, 32);
+        assert_eq!(config.rate_limit, None);
     }
 
     #[test]
@@ -150,6 +199,12 @@ mod tests {
         assert!(error(&[url, ("LISTEN", "8080")]).starts_with("LISTEN is \"8080\""));
         assert!(error(&[url, ("SNOWLINK_HTTP_TOKEN", "short")]).contains("fewer than 16"));
         assert!(error(&[url, ("SNOWLINK_HTTP_POOL_SIZE", "0")]).contains("positive number"));
+        assert!(error(&[url, ("SNOWLINK_HTTP_RATE_LIMIT", "-1")]).contains("per minute"));
+        assert!(error(&[url, ("SNOWLINK_HTTP_PUBLIC_URL", "x")]).contains("not an http"));
+        assert!(
+            error(&[url, ("SNOWLINK_HTTP_NOT_FOUND_PAGE", "/nonexistent")])
+                .contains("cannot read \"/nonexistent\"")
+        );
     }
 
     /// The settings as the man page, the packaged settings file and the README give them: every
@@ -162,11 +217,15 @@ mod tests {
         for setting in [
             "DATABASE_URL",
             "LISTEN",
+            "SNOWLINK_HTTP_PUBLIC_URL",
+            "SNOWLINK_HTTP_DOMAINS",
+            "SNOWLINK_HTTP_NOT_FOUND_PAGE",
+            "SNOWLINK_HTTP_RATE_LIMIT",
             "SNOWLINK_HTTP_TOKEN",
             "SNOWLINK_HTTP_POOL_SIZE",
         ] {
             assert!(
-                usage().contains(&format!("\n  {setting} ")),
+                usage().contains(&format!("\n  {setting}")),
                 "{setting} in --help"
             );
             assert!(

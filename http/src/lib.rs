@@ -1,15 +1,19 @@
 //! snowlink-http: serves snowlink's short links over HTTP.
 //!
-//! `GET /{code}` redirects with the link's status; `GET /ids?n=N` hands out snowflake IDs;
-//! `POST /links` makes a link (with a token only); `GET /healthz` tells whether the database
-//! answers. Configured by DATABASE_URL, LISTEN, SNOWLINK_HTTP_TOKEN and SNOWLINK_HTTP_POOL_SIZE;
-//! see the README. The binary is src/main.rs; examples/plain_redirects.rs is the baseline of the
-//! benchmarks.
+//! `GET /{code}` redirects with the link's status (routes.rs); the API (api.rs) makes, lists,
+//! changes and deletes links and hands out snowflake IDs for holders of an API key, every rule
+//! the database's (database.rs); `GET /openapi.json` describes it all. Configured from the
+//! environment (config.rs, `--help`). The binary is src/main.rs; examples/plain_redirects.rs is
+//! the baseline of the benchmarks.
 
+mod api;
 mod config;
 mod database;
+mod error;
+mod qr;
 mod routes;
 mod server;
+mod site;
 
 // The extension's rule for codes and the names of the endpoints, compiled here from their one
 // definition. Refusing a custom code is the database's part.
@@ -19,10 +23,12 @@ mod code_rule;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use config::Config;
 use database::Database;
 pub use database::Redirects;
+pub use routes::openapi_json;
 use routes::App;
 
 /// Answers `--help` and `--version`, and refuses any other argument; None when there is none, and
@@ -68,18 +74,29 @@ pub async fn serve(redirects: Redirects) -> ExitCode {
             return exit("configuration", error, EXIT_CONFIGURATION);
         }
     };
-    let app = Arc::new(App {
-        database,
-        token: config.token,
+    let listen = config.listen;
+    let app = Arc::new(App::new(config, database));
+    if app.token.is_some() {
+        eprintln!(
+            "snowlink-http: SNOWLINK_HTTP_TOKEN is deprecated and goes in 0.4.0: give each \
+             client an API key of snowlink_api_key_create() instead"
+        );
+    }
+    let forgetting = app.clone();
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            forgetting.forget_idle_keys();
+        }
     });
     let max_connections = server::max_connections();
     eprintln!(
-        "snowlink-http: listening on http://{}{}, up to {max_connections} connections",
-        config.listen,
-        if app.token.is_some() {
-            " (POST /links on)"
+        "snowlink-http: listening on http://{listen}, up to {max_connections} connections{}",
+        if app.database.serves_api {
+            ", API on"
         } else {
-            ""
+            ", redirects only (the role is not in snowlink_user)"
         }
     );
     server::run(

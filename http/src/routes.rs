@@ -1,51 +1,151 @@
-//! The endpoints: redirects, IDs, new links and the health check.
+//! The router: redirects, the API (api.rs), the health check and the OpenAPI document, which is
+//! generated from the same handlers as the router, so that it names every route.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, LOCATION, RETRY_AFTER,
-    TRANSFER_ENCODING, WWW_AUTHENTICATE,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, LOCATION, TRANSFER_ENCODING,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
-use serde::Deserialize;
-use subtle::ConstantTimeEq;
+use axum::{Extension, Router};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::code_rule::{is_custom_code, HEALTH_ENDPOINT, IDS_ENDPOINT, LINKS_ENDPOINT};
-use crate::database::{Database, Failure, NewLink};
+use crate::code_rule::is_custom_code;
+use crate::config::Config;
+use crate::database::{Caller, Database};
+use crate::error::{ApiError, ErrorBody};
+use crate::site::{Served, Site};
+use crate::{api, qr};
 
-/// The most IDs one GET /ids hands out.
-const MAX_IDS: i32 = 1000;
-/// The largest body of POST /links: room for the longest URL that snowlink.max_url_length allows
-/// (1 MB), and the other fields.
-const MAX_BODY: usize = (1 << 20) + 64 * 1024;
-/// How long a client has to send the body of POST /links.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
-const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
-<title>Link not found</title></head>\n<body><h1>Link not found</h1>\n<p>This short link does not \
-exist, has expired or was turned off.</p></body>\n</html>\n";
+/// The page of links that do not resolve, unless SNOWLINK_HTTP_NOT_FOUND_PAGE names another:
+/// styled in the page itself, so that it loads nothing else.
+const NOT_FOUND_PAGE: &str = include_str!("pages/not_found.html");
+/// What the built-in page may load: nothing but its own style.
+const NOT_FOUND_PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'";
 
 pub struct App {
     pub database: Database,
+    pub site: Site,
     pub token: Option<String>,
+    not_found_page: Option<String>,
+    /// Requests per API key to /ids and the routes that write.
+    rate_limiter: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl App {
+    pub fn new(config: Config, database: Database) -> App {
+        App {
+            database,
+            site: config.site,
+            token: config.token,
+            not_found_page: config.not_found_page,
+            rate_limiter: config
+                .rate_limit
+                .map(|per_minute| DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute))),
+        }
+    }
+
+    /// 429 with Retry-After when the caller's key has used up its requests for now.
+    pub fn limit_rate(&self, caller: &Caller) -> Result<(), ApiError> {
+        let Some(limiter) = &self.rate_limiter else {
+            return Ok(());
+        };
+        let key = match caller {
+            Caller::ApiKey(key) => key.clone(),
+            // No key starts with a space.
+            Caller::Token => " token".to_owned(),
+        };
+        limiter.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::too_many_requests(wait.as_secs() + 1)
+        })
+    }
+
+    /// Forgets the keys that have not been used for a while, so that a client sending made-up
+    /// keys cannot grow the limiter without end.
+    pub fn forget_idle_keys(&self) {
+        if let Some(limiter) = &self.rate_limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "snowlink-http",
+        description = "Short links of a PostgreSQL database with the snowlink extension: \
+                       redirects, and an API for the holders of an API key.",
+        license(name = "PostgreSQL", identifier = "PostgreSQL")
+    ),
+    modifiers(&BearerKey),
+    tags(
+        (name = "redirects", description = "following short links; anyone"),
+        (name = "links", description = "making and managing links; an API key"),
+        (name = "ids", description = "snowflake IDs; an API key"),
+        (name = "service", description = "the server itself")
+    )
+)]
+struct ApiDocument;
+
+/// The security scheme of the API: `Authorization: Bearer KEY`.
+struct BearerKey;
+
+impl utoipa::Modify for BearerKey {
+    fn modify(&self, document: &mut utoipa::openapi::OpenApi) {
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("a key of snowlink_api_key_create()"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and their OpenAPI document.
+fn routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDocument::openapi())
+        .routes(routes!(api::create_link, api::list_links))
+        .routes(routes!(api::get_link, api::change_link, api::delete_link))
+        .routes(routes!(api::link_visits))
+        .routes(routes!(api::ids))
+        .routes(routes!(healthz))
+        .routes(routes!(openapi))
+        .routes(routes!(redirect))
+        .routes(routes!(qr::qr_svg))
+        .routes(routes!(qr::qr_png))
+        .split_for_parts()
+}
+
+/// The OpenAPI document as JSON.
+pub fn openapi_json() -> String {
+    routes()
+        .1
+        .to_pretty_json()
+        .expect("the document serializes")
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route(&format!("/{HEALTH_ENDPOINT}"), get(healthz))
-        .route(&format!("/{IDS_ENDPOINT}"), get(ids))
-        .route(&format!("/{LINKS_ENDPOINT}"), post(create_link))
-        // GET routes answer HEAD too, without the body.
-        .route("/{code}", get(redirect))
+    let (router, _) = routes();
+    router
         .fallback(not_found)
+        .method_not_allowed_fallback(async || ApiError::method_not_allowed())
+        .layer(Extension(Arc::new(openapi_json())))
         .layer(middleware::from_fn(refuse_transfer_encoding))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
@@ -55,26 +155,17 @@ pub fn router(app: Arc<App>) -> Router {
 /// front may have read it the other way: what one takes for its body, the other takes for a
 /// second request (request smuggling). hyper drops the Content-Length before the request gets
 /// here, so every request with Transfer-Encoding is refused, and its connection closed: nothing
-/// after it on the connection is served. The one body snowlink-http takes, a small JSON object,
-/// comes with Content-Length from every client.
+/// after it on the connection is served. The bodies snowlink-http takes, small JSON objects, come
+/// with Content-Length from every client.
 async fn refuse_transfer_encoding(request: Request, next: Next) -> Response {
     if request.headers().contains_key(TRANSFER_ENCODING) {
-        let mut response = refusal(
-            StatusCode::BAD_REQUEST,
+        return ApiError::bad_request(
             "Transfer-Encoding is not accepted: send the body with Content-Length",
-            None,
-        );
-        close_after(&mut response);
-        return response;
+        )
+        .closing()
+        .into_response();
     }
     next.run(request).await
-}
-
-/// Has the connection closed once the response is sent, whatever the client sent after.
-fn close_after(response: &mut Response) {
-    response
-        .headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// One line per request on stderr: method, path, status and time taken.
@@ -91,27 +182,51 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
+/// Follows a short link: its status (301, 302, 307 or 308) with Location and Cache-Control, and
+/// the visit counted. Looked up in the domain of the request's Host (SNOWLINK_HTTP_DOMAINS);
+/// answers HEAD too, as GET without the body, and counts that visit as well.
+#[utoipa::path(get, path = "/{code}", tag = "redirects",
+    params(("code" = String, Path, description = "the link's code")),
+    responses(
+        (status = 301, description = "the link, moved for good",
+         headers(("Location" = String), ("Cache-Control" = String))),
+        (status = 302, description = "the link (the default status)",
+         headers(("Location" = String), ("Cache-Control" = String))),
+        (status = 307, description = "the link, the method kept",
+         headers(("Location" = String), ("Cache-Control" = String))),
+        (status = 308, description = "the link, moved for good, the method kept",
+         headers(("Location" = String), ("Cache-Control" = String))),
+        (status = 404, description = "no live link: a page", content_type = "text/html", body = String),
+        (status = 421, description = "a host that SNOWLINK_HTTP_DOMAINS does not list: a page",
+         content_type = "text/html", body = String),
+        (status = 503, description = "the database cannot answer now", body = ErrorBody)))]
 async fn redirect(
     State(app): State<Arc<App>>,
+    headers: HeaderMap,
     code: Result<Path<String>, PathRejection>,
 ) -> Response {
     // What cannot be a code is not looked up.
     let Ok(Path(code)) = code else {
-        return not_found().await;
+        return page(&app, StatusCode::NOT_FOUND);
     };
     if !is_custom_code(&code) {
-        return not_found().await;
+        return page(&app, StatusCode::NOT_FOUND);
     }
-    match app.database.target(&code).await {
+    let host = headers.get(HOST).and_then(|host| host.to_str().ok());
+    let domain = match app.site.serves(host) {
+        Served::DefaultDomain => None,
+        Served::Domain(domain) => Some(domain),
+        Served::Refused => return page(&app, StatusCode::MISDIRECTED_REQUEST),
+    };
+    match app.database.target(&code, domain.as_deref()).await {
         Ok(Some(target)) => {
             let status = StatusCode::from_u16(target.status).unwrap_or(StatusCode::FOUND);
             let (Ok(location), Ok(cache_control)) = (
                 HeaderValue::from_str(&target.url),
                 HeaderValue::from_str(&target.cache_control),
             ) else {
-                return failure(Failure::Internal(format!(
-                    "link {code} has a URL that is not a header value"
-                )));
+                eprintln!("snowlink-http: link {code} has a URL that is not a header value");
+                return ApiError::internal().into_response();
             };
             (
                 status,
@@ -119,159 +234,50 @@ async fn redirect(
             )
                 .into_response()
         }
-        Ok(None) => not_found().await,
-        Err(error) => failure(error),
+        Ok(None) => page(&app, StatusCode::NOT_FOUND),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
+/// The page of links that do not resolve, with `status`: not cached, since the link may be made
+/// or turned on later.
+pub fn page(app: &App, status: StatusCode) -> Response {
+    let mut response = (
+        status,
         [
             (CONTENT_TYPE, "text/html; charset=utf-8"),
             (CACHE_CONTROL, "no-store"),
         ],
-        NOT_FOUND_PAGE,
+        app.not_found_page
+            .clone()
+            .unwrap_or_else(|| NOT_FOUND_PAGE.to_owned()),
     )
-        .into_response()
-}
-
-#[derive(Deserialize)]
-struct IdsQuery {
-    n: Option<String>,
-}
-
-/// GET /ids?n=N: N new snowflake IDs as a JSON array of strings (JSON numbers lose precision
-/// past 2^53, and snowflake IDs are far past it).
-async fn ids(
-    State(app): State<Arc<App>>,
-    query: Result<Query<IdsQuery>, QueryRejection>,
-) -> Response {
-    let requested = match query {
-        Ok(Query(query)) => query.n,
-        Err(rejection) => {
-            return refusal(StatusCode::BAD_REQUEST, &rejection.body_text(), None);
-        }
-    };
-    let count = match requested.as_deref() {
-        None => 1,
-        Some(n) => match n.parse::<i32>() {
-            Ok(count) if (1..=MAX_IDS).contains(&count) => count,
-            _ => {
-                return refusal(
-                    StatusCode::BAD_REQUEST,
-                    &format!("n must be a whole number from 1 to {MAX_IDS}, not \"{n}\""),
-                    None,
-                )
-            }
-        },
-    };
-    match app.database.ids(count).await {
-        Ok(ids) => json(
-            StatusCode::OK,
-            serde_json::to_string(&ids).expect("strings serialize"),
-        ),
-        Err(error) => failure(error),
-    }
-}
-
-/// The body of POST /links: the URL and the optional arguments of shorten().
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LinkRequest {
-    url: String,
-    code: Option<String>,
-    expires_at: Option<String>,
-    max_visits: Option<i64>,
-    redirect_status: Option<i32>,
-    force_new: Option<bool>,
-    valid_from: Option<String>,
-}
-
-/// POST /links: shorten(), for holders of the token only; 201 with the link. The token is checked
-/// before the body is read, and the body must come within BODY_TIMEOUT and MAX_BODY bytes; a
-/// request refused before its body was read closes its connection.
-async fn create_link(State(app): State<Arc<App>>, request: Request) -> Response {
-    let Some(token) = &app.token else {
-        return not_found().await;
-    };
-    if !is_authorized(request.headers(), token) {
-        let mut response = refusal(
-            StatusCode::UNAUTHORIZED,
-            "send Authorization: Bearer with the token of SNOWLINK_HTTP_TOKEN",
-            None,
+        .into_response();
+    if app.not_found_page.is_none() {
+        response.headers_mut().insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(NOT_FOUND_PAGE_POLICY),
         );
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        close_after(&mut response);
-        return response;
     }
-    let body = match read_body(request).await {
-        Ok(body) => body,
-        Err(mut response) => {
-            close_after(&mut response);
-            return response;
-        }
-    };
-    let request: LinkRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(error) => {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                &format!("the body is not a link request: {error}"),
-                None,
-            )
-        }
-    };
-    let link = NewLink {
-        url: &request.url,
-        code: request.code.as_deref(),
-        expires_at: request.expires_at.as_deref(),
-        max_visits: request.max_visits,
-        redirect_status: request.redirect_status,
-        force_new: request.force_new,
-        valid_from: request.valid_from.as_deref(),
-    };
-    match app.database.shorten(&link).await {
-        Ok(link) => json(StatusCode::CREATED, link),
-        Err(error) => failure(error),
+    response
+}
+
+/// A path that no route takes: the API's paths answer in JSON, any other gets the page.
+async fn not_found(State(app): State<Arc<App>>, request: Request) -> Response {
+    let path = request.uri().path();
+    let first_segment = path.trim_start_matches('/').split('/').next();
+    if first_segment.is_some_and(|segment| api::API_SEGMENTS.contains(&segment)) {
+        ApiError::not_found(format!("no route {path}")).into_response()
+    } else {
+        page(&app, StatusCode::NOT_FOUND)
     }
 }
 
-/// The body of `request`, or the response that refuses it: too large (413) or too slow (408).
-async fn read_body(request: Request) -> Result<Bytes, Response> {
-    match tokio::time::timeout(
-        BODY_TIMEOUT,
-        axum::body::to_bytes(request.into_body(), MAX_BODY),
-    )
-    .await
-    {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(_)) => Err(refusal(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the body is larger than {MAX_BODY} bytes, or was cut off"),
-            None,
-        )),
-        Err(_) => Err(refusal(
-            StatusCode::REQUEST_TIMEOUT,
-            &format!("the body did not come within {} s", BODY_TIMEOUT.as_secs()),
-            None,
-        )),
-    }
-}
-
-/// Whether the request carries `Authorization: Bearer <token>`, compared in constant time.
-fn is_authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some(presented) = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-    else {
-        return false;
-    };
-    presented.ct_eq(token.as_bytes()).into()
-}
-
+/// Whether the server answers and the database does.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses(
+        (status = 200, description = "the database answers", content_type = "text/plain", body = String),
+        (status = 503, description = "the database does not answer", content_type = "text/plain", body = String)))]
 async fn healthz(State(app): State<Arc<App>>) -> Response {
     if app.database.is_healthy().await {
         (StatusCode::OK, [(CACHE_CONTROL, "no-store")], "ok\n").into_response()
@@ -285,56 +291,13 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-fn failure(failure: Failure) -> Response {
-    match failure {
-        Failure::Refused {
-            sqlstate,
-            message,
-            conflict,
-        } => {
-            let status = if conflict {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            refusal(status, &message, Some(&sqlstate))
-        }
-        Failure::Unavailable(message) => {
-            eprintln!("snowlink-http: {message}");
-            let mut response = refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database cannot answer now; try again",
-                None,
-            );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
-        Failure::Internal(message) => {
-            eprintln!("snowlink-http: {message}");
-            refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
-        }
-    }
-}
-
-/// An error as JSON: {"error": message, "sqlstate": code}.
-fn refusal(status: StatusCode, message: &str, sqlstate: Option<&str>) -> Response {
-    let mut body = serde_json::json!({ "error": message });
-    if let Some(sqlstate) = sqlstate {
-        body["sqlstate"] = sqlstate.into();
-    }
-    json(status, body.to_string())
-}
-
-fn json(status: StatusCode, body: String) -> Response {
+/// This document: every route of the server, in OpenAPI 3.1.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
+async fn openapi(Extension(document): Extension<Arc<String>>) -> Response {
     (
-        status,
-        [
-            (CONTENT_TYPE, "application/json"),
-            (CACHE_CONTROL, "no-store"),
-        ],
-        Body::from(body),
+        [(CONTENT_TYPE, "application/json")],
+        document.as_ref().clone(),
     )
         .into_response()
 }
@@ -342,21 +305,24 @@ fn json(status: StatusCode, body: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::code_rule::HTTP_ENDPOINTS;
 
-    fn headers(authorization: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, HeaderValue::from_str(authorization).unwrap());
-        headers
-    }
-
+    /// Each path of the router whose first segment could be a code is an endpoint that no code may
+    /// take (code_rule.rs): a link cannot hide a route, nor a route a link.
     #[test]
-    fn only_the_bearer_token_authorizes() {
-        let token = "0123456789abcdef";
-        assert!(is_authorized(&headers("Bearer 0123456789abcdef"), token));
-        assert!(!is_authorized(&headers("Bearer 0123456789abcdeF"), token));
-        assert!(!is_authorized(&headers("Bearer 0123456789abcdef0"), token));
-        assert!(!is_authorized(&headers("Basic 0123456789abcdef"), token));
-        assert!(!is_authorized(&headers("0123456789abcdef"), token));
-        assert!(!is_authorized(&HeaderMap::new(), token));
+    fn no_code_can_take_a_route() {
+        let (_, document) = routes();
+        let mut first_segments: Vec<&str> = document
+            .paths
+            .paths
+            .keys()
+            .filter_map(|path| path.trim_start_matches('/').split('/').next())
+            .filter(|segment| is_custom_code(segment))
+            .collect();
+        first_segments.sort();
+        first_segments.dedup();
+        let mut endpoints = HTTP_ENDPOINTS.to_vec();
+        endpoints.sort();
+        assert_eq!(first_segments, endpoints);
     }
 }

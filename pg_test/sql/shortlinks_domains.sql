@@ -30,6 +30,9 @@ SELECT * FROM shortlink_target('sale', 'S.example.com');
 SELECT * FROM shortlink_target('sale', NULL);
 SELECT count(*) AS rows FROM shortlink_target(NULL, 's.example.com');
 SELECT count(*) AS rows FROM shortlink_target('sale', 'other.example');
+SELECT shortlink_is_live('sale', 'S.example.com') AS s_domain, shortlink_is_live('sale', 'other.example') AS other,
+       shortlink_is_live('sale') AS default_domain;
+SELECT shortlink_is_live('sale', 'https://s.example.com');
 SELECT shortlink_redirect('sale', 'bücher.example:8080'), current_setting('response.status') AS status,
        current_setting('response.headers') AS headers;
 SELECT shortlink_redirect('sale', 'other.example'), current_setting('response.status') AS status;

@@ -43,6 +43,12 @@ SELECT visits FROM shortlink_stats('found');
 SELECT resolve('found');
 SELECT visits FROM shortlink_stats('found');
 
+-- shortlink_is_live(code [, domain]): whether a code resolves, without counting a visit, for an
+-- HTTP front that shows a link's QR code only while the link lives.
+SELECT c.code, shortlink_is_live(c.code) AS live
+FROM (VALUES ('found'), ('twice'), ('later'), ('disabled'), ('unknown'), (NULL)) AS c (code);
+SELECT visits AS still FROM shortlink_stats('found');
+
 -- In a read-only transaction (PostgREST's GET) every link resolves, one with max_visits too: the
 -- visit writer counts its visit in a transaction of its own.
 SELECT (shorten('https://example.com/limited', code => 'limited', max_visits => 5)).code;
@@ -60,6 +66,7 @@ EXPLAIN (COSTS ON) SELECT * FROM shortlink_target('found');
 CREATE ROLE target_visitor;
 SET ROLE target_visitor;
 SELECT url, status FROM shortlink_target('found');
+SELECT shortlink_is_live('found') AS live;
 RESET ROLE;
 DROP ROLE target_visitor;
 

@@ -101,3 +101,20 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION shortlink_redirect(text) IS
     'for PostgREST: resolves a code and sets response.status and response.headers (Location, Cache-Control)';
+
+-- Whether a code resolves (in a domain; NULL: the default domain), without counting a visit: for
+-- an HTTP front that shows a link's QR code only while the link lives. Anyone may ask, as anyone
+-- may follow a link; it reads the link as the extension's owner.
+CREATE FUNCTION shortlink_is_live(code text, domain text DEFAULT NULL) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT FROM @extschema@.shortlinks AS s
+        WHERE s.code = shortlink_is_live.code
+          AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_is_live.domain)
+          AND snowlink_internal._shortlink_is_live(s.disabled, s.valid_from, s.expires_at, s.max_visits,
+                                                   s.visits, now()));
+$$;
+COMMENT ON FUNCTION shortlink_is_live(text, text) IS
+    'whether a code resolves (in a domain; NULL: the default), without counting a visit';

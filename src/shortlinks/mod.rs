@@ -399,7 +399,8 @@ extension_sql_file!(
         "tables",
         resolve::resolve,
         resolve::resolve_in_domain,
-        _shortlink_is_live
+        _shortlink_is_live,
+        _shortlink_domain
     ]
 );
 extension_sql_file!(
