@@ -180,7 +180,8 @@ record import "plain INSERT ... SELECT" "$ms" ms
 say "7. Redirects over HTTP (wrk, median of $ROUNDS runs of $SECONDS_PER_RUN s in turn)"
 # snowlink-http, and the same server answering from a plain SELECT on plain_links: both redirect
 # the 10,000 codes c1 ... c10000, drawn at random. Both serve the default domain on their public
-# URL's host and another domain besides, and the database has API keys, as a service would.
+# URL's host and another domain besides, log each request as JSON and keep their metrics, and the
+# database has API keys, as a service would.
 (cd "$PROJECT_DIR" && cargo build --release --quiet -p snowlink-http --bin snowlink-http --example plain_redirects)
 declare -A HTTP_PORTS=([http_snowlink]=$((BENCH_PORT + 1)) [http_plain]=$((BENCH_PORT + 2)))
 psql -X -q -d "$DB" -c "SELECT count(snowlink_api_key_create('owner-' || i)) FROM generate_series(1, 100) AS i" >/dev/null
@@ -190,6 +191,7 @@ http_server() {
     shift
     DATABASE_URL="host=$PGHOST port=$PGPORT user=postgres dbname=$DB" LISTEN=127.0.0.1:$port \
         SNOWLINK_HTTP_PUBLIC_URL=http://127.0.0.1:$port SNOWLINK_HTTP_DOMAINS=shop.example \
+        SNOWLINK_HTTP_LOG_FORMAT=json \
         "$@" 2>/dev/null &
     http_pids+=($!)
 }

@@ -3,7 +3,8 @@
 # redirects, HEAD, the 404 page, codes that cannot be codes, the API with the keys of two owners,
 # a read-only key and a revoked one (every route, status and error), the deprecated token, /ids,
 # QR codes read back by zbarimg, domains by Host, rate limits, the OpenAPI document checked by
-# openapi-spec-validator, /healthz, start-up errors, a database restart, SIGTERM. Then a real
+# openapi-spec-validator, JSON logs with request IDs, /metrics checked by promtool, /healthz and
+# /readyz, start-up errors, a database restart, SIGTERM. Then a real
 # browser, headless Chromium, opens the 404 page and follows a short link to a page served on
 # localhost. Prints one line per check.
 source "$(dirname "$0")/lib.sh"
@@ -102,7 +103,7 @@ wait_for_visits() {
 echo "# start-up"
 check_equal "--version names the version; --help lists every setting, and starts nothing" \
     "$(env -u DATABASE_URL "$SERVER" --version) $(env -u DATABASE_URL "$SERVER" --help | grep -cE '^  [A-Z_]+( |$)')" \
-    "snowlink-http $(sed -nE 's/^version = "([^"]+)"$/\1/p' "$PROJECT_DIR/http/Cargo.toml") 8"
+    "snowlink-http $(sed -nE 's/^version = "([^"]+)"$/\1/p' "$PROJECT_DIR/http/Cargo.toml") 11"
 "$SERVER" --port 80 2>"$WORK/argument.log" && code=0 || code=$?
 check_equal "an argument: exit code 2, and where settings come from" \
     "$code $(grep -c 'settings come from the environment, see --help' "$WORK/argument.log")" "2 1"
@@ -169,8 +170,10 @@ check_equal "GET /ids: 404 in JSON" \
 check_equal "POST /links: 404" \
     "$(status_of -X POST -d '{"url": "https://example.com/"}' "http://127.0.0.1:$HTTP_PORT/links")" 404
 
-echo "# /healthz"
-check_equal "healthy: 200" "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$HTTP_PORT/healthz")" "ok
+echo "# /healthz and /readyz"
+check_equal "healthz: 200" "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$HTTP_PORT/healthz")" "ok
+ 200"
+check_equal "readyz: 200" "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$HTTP_PORT/readyz")" "ready
  200"
 
 echo "# codes that cannot be codes are not looked up"
@@ -182,15 +185,17 @@ done
 
 echo "# the database goes away and comes back"
 check_equal "a code while the database is down: 503, Retry-After" "$(status_and /found Retry-After)" "503 1"
-check_equal "/healthz while the database is down: 503" "$(status_of "http://127.0.0.1:$HTTP_PORT/healthz")" 503
+check_equal "while the database is down, /healthz: 200 (the process answers), /readyz: 503 and why" \
+    "$(status_of "http://127.0.0.1:$HTTP_PORT/healthz") $(curl -s -w ' %{http_code}' "http://127.0.0.1:$HTTP_PORT/readyz" | tr -d '\n' | sed -E 's/(no database connection).* 503$/\1 503/')" \
+    "200 not ready: no database connection 503"
 cluster_start "http-$PG_MAJOR" "$PG_PORT"
 for tries in $(seq 50); do
     [ "$(status_of "http://127.0.0.1:$HTTP_PORT/found")" = 302 ] && break
     sleep 0.1
 done
 check_equal "after the restart it redirects again" "$(status_and /found Location)" "302 https://example.com/found"
-check_equal "requests are logged on stderr" \
-    "$(grep -cE '^GET /found 302 [0-9.]+ ms$' "$WORK/http.log" | awk '$1 > 0 { print "yes" }')" yes
+check_equal "requests are logged on stderr, with their ID" \
+    "$(grep -cE ' INFO request\{id=[0-9a-f-]{36} method=GET path=/found\}: snowlink_http::routes: answered status=302 ms=[0-9.]+$' "$WORK/http.log" | awk '$1 > 0 { print "yes" }')" yes
 
 echo "# the API: keys of two owners, a read-only key, a revoked one"
 # Keys as an administrator makes them; each is shown once.
@@ -388,7 +393,7 @@ check_equal "it has every route the server serves, and no other" \
     "$(python3 -c 'import json, sys
 paths = json.load(open(sys.argv[1]))["paths"]
 print(" ".join(sorted(method.upper() + " " + path for path, item in paths.items() for method in item)))' "$WORK/openapi.json")" \
-    "DELETE /links/{code} GET /healthz GET /ids GET /links GET /links/{code} GET /links/{code}/visits GET /openapi.json GET /{code} GET /{code}/qr.png GET /{code}/qr.svg PATCH /links/{code} POST /links"
+    "DELETE /links/{code} GET /healthz GET /ids GET /links GET /links/{code} GET /links/{code}/visits GET /metrics GET /openapi.json GET /readyz GET /{code} GET /{code}/qr.png GET /{code}/qr.svg PATCH /links/{code} POST /links"
 
 echo "# the deprecated token: the role of DATABASE_URL, as its own owner"
 links=$API/links
@@ -429,6 +434,68 @@ check_equal "an unknown field: 400 that names it" \
     'unknown field `colour`'
 check_equal "no url: 400" \
     "$(refused '{"code": "x"}' | grep -o 'missing field `url`')" 'missing field `url`'
+
+echo "# logs and metrics"
+METRICS_HTTP_PORT=25507
+METRICS_PORT=25508
+start_http "$WORK/http-json.log" "$METRICS_HTTP_PORT" link_maker SNOWLINK_HTTP_LOG_FORMAT=json \
+    METRICS_LISTEN="127.0.0.1:$METRICS_PORT"
+OBSERVED=http://127.0.0.1:$METRICS_HTTP_PORT
+# A scripted mix of requests, each counted below.
+for n in 1 2 3 4 5; do curl -s -o /dev/null "$OBSERVED/found"; done
+for n in 1 2 3; do curl -s -o /dev/null "$OBSERVED/moved"; done
+for n in 1 2; do curl -s -o /dev/null "$OBSERVED/unknown"; done
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $ALICE" -d '{"url": "https://example.com/metered"}' "$OBSERVED/links"
+for n in 1 2; do curl -s -o /dev/null "$OBSERVED/links"; done
+curl -s -o /dev/null -H "Authorization: Bearer sl_unknown" "$OBSERVED/links"
+check_equal "X-Request-Id: the client's is returned, and a new one is made when there is none" \
+    "$(curl -s -o /dev/null -D - -H 'X-Request-Id: checkout-42' "$OBSERVED/found" | grep -i '^x-request-id:' | tr -d '\r' | cut -d' ' -f2) $(curl -s -o /dev/null -D - "$OBSERVED/found" | grep -i '^x-request-id:' | tr -d '\r' | cut -d' ' -f2 | grep -cE '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')" \
+    "checkout-42 1"
+curl -s "http://127.0.0.1:$METRICS_PORT/metrics" >"$WORK/metrics.txt"
+check_equal "promtool check metrics accepts /metrics" \
+    "$(promtool check metrics <"$WORK/metrics.txt" 2>&1; echo "exit $?")" "exit 0"
+# metric NAME LABEL=VALUE...: the value of the one sample with those labels.
+metric() {
+    python3 - "$WORK/metrics.txt" "$@" <<'PYTHON'
+import re, sys
+path, name, *wanted = sys.argv[1:]
+wanted = dict(pair.split("=", 1) for pair in wanted)
+for line in open(path):
+    match = re.fullmatch(r'([a-z_]+)(?:\{(.*)\})? (\S+)\n', line)
+    if match and match[1] == name:
+        labels = dict(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', match[2] or ""))
+        if labels == wanted:
+            print(match[3])
+PYTHON
+}
+check_equal "requests by route, method and status" \
+    "$(metric snowlink_http_requests_total route=/{code} method=GET status=302) $(metric snowlink_http_requests_total route=/{code} method=GET status=301) $(metric snowlink_http_requests_total route=/{code} method=GET status=404) $(metric snowlink_http_requests_total route=/links method=POST status=201) $(metric snowlink_http_requests_total route=/links method=GET status=401)" \
+    "7 3 2 1 3"
+check_equal "redirects by status, and 404s" \
+    "$(metric snowlink_http_redirects_total status=302) $(metric snowlink_http_redirects_total status=301) $(metric snowlink_http_redirects_total status=404)" \
+    "7 3 2"
+check_equal "a latency histogram per route" \
+    "$(metric snowlink_http_request_duration_seconds_count route=/{code}) $(metric snowlink_http_request_duration_seconds_bucket route=/{code} le=+Inf)" "12 12"
+check_equal "database errors by SQLSTATE class: the unknown key's 28000" \
+    "$(metric snowlink_http_db_errors_total class=28)" 1
+check_equal "the pool: its size, connections open and in use, time waited for one" \
+    "$(metric snowlink_http_db_pool_max_connections) $(($(metric snowlink_http_db_pool_connections) >= 1)) $(metric snowlink_http_db_pool_connections_in_use) $(($(metric snowlink_http_db_pool_wait_seconds_count) >= 12))" \
+    "$(( 4 * $(nproc) )) 1 0 1"
+check_equal "the build's version" \
+    "$(metric snowlink_http_build_info version="$(sed -nE 's/^version = "([^"]+)"$/\1/p' "$PROJECT_DIR/http/Cargo.toml")")" 1
+check_equal "with METRICS_LISTEN, /metrics is not served with the other routes" \
+    "$(status_of "$OBSERVED/metrics") $(status_of "http://127.0.0.1:$METRICS_PORT/found")" "404 404"
+check_equal "without it, it is: the API server's /metrics" "$(status_of "$API/metrics")" 200
+check_equal "JSON logs: every line is a JSON object" \
+    "$(python3 -c 'import json, sys; [json.loads(line) for line in open(sys.argv[1])]; print("yes")' "$WORK/http-json.log" 2>&1)" yes
+check_equal "each request's line has its ID, method, path and status" \
+    "$(python3 -c 'import json, sys
+lines = [json.loads(line) for line in open(sys.argv[1])]
+mine = [l for l in lines if l.get("span", {}).get("id") == "checkout-42"]
+print(len(mine), mine[0]["span"]["method"], mine[0]["span"]["path"], mine[0]["fields"]["status"], mine[0]["level"])' "$WORK/http-json.log")" \
+    "1 GET /found 302 INFO"
+check_equal "/readyz: ready" "$(curl -s -w ' %{http_code}' "$OBSERVED/readyz")" "ready
+ 200"
 
 echo "# the README's examples"
 # The block after the marker in "Serving redirects over HTTP", run as it is with S and KEY set.

@@ -32,6 +32,8 @@ Settings, from the environment:
   DATABASE_URL             libpq connection string or URI of the database (required), for
                            example postgresql://redirects@localhost/app
   LISTEN                   address and port to listen on (default {DEFAULT_LISTEN})
+  METRICS_LISTEN           address and port of GET /metrics alone; unset, /metrics is served
+                           on LISTEN
   SNOWLINK_HTTP_PUBLIC_URL where links of the default domain are followed, such as
                            https://s.example.com (for short_url and QR codes)
   SNOWLINK_HTTP_DOMAINS    hosts, separated by commas, whose own links are served; unset, every
@@ -44,6 +46,9 @@ Settings, from the environment:
   SNOWLINK_HTTP_TOKEN      deprecated, until 0.4.0: a bearer token, at least {MIN_TOKEN_LENGTH}
                            characters, that acts as the role of DATABASE_URL itself; use API keys
   SNOWLINK_HTTP_POOL_SIZE  most database connections (default 4 per CPU)
+  SNOWLINK_HTTP_LOG_FORMAT text (the default: a line for people) or json (an object per line)
+  RUST_LOG                 which log lines: error, warn, info (the default), debug or trace,
+                           or per module as in snowlink_http=debug
 
 A request waits at most {} s for the database, and gets 503 after that. Exit codes: 0 after
 SIGTERM or Ctrl-C, 2 for a configuration error, 3 when the database cannot be used.
@@ -52,9 +57,38 @@ SIGTERM or Ctrl-C, 2 for a configuration error, 3 when the database cannot be us
     )
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// A line for people.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+impl LogFormat {
+    /// SNOWLINK_HTTP_LOG_FORMAT, read before anything else, so that every message after is written
+    /// in it.
+    pub fn from_env() -> Result<LogFormat, String> {
+        LogFormat::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<LogFormat, String> {
+        match lookup("SNOWLINK_HTTP_LOG_FORMAT").as_deref() {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => Err(format!(
+                "SNOWLINK_HTTP_LOG_FORMAT is \"{other}\", not text or json"
+            )),
+        }
+    }
+}
+
 pub struct Config {
     pub database: tokio_postgres::Config,
     pub listen: SocketAddr,
+    /// Where GET /metrics is served alone; None: on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub site: Site,
     /// The page of links that do not resolve; None: the built-in one.
     pub not_found_page: Option<String>,
@@ -90,6 +124,14 @@ impl Config {
         let listen = listen.parse().map_err(|_| {
             format!("LISTEN is \"{listen}\", not an address:port such as {DEFAULT_LISTEN}")
         })?;
+        let metrics_listen = match lookup("METRICS_LISTEN") {
+            None => None,
+            Some(address) => Some(address.parse().map_err(|_| {
+                format!(
+                    "METRICS_LISTEN is \"{address}\", not an address:port such as 127.0.0.1:9090"
+                )
+            })?),
+        };
 
         let site = Site::new(
             lookup("SNOWLINK_HTTP_PUBLIC_URL").as_deref(),
@@ -133,6 +175,7 @@ impl Config {
         Ok(Config {
             database,
             listen,
+            metrics_listen,
             site,
             not_found_page,
             rate_limit,
@@ -200,11 +243,22 @@ mod tests {
         assert!(error(&[url, ("SNOWLINK_HTTP_TOKEN", "short")]).contains("fewer than 16"));
         assert!(error(&[url, ("SNOWLINK_HTTP_POOL_SIZE", "0")]).contains("positive number"));
         assert!(error(&[url, ("SNOWLINK_HTTP_RATE_LIMIT", "-1")]).contains("per minute"));
+        assert!(error(&[url, ("METRICS_LISTEN", "9090")]).starts_with("METRICS_LISTEN is"));
         assert!(error(&[url, ("SNOWLINK_HTTP_PUBLIC_URL", "x")]).contains("not an http"));
         assert!(
             error(&[url, ("SNOWLINK_HTTP_NOT_FOUND_PAGE", "/nonexistent")])
                 .contains("cannot read \"/nonexistent\"")
         );
+    }
+
+    #[test]
+    fn log_formats_are_text_or_json() {
+        let format = |value: Option<&str>| LogFormat::from_lookup(|_| value.map(str::to_owned));
+        assert_eq!(format(None), Ok(LogFormat::Text));
+        assert_eq!(format(Some("json")), Ok(LogFormat::Json));
+        assert!(format(Some("JSON"))
+            .unwrap_err()
+            .contains("not text or json"));
     }
 
     /// The settings as the man page, the packaged settings file and the README give them: every
@@ -217,6 +271,8 @@ mod tests {
         for setting in [
             "DATABASE_URL",
             "LISTEN",
+            "METRICS_LISTEN",
+            "SNOWLINK_HTTP_LOG_FORMAT",
             "SNOWLINK_HTTP_PUBLIC_URL",
             "SNOWLINK_HTTP_DOMAINS",
             "SNOWLINK_HTTP_NOT_FOUND_PAGE",

@@ -9,7 +9,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{CancelToken, NoTls, Row};
 
+use std::time::Instant;
+
 use crate::config::{Config, DATABASE_TIMEOUT};
+use crate::metrics;
 
 /// The first release with API keys, owners and domains.
 const MIN_EXTENSION_VERSION: (u32, u32) = (0, 3);
@@ -26,6 +29,8 @@ pub enum Redirects {
 pub struct Database {
     pool: Pool,
     statements: Statements,
+    /// The extension's schema, quoted.
+    schema: String,
     /// Whether the role of DATABASE_URL may use API keys (it is in snowlink_user): without it,
     /// the server only redirects.
     pub serves_api: bool,
@@ -224,6 +229,7 @@ impl Database {
         Ok(Database {
             pool,
             statements: Statements::in_schema(&schema, redirects),
+            schema,
             serves_api,
         })
     }
@@ -423,12 +429,44 @@ impl Database {
         .await
     }
 
-    /// Whether the database answers.
-    pub async fn is_healthy(&self) -> bool {
-        match self.pool.get().await {
-            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-            Err(_) => false,
+    /// Whether the server can serve, or why not: the database answers, and has the extension at
+    /// a version this server supports, in the schema it had at start.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| format!("no database connection: {error}"))?;
+        let version: Option<String> = within_timeout(client.cancel_token(), async {
+            Ok(client
+                .query_opt(
+                    "SELECT e.extversion
+                     FROM pg_catalog.pg_extension AS e
+                     JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace
+                     WHERE e.extname = 'snowlink'
+                       AND pg_catalog.quote_ident(n.nspname) = $1",
+                    &[&self.schema],
+                )
+                .await?
+                .map(|row| row.get(0)))
+        })
+        .await
+        .map_err(|_| "the database does not answer".to_owned())?;
+        match version {
+            None => Err(format!(
+                "the extension snowlink is not in schema {}",
+                self.schema
+            )),
+            Some(version) if version_number(&version) < MIN_EXTENSION_VERSION => Err(format!(
+                "the database has snowlink {version}; this server needs 0.3.0 or later"
+            )),
+            Some(_) => Ok(()),
         }
+    }
+
+    /// The connection pool as it is now.
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
     }
 
     /// Runs `work` in a transaction of the caller: with an API key, snowlink_api_key_use() first
@@ -458,10 +496,10 @@ impl Database {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Failure> {
-        self.pool
-            .get()
-            .await
-            .map_err(|error| Failure::Unavailable(format!("no database connection: {error}")))
+        let started = Instant::now();
+        let client = self.pool.get().await;
+        metrics::pool_wait(started.elapsed().as_secs_f64());
+        client.map_err(|error| Failure::Unavailable(format!("no database connection: {error}")))
     }
 }
 
@@ -488,6 +526,7 @@ async fn within_timeout<T>(
             // A cancel goes through PgBouncer too, where a statement_timeout in the startup
             // options would be refused.
             let _ = cancel.cancel_query(NoTls).await;
+            metrics::database_error(QUERY_CANCELED_CLASS);
             Err(Failure::Unavailable(format!(
                 "the database did not answer within {} s",
                 DATABASE_TIMEOUT.as_secs()
@@ -576,15 +615,27 @@ impl Statements {
     }
 }
 
+/// The SQLSTATE classes counted for failures that come without a SQLSTATE: a broken connection,
+/// and a query cancelled after DATABASE_TIMEOUT.
+const CONNECTION_EXCEPTION_CLASS: &str = "08";
+const QUERY_CANCELED_CLASS: &str = "57";
+
 impl From<tokio_postgres::Error> for Failure {
     fn from(error: tokio_postgres::Error) -> Failure {
         match error.as_db_error() {
-            Some(database_error) => Failure::Refused {
-                sqlstate: database_error.code().code().into(),
-                message: database_error.message().into(),
-            },
+            Some(database_error) => {
+                let sqlstate = database_error.code().code();
+                metrics::database_error(&sqlstate[..2]);
+                Failure::Refused {
+                    sqlstate: sqlstate.into(),
+                    message: database_error.message().into(),
+                }
+            }
             // The connection broke: the pool replaces it.
-            None => Failure::Unavailable(format!("database connection failed: {error}")),
+            None => {
+                metrics::database_error(CONNECTION_EXCEPTION_CLASS);
+                Failure::Unavailable(format!("database connection failed: {error}"))
+            }
         }
     }
 }

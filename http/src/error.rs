@@ -125,7 +125,7 @@ impl From<Failure> for ApiError {
         match failure {
             Failure::Refused { sqlstate, message } => {
                 let Some((status, code)) = status_of_sqlstate(&sqlstate) else {
-                    eprintln!("snowlink-http: {sqlstate}: {message}");
+                    tracing::error!("{sqlstate}: {message}");
                     return ApiError::internal();
                 };
                 let error = ApiError {
@@ -146,7 +146,7 @@ impl From<Failure> for ApiError {
                 "this API key is read-only",
             ),
             Failure::Unavailable(message) => {
-                eprintln!("snowlink-http: {message}");
+                tracing::warn!("{message}");
                 ApiError::unavailable("the database cannot answer now; try again")
             }
         }

@@ -10,6 +10,7 @@ mod api;
 mod config;
 mod database;
 mod error;
+mod metrics;
 mod qr;
 mod routes;
 mod server;
@@ -21,14 +22,18 @@ mod site;
 #[allow(dead_code)]
 mod code_rule;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use config::Config;
+use axum::Router;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use config::{Config, LogFormat};
 use database::Database;
 pub use database::Redirects;
-pub use routes::openapi_json;
 use routes::App;
 
 /// Answers `--help` and `--version`, and refuses any other argument; None when there is none, and
@@ -45,10 +50,12 @@ pub fn answer_command_line(mut arguments: impl Iterator<Item = String>) -> Optio
             ExitCode::SUCCESS
         }
         _ => {
-            let error = format!(
-                "unknown argument \"{argument}\": settings come from the environment, see --help"
+            // A mistake on the command line, told as --help is, before any logging starts.
+            eprintln!(
+                "snowlink-http: unknown argument \"{argument}\": settings come from the \
+                 environment, see --help"
             );
-            exit("configuration", error, EXIT_CONFIGURATION)
+            ExitCode::from(EXIT_CONFIGURATION)
         }
     })
 }
@@ -56,62 +63,125 @@ pub fn answer_command_line(mut arguments: impl Iterator<Item = String>) -> Optio
 /// Exit codes when snowlink-http cannot start.
 const EXIT_CONFIGURATION: u8 = 2;
 const EXIT_DATABASE: u8 = 3;
+/// How often the rate limiter forgets idle keys and the metrics' histograms are folded.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Reads the configuration from the environment and serves until SIGTERM or Ctrl-C.
 pub async fn serve(redirects: Redirects) -> ExitCode {
+    let log_format = match LogFormat::from_env() {
+        Ok(format) => format,
+        Err(error) => {
+            start_logging(LogFormat::Text);
+            return exit("configuration", error, EXIT_CONFIGURATION);
+        }
+    };
+    start_logging(log_format);
     let config = match Config::from_env() {
         Ok(config) => config,
+        Err(error) => return exit("configuration", error, EXIT_CONFIGURATION),
+    };
+    let metrics = match metrics::install() {
+        Ok(metrics) => metrics,
         Err(error) => return exit("configuration", error, EXIT_CONFIGURATION),
     };
     let database = match Database::connect(&config, redirects).await {
         Ok(database) => database,
         Err(error) => return exit("database", error, EXIT_DATABASE),
     };
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listener = match bind(config.listen).await {
         Ok(listener) => listener,
-        Err(error) => {
-            let error = format!("cannot listen on {}: {error}", config.listen);
-            return exit("configuration", error, EXIT_CONFIGURATION);
-        }
+        Err(error) => return exit("configuration", error, EXIT_CONFIGURATION),
     };
-    let listen = config.listen;
-    let app = Arc::new(App::new(config, database));
+    let metrics_listener = match config.metrics_listen {
+        None => None,
+        Some(address) => match bind(address).await {
+            Ok(listener) => Some(listener),
+            Err(error) => return exit("configuration", error, EXIT_CONFIGURATION),
+        },
+    };
+    let (listen, metrics_address) = (config.listen, config.metrics_listen);
+    let app = Arc::new(App::new(
+        config,
+        database,
+        metrics,
+        metrics_listener.is_some(),
+    ));
     if app.token.is_some() {
-        eprintln!(
-            "snowlink-http: SNOWLINK_HTTP_TOKEN is deprecated and goes in 0.4.0: give each \
-             client an API key of snowlink_api_key_create() instead"
+        warn!(
+            "SNOWLINK_HTTP_TOKEN is deprecated and goes in 0.4.0: give each client an API key \
+             of snowlink_api_key_create() instead"
         );
     }
-    let forgetting = app.clone();
+    let upkeep = app.clone();
     tokio::spawn(async move {
-        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        let mut interval = tokio::time::interval(UPKEEP_INTERVAL);
         loop {
-            every_minute.tick().await;
-            forgetting.forget_idle_keys();
+            interval.tick().await;
+            upkeep.upkeep();
         }
     });
+
+    // SIGTERM or Ctrl-C stops every listener.
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_requested().await;
+        let _ = stop.send(true);
+    });
     let max_connections = server::max_connections();
-    eprintln!(
-        "snowlink-http: listening on http://{listen}, up to {max_connections} connections{}",
+    if let Some(metrics_listener) = metrics_listener {
+        if let Some(address) = metrics_address {
+            info!("metrics on http://{address}/metrics");
+        }
+        tokio::spawn(server::run(
+            metrics_listener,
+            routes::metrics_router(app.clone()),
+            max_connections,
+            until_stopped(stopped.clone()),
+        ));
+    }
+    info!(
+        "listening on http://{listen}, up to {max_connections} connections{}",
         if app.database.serves_api {
             ", API on"
         } else {
             ", redirects only (the role is not in snowlink_user)"
         }
     );
-    server::run(
-        listener,
-        routes::router(app),
-        max_connections,
-        shutdown_requested(),
-    )
-    .await;
-    eprintln!("snowlink-http: stopped");
+    let router: Router = routes::router(app);
+    server::run(listener, router, max_connections, until_stopped(stopped)).await;
+    info!("stopped");
     ExitCode::SUCCESS
 }
 
-fn exit(what: &str, error: String, code: u8) -> ExitCode {
-    eprintln!("snowlink-http: {what} error: {error}");
+/// Logs to stderr in `format`, the lines RUST_LOG asks for (by default, info and above).
+fn start_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| format!("cannot listen on {address}: {error}"))
+}
+
+async fn until_stopped(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stopped| *stopped).await;
+}
+
+fn exit(what: &str, message: String, code: u8) -> ExitCode {
+    error!("{what} error: {message}");
     ExitCode::from(code)
 }
 
@@ -124,5 +194,5 @@ async fn shutdown_requested() {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    eprintln!("snowlink-http: shutting down");
+    info!("shutting down");
 }

@@ -106,7 +106,7 @@ pub async fn qr_png(
         .build();
     let mut png = Cursor::new(Vec::new());
     if let Err(error) = image.write_to(&mut png, ImageFormat::Png) {
-        eprintln!("snowlink-http: cannot encode a PNG: {error}");
+        tracing::error!("cannot encode a PNG: {error}");
         return ApiError::internal().into_response();
     }
     (

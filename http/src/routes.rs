@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, LOCATION, TRANSFER_ENCODING,
 };
@@ -15,6 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::{error, info, info_span, Instrument};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,7 +28,7 @@ use crate::config::Config;
 use crate::database::{Caller, Database};
 use crate::error::{ApiError, ErrorBody};
 use crate::site::{Served, Site};
-use crate::{api, qr};
+use crate::{api, metrics, qr};
 
 /// The page of links that do not resolve, unless SNOWLINK_HTTP_NOT_FOUND_PAGE names another:
 /// styled in the page itself, so that it loads nothing else.
@@ -40,10 +43,18 @@ pub struct App {
     not_found_page: Option<String>,
     /// Requests per API key to /ids and the routes that write.
     rate_limiter: Option<DefaultKeyedRateLimiter<String>>,
+    metrics: PrometheusHandle,
+    /// Whether GET /metrics is served on METRICS_LISTEN rather than with the other routes.
+    metrics_elsewhere: bool,
 }
 
 impl App {
-    pub fn new(config: Config, database: Database) -> App {
+    pub fn new(
+        config: Config,
+        database: Database,
+        metrics: PrometheusHandle,
+        metrics_elsewhere: bool,
+    ) -> App {
         App {
             database,
             site: config.site,
@@ -52,6 +63,8 @@ impl App {
             rate_limiter: config
                 .rate_limit
                 .map(|per_minute| DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute))),
+            metrics,
+            metrics_elsewhere,
         }
     }
 
@@ -72,12 +85,13 @@ impl App {
     }
 
     /// Forgets the keys that have not been used for a while, so that a client sending made-up
-    /// keys cannot grow the limiter without end.
-    pub fn forget_idle_keys(&self) {
+    /// keys cannot grow the limiter without end, and folds the metrics' histograms.
+    pub fn upkeep(&self) {
         if let Some(limiter) = &self.rate_limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        self.metrics.run_upkeep();
     }
 }
 
@@ -125,6 +139,8 @@ fn routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::link_visits))
         .routes(routes!(api::ids))
         .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
         .routes(routes!(openapi))
         .routes(routes!(redirect))
         .routes(routes!(qr::qr_svg))
@@ -142,13 +158,33 @@ pub fn openapi_json() -> String {
 
 pub fn router(app: Arc<App>) -> Router {
     let (router, _) = routes();
+    observed(
+        router
+            .fallback(not_found)
+            .method_not_allowed_fallback(async || ApiError::method_not_allowed())
+            .layer(Extension(Arc::new(openapi_json())))
+            .layer(middleware::from_fn(refuse_transfer_encoding)),
+    )
+    .with_state(app)
+}
+
+/// GET /metrics alone, for METRICS_LISTEN.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    observed(
+        Router::new()
+            .route("/metrics", axum::routing::get(render_metrics))
+            .fallback(async || ApiError::not_found("this address serves GET /metrics only")),
+    )
+    .with_state(app)
+}
+
+/// Each request with its ID (the client's X-Request-Id, or a new UUID), returned in the response,
+/// on every log line written while it is served; counted and timed in the metrics.
+fn observed(router: Router<Arc<App>>) -> Router<Arc<App>> {
     router
-        .fallback(not_found)
-        .method_not_allowed_fallback(async || ApiError::method_not_allowed())
-        .layer(Extension(Arc::new(openapi_json())))
-        .layer(middleware::from_fn(refuse_transfer_encoding))
-        .layer(middleware::from_fn(log_request))
-        .with_state(app)
+        .layer(middleware::from_fn(observe))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// A request with both Content-Length and Transfer-Encoding can be read two ways, and a proxy in
@@ -168,17 +204,29 @@ async fn refuse_transfer_encoding(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// One line per request on stderr: method, path, status and time taken.
-async fn log_request(request: Request, next: Next) -> Response {
+/// One log line per request, in a span with its ID, method and path that every line written
+/// while it is served carries; its status and time go to the metrics too, by route.
+async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    eprintln!(
-        "{method} {path} {} {:.1} ms",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let span =
+        info_span!("request", id = %request_id, method = %method, path = %request.uri().path());
+    let response = next.run(request).instrument(span.clone()).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    metrics::request(&route, method.as_str(), status, seconds);
+    span.in_scope(|| info!(status, ms = seconds * 1000.0, "answered"));
     response
 }
 
@@ -220,12 +268,13 @@ async fn redirect(
     };
     match app.database.target(&code, domain.as_deref()).await {
         Ok(Some(target)) => {
+            metrics::redirect(target.status);
             let status = StatusCode::from_u16(target.status).unwrap_or(StatusCode::FOUND);
             let (Ok(location), Ok(cache_control)) = (
                 HeaderValue::from_str(&target.url),
                 HeaderValue::from_str(&target.cache_control),
             ) else {
-                eprintln!("snowlink-http: link {code} has a URL that is not a header value");
+                error!("link {code} has a URL that is not a header value");
                 return ApiError::internal().into_response();
             };
             (
@@ -234,7 +283,10 @@ async fn redirect(
             )
                 .into_response()
         }
-        Ok(None) => page(&app, StatusCode::NOT_FOUND),
+        Ok(None) => {
+            metrics::redirect(StatusCode::NOT_FOUND.as_u16());
+            page(&app, StatusCode::NOT_FOUND)
+        }
         Err(error) => ApiError::from(error).into_response(),
     }
 }
@@ -273,22 +325,54 @@ async fn not_found(State(app): State<Arc<App>>, request: Request) -> Response {
     }
 }
 
-/// Whether the server answers and the database does.
+/// Whether the process answers: for a liveness probe, which should not restart the server when
+/// the database is away.
 #[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "the server answers", content_type = "text/plain", body = String)))]
+async fn healthz() -> Response {
+    (StatusCode::OK, [(CACHE_CONTROL, "no-store")], "ok\n").into_response()
+}
+
+/// Whether the server can serve: the database answers and has a version of snowlink that the
+/// server supports. For a readiness probe or a load balancer.
+#[utoipa::path(get, path = "/readyz", tag = "service",
     responses(
-        (status = 200, description = "the database answers", content_type = "text/plain", body = String),
-        (status = 503, description = "the database does not answer", content_type = "text/plain", body = String)))]
-async fn healthz(State(app): State<Arc<App>>) -> Response {
-    if app.database.is_healthy().await {
-        (StatusCode::OK, [(CACHE_CONTROL, "no-store")], "ok\n").into_response()
-    } else {
-        (
+        (status = 200, description = "ready", content_type = "text/plain", body = String),
+        (status = 503, description = "not ready, and why", content_type = "text/plain", body = String)))]
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.database.readiness().await {
+        Ok(()) => (StatusCode::OK, [(CACHE_CONTROL, "no-store")], "ready\n").into_response(),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(CACHE_CONTROL, "no-store")],
-            "the database does not answer\n",
+            format!("not ready: {reason}\n"),
         )
-            .into_response()
+            .into_response(),
     }
+}
+
+/// The server's metrics in the Prometheus text format, unless METRICS_LISTEN serves them apart.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses(
+        (status = 200, description = "the metrics", content_type = "text/plain", body = String),
+        (status = 404, description = "served on METRICS_LISTEN instead", content_type = "text/html", body = String)))]
+async fn metrics_text(State(app): State<Arc<App>>) -> Response {
+    if app.metrics_elsewhere {
+        return page(&app, StatusCode::NOT_FOUND);
+    }
+    render_metrics(State(app)).await
+}
+
+async fn render_metrics(State(app): State<Arc<App>>) -> Response {
+    metrics::pool(app.database.pool_status());
+    (
+        [
+            (CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 /// This document: every route of the server, in OpenAPI 3.1.

@@ -58,7 +58,7 @@ pub async fn run(
                 Ok((stream, _)) => stream,
                 Err(error) => {
                     // Out of file descriptors, or a connection that went before it was taken.
-                    eprintln!("snowlink-http: cannot accept a connection: {error}");
+                    tracing::warn!("cannot accept a connection: {error}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -88,8 +88,8 @@ pub async fn run(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_TIMEOUT) => {
-            eprintln!(
-                "snowlink-http: requests still open {} s after SIGTERM are closed",
+            tracing::warn!(
+                "requests still open {} s after SIGTERM are closed",
                 SHUTDOWN_TIMEOUT.as_secs()
             );
         }

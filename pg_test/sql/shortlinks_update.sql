@@ -77,6 +77,16 @@ SELECT url FROM shortlink_update('mine', url => 'https://example.com/still-mine'
 SET ROLE update_admin;
 SELECT url FROM shortlink_update('mine', url => 'https://example.com/by-admin');
 RESET ROLE;
+-- A link whose code became an endpoint of snowlink-http after it was made (as 'metrics' did in
+-- 0.3.0) keeps its code, and its owner may still change it; a new link cannot take the code.
+INSERT INTO shortlinks (code, url, owner_role, owner)
+VALUES ('metrics', 'https://example.com/old-metrics', 'update_owner', 'update_owner');
+SET ROLE update_owner;
+SELECT code, url FROM shortlink_update('metrics', url => 'https://example.com/new-metrics');
+SELECT shortlink_disable('metrics') AS disabled;
+SELECT shorten('https://example.com/', code => 'ReadyZ');
+RESET ROLE;
+DELETE FROM shortlinks WHERE owner_role LIKE 'update\_%';
 DROP ROLE update_owner, update_other, update_admin;
 
 -- What a browser does after a permanent link's target changes is in README ("Editing links").

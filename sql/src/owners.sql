@@ -42,8 +42,9 @@ CREATE POLICY every_link ON shortlinks TO snowlink_admin
 
 -- Every row a role writes, whoever may read it, is well formed. A new link's ID is one that the
 -- generator can never issue again (snowflake_next() of the same backend, called directly or as
--- the column's default), its code is not reserved, and it has no visits yet. A code reserved
--- later stays with the link that has it.
+-- the column's default), its code is not reserved, and it has no visits yet. No role may change
+-- a link's code, so an update is not held to the code rule: a code reserved later, or that became
+-- an endpoint of snowlink-http, stays with the link that has it, whose owner may still edit it.
 CREATE POLICY well_formed_new_links ON shortlinks AS RESTRICTIVE FOR INSERT
     WITH CHECK (snowlink_internal._snowflake_issued_here(id)
                 AND snowlink_internal._shortlink_reserved_refusal(code) IS NULL
@@ -51,7 +52,7 @@ CREATE POLICY well_formed_new_links ON shortlinks AS RESTRICTIVE FOR INSERT
                 AND snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags, domain));
 CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
     USING (true)
-    WITH CHECK (snowlink_internal._shortlink_is_well_formed(code, url, redirect_status, title, tags, domain));
+    WITH CHECK (snowlink_internal._shortlink_is_well_formed(NULL, url, redirect_status, title, tags, domain));
 
 -- Whether the caller sees the link of an ID: the visit rows of shortlink_visits are seen with
 -- their link. A function rather than a subquery in the policy, which Citus refuses.

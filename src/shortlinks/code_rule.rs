@@ -5,13 +5,25 @@
 /// The longest custom code.
 pub const MAX_CUSTOM_LENGTH: usize = 64;
 
-/// snowlink-http's endpoints: GET /healthz, GET /ids and POST /links.
+/// The first segments of snowlink-http's routes that could be codes: /healthz, /readyz,
+/// /metrics, /ids and /links (its unit test no_code_can_take_a_route checks that this is all of
+/// them).
 pub const HEALTH_ENDPOINT: &str = "healthz";
+pub const READY_ENDPOINT: &str = "readyz";
+pub const METRICS_ENDPOINT: &str = "metrics";
 pub const IDS_ENDPOINT: &str = "ids";
 pub const LINKS_ENDPOINT: &str = "links";
 /// No custom code may be one of these, in any case, so that no link shadows an endpoint. A new
-/// endpoint is a new entry here, in the library that shorten() runs: no SQL changes.
-pub const HTTP_ENDPOINTS: [&str; 3] = [HEALTH_ENDPOINT, IDS_ENDPOINT, LINKS_ENDPOINT];
+/// endpoint is a new entry here, in the library that shorten() runs: no SQL changes. A link made
+/// before its code became an endpoint keeps it (and its owner may edit it), but snowlink-http
+/// answers the endpoint.
+pub const HTTP_ENDPOINTS: [&str; 5] = [
+    HEALTH_ENDPOINT,
+    READY_ENDPOINT,
+    METRICS_ENDPOINT,
+    IDS_ENDPOINT,
+    LINKS_ENDPOINT,
+];
 
 /// Whether `code` has the shape of a code: 1 to 64 characters of 0-9, A-Z, a-z, _ and -.
 /// Generated codes have it too.
