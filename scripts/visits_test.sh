@@ -6,7 +6,8 @@
 # idle, so that DROP DATABASE can proceed, and comes back with the next visit; a lock on
 # shortlink_visits holds up no redirect; a full ring is drained; databases without a free worker
 # slot count their visits all the same; DROP EXTENSION and DROP DATABASE leave no visit row or
-# rings file behind. Prints one line per check.
+# rings file behind; snowlink_visit_writers shows the writer running, stopped, behind a locked
+# table and dropping visits. Prints one line per check.
 source "$(dirname "$0")/lib.sh"
 
 PORT=25481
@@ -89,9 +90,15 @@ wait
 # --- The writer stops when there is nothing to write, and comes back with the next visit.
 sleep 4
 check_equal "the visit writer stops after a few idle seconds" "$(writers)" 0
+check_equal "... and snowlink_visit_writers shows it stopped, with the visits it wrote" \
+    "$(sql "$DB" "SELECT running, writer_pid IS NULL, pending_visits, written_visits > 0, last_write_at < now(), rings > current_setting('max_connections')::int, ring_capacity FROM snowlink_visit_writers WHERE database = '$DB'")" \
+    "f|t|0|t|t|t|65536"
 sql "$DB" "SELECT resolve('c4')" >/dev/null
 check_shows "is the first one after the writer stopped" c4
 check_equal "one visit writer per database" "$(writers)" 1
+check_equal "snowlink_visit_writers shows it running, as its process" \
+    "$(sql "$DB" "SELECT w.running, w.writer_pid = a.pid FROM snowlink_visit_writers AS w, pg_stat_activity AS a WHERE w.database = '$DB' AND a.backend_type = 'snowlink visit writer'")" \
+    "t|t"
 
 # --- DROP DATABASE (which waits 5 s for other sessions) is not blocked by an idle writer.
 sql postgres "CREATE DATABASE visits_drop" >/dev/null
@@ -164,31 +171,49 @@ check_equal "... in one row per day" \
 # whose ring is full asks for a new one with its next visit. Every visit is counted, but those
 # that a client's backend still held when it exited, the table still locked, which the server log
 # reports.
-sql "$DB" "SELECT shorten('https://example.com/ring', code => 'ring')" >/dev/null
+sql "$DB" "SELECT shorten('https://example.com/ring', code => 'ring');
+    CREATE TABLE dropped_links AS
+        SELECT 'd' || i AS code, 'https://example.com/d/' || i AS url FROM generate_series(1, 10100) AS i;
+    SELECT count(*) FROM shortlinks_import('dropped_links')" >/dev/null
 before=$(settled)
 log_lines=$(wc -l <"$(cluster_root)/visits-$PG_MAJOR/server.log")
 mkfifo "$WORK/filler.sql"
 psql -X -q -At -d "$DB" <"$WORK/filler.sql" >"$WORK/filler.out" 2>&1 &
 filler=$!
 exec 4>"$WORK/filler.sql"
-psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE shortlink_visits IN EXCLUSIVE MODE; SELECT pg_sleep(15); COMMIT" \
+psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE shortlink_visits IN EXCLUSIVE MODE; SELECT pg_sleep(25); COMMIT" \
     >/dev/null 2>&1 &
 locker=$!
 until [ "$(sql "$DB" "SELECT count(*) FROM pg_locks WHERE relation = 'shortlink_visits'::regclass AND mode = 'ExclusiveLock' AND granted")" = 1 ]; do
     sleep 0.05
 done
-# More visits than a ring holds, from the session whose ring it is.
+locked_at=$(sql "$DB" "SELECT clock_timestamp()")
+# More visits than a ring holds, from the session whose ring it is; then, its ring still full, the
+# visits of 10,100 links in a read-only transaction, more than a backend holds for want of a
+# writable one (10,000 links and days): the rest are dropped.
 echo "SELECT count(resolve('ring')) FROM generate_series(1, 80000);" >&4
+echo "BEGIN READ ONLY; SELECT count(resolve('d' || i)) FROM generate_series(1, 10100) AS i; COMMIT;" >&4
 pgbench -n -M prepared -c "$CLIENTS" -T 10 -f "$WORK/resolve.sql" -l --log-prefix="$WORK/locked" "$DB" \
     >"$WORK/pgbench.out" 2>&1
 served=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$WORK/pgbench.out")
 slowest_ms=$(cat "$WORK"/locked.* | awk '{ if ($3 > max) max = $3 } END { printf "%d", max / 1000 }')
 rm -f "$WORK"/locked.*
 echo "   ($served resolves while shortlink_visits was locked; the slowest took $slowest_ms ms)"
-check_equal "shortlink_visits locked for 15 s: no resolve() waits for it (slowest under 5 s)" \
+check_equal "shortlink_visits locked for 25 s: no resolve() waits for it (slowest under 5 s)" \
     "$([ "$slowest_ms" -lt 5000 ] && echo yes)" yes
 check_equal "... and the visits held back are logged" \
     "$(grep -c 'counted visits that it could not write yet' "$(cluster_root)/visits-$PG_MAJOR/server.log" | awk '$1 > 0 { print "yes" }')" yes
+# The filler session's two statements are done.
+for tries in $(seq 300); do
+    [ "$(grep -cE '^(80000|10100)$' "$WORK/filler.out")" = 2 ] && break
+    sleep 0.1
+done
+check_equal "snowlink_visit_writers shows the writer behind: visits pending, no write since the lock, visits dropped" \
+    "$(sql "$DB" "SELECT running, pending_visits >= 65536, last_write_at < '$locked_at', dropped_visits >= 100 FROM snowlink_visit_writers WHERE database = '$DB'")" \
+    "t|t|t|t"
+dropped=$(sql "$DB" "SELECT dropped_visits FROM snowlink_visit_writers WHERE database = '$DB'")
+check_equal "... and the lock was held all along" \
+    "$(sql "$DB" "SELECT count(*) FROM pg_locks WHERE relation = 'shortlink_visits'::regclass AND mode = 'ExclusiveLock' AND granted")" 1
 sql "$DB" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'snowlink visit writer'" >/dev/null
 wait "$locker"
 echo "SELECT resolve('ring');" >&4
@@ -200,8 +225,8 @@ lost=$(tail -n +"$((log_lines + 1))" "$(cluster_root)/visits-$PG_MAJOR/server.lo
     sed -nE 's/.*snowlink: ([0-9]+) visits counted by this backend are lost at its exit.*/\1/p' |
     awk '{ s += $1 } END { print s + 0 }')
 echo "   ($lost visits held by clients that exited while the table was locked, reported lost)"
-check_equal "every visit of the locked time is counted once, or reported lost" \
-    "$(($(settled) - before + lost))" "$((served + 80000 + 1))"
+check_equal "every visit of the locked time is counted once, or reported lost, or dropped" \
+    "$(($(settled) - before + lost + dropped))" "$((served + 80000 + 1 + 10100))"
 
 # --- With fewer worker slots than databases that count visits, those without a writer write
 # their visits themselves: every one is counted, and no client sees a warning.

@@ -193,3 +193,14 @@ SET snowlink.visit_flush_interval_ms = 0;
 SET snowlink.visit_write_mode = sometimes;
 \echo :LAST_ERROR_SQLSTATE
 DROP EXTENSION dblink;
+
+-- snowlink_visit_writers: each database's visit writer, as its rings file shows it
+-- (scripts/visits_test.sh watches one run, stop, fall behind a locked table and drop visits).
+-- This database's backends counted visits through the writer above, so it has a row.
+SELECT running IN (true, false) AS known, pending_visits >= 0 AS pending, written_visits > 0 AS wrote,
+       dropped_visits, rings > 0 AS has_rings, ring_capacity
+FROM snowlink_visit_writers
+WHERE database = current_database();
+-- Readable by snowlink_user, not by every role.
+SELECT has_table_privilege('snowlink_user', 'snowlink_visit_writers', 'SELECT') AS users,
+       has_table_privilege('public', 'snowlink_visit_writers', 'SELECT') AS everyone;

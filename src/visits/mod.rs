@@ -16,6 +16,7 @@
 pub mod buffer;
 mod limited;
 pub mod rings;
+mod status;
 mod writer;
 
 pub use limited::count_visit as count_limited_visit;
@@ -23,7 +24,7 @@ pub use limited::count_visit as count_limited_visit;
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
 
-use pgrx::pg_sys::panic::CaughtError;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PgTryBuilder, PostgresGucEnum};
 
@@ -164,7 +165,10 @@ pub fn record_visit(schema: pg_sys::Oid, link_id: i64) {
     if VISITS_TABLE.replace(table) != table {
         discard_visits_of_another_installation();
     }
-    VISITS.with_borrow_mut(|buffer| buffer.record(link_id, now, !read_only));
+    if !VISITS.with_borrow_mut(|buffer| buffer.record(link_id, now, !read_only)) {
+        // Counted where snowlink_visit_writers shows it, when the rings can be opened.
+        let _ = with_rings(table, |backend_rings, _| backend_rings.rings.add_dropped(1));
+    }
     log_held_visits(now);
     if !read_only {
         WRITE_BEFORE_COMMIT.set(true);
@@ -255,10 +259,26 @@ fn log_held_visits(now: i64) {
     }
     LAST_HOLD_LOG.set(now);
     let dropped_now = VISITS.with_borrow_mut(VisitBuffer::take_dropped);
-    log!(
-        "snowlink: this backend holds {held} counted visits that it could not write yet, and \
-         dropped {dropped_now} since its last report, for want of room to hold them"
+    let mut report = ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_WARNING,
+        format!(
+            "snowlink: this backend holds {held} counted visits that it could not write yet, and \
+             dropped {dropped_now} since its last report, for want of room to hold them"
+        ),
+        "record_visit",
     );
+    if dropped_now > 0 {
+        report = report.set_hint(
+            "Visits are dropped while shortlink_visits cannot be written (a lock held on it, a \
+             read-only transaction, a full disk): end what holds it. snowlink_visit_writers \
+             counts them.",
+        );
+    }
+    report.report(if dropped_now > 0 {
+        PgLogLevel::WARNING
+    } else {
+        PgLogLevel::LOG
+    });
 }
 
 /// This process's slot in PostgreSQL's process array.
@@ -512,7 +532,8 @@ extension_sql_file!(
         "tables",
         "snowflake",
         "resolve",
-        _shortlink_take_daily_visits
+        _shortlink_take_daily_visits,
+        status::_visit_writers
     ]
 );
 

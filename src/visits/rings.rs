@@ -64,6 +64,12 @@ const WRITER_FAILED_OFFSET: usize = 256;
 /// The writer's slot in PostgreSQL's process array, plus one (0: no writer), for its latch.
 const WRITER_PROCESS_OFFSET: usize = 320;
 const WRITER_STARTED_OFFSET: usize = 384;
+/// For snowlink_visit_writers: visits the writers of this file wrote, visits backends dropped, and
+/// when a writer last wrote (ms since 2000-01-01), since the file was made. Files made before
+/// these existed have zeros there.
+const WRITTEN_OFFSET: usize = 448;
+const DROPPED_OFFSET: usize = 512;
+const WRITER_WROTE_OFFSET: usize = 576;
 const HEADER_SIZE: usize = 4096;
 /// Per ring, the head and whether its records have disk space (written by its backend), the tail
 /// and pending tail (written by the writer), the backend's request and the writer's answer, on
@@ -148,8 +154,68 @@ impl VisitRings {
         Ok(VisitRings { file, map, rings })
     }
 
+    /// Opens the rings file at `path` for reading its state, if it exists, is complete and belongs
+    /// to `boot`; makes nothing.
+    pub fn open_existing(
+        path: &Path,
+        rings: usize,
+        boot: u64,
+    ) -> std::io::Result<Option<VisitRings>> {
+        let file = match File::options().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        file.lock_shared()?;
+        if !is_at(&file, path)? || !is_ready(&file, rings, boot)? {
+            return Ok(None);
+        }
+        // SAFETY: as in open().
+        let map = unsafe { MmapMut::map_mut(&file) }?;
+        Ok((map.len() == file_size(rings)).then_some(VisitRings { file, map, rings }))
+    }
+
     pub fn rings(&self) -> usize {
         self.rings
+    }
+
+    /// Visits in the rings that no writer has written yet.
+    pub fn pending(&self) -> u64 {
+        (0..self.rings)
+            .map(|ring| {
+                let head = self.head(ring).load(Ordering::Acquire);
+                head.wrapping_sub(self.tail_of(ring)).min(RING_CAPACITY)
+            })
+            .sum()
+    }
+
+    /// Notes that a writer wrote `visits` at `now_ms`.
+    pub fn add_written(&self, visits: u64, now_ms: i64) {
+        self.atomic_u64(WRITTEN_OFFSET)
+            .fetch_add(visits, Ordering::Relaxed);
+        self.atomic_i64(WRITER_WROTE_OFFSET)
+            .store(now_ms, Ordering::Release);
+    }
+
+    /// Visits the writers of this file wrote since it was made.
+    pub fn written(&self) -> u64 {
+        self.atomic_u64(WRITTEN_OFFSET).load(Ordering::Relaxed)
+    }
+
+    /// When a writer last wrote visits, in milliseconds since 2000-01-01 (0: never).
+    pub fn writer_wrote_ms(&self) -> i64 {
+        self.atomic_i64(WRITER_WROTE_OFFSET).load(Ordering::Acquire)
+    }
+
+    /// Notes that a backend of the database dropped `visits` for want of room to hold them.
+    pub fn add_dropped(&self, visits: u64) {
+        self.atomic_u64(DROPPED_OFFSET)
+            .fetch_add(visits, Ordering::Relaxed);
+    }
+
+    /// Visits the backends of the database dropped since the file was made.
+    pub fn dropped(&self) -> u64 {
+        self.atomic_u64(DROPPED_OFFSET).load(Ordering::Relaxed)
     }
 
     /// Gives the records of `ring` their disk space, unless they have it: zeros written through
@@ -563,6 +629,35 @@ mod tests {
         tails[ring] = rings.read(ring, tails[ring], |link_id, at| visits.push((link_id, at)));
         rings.release(&tails);
         visits
+    }
+
+    #[test]
+    fn the_state_a_watcher_reads_is_that_of_the_writer_and_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rings");
+        assert!(
+            VisitRings::open_existing(&path, 4, BOOT).unwrap().is_none(),
+            "makes nothing"
+        );
+        let backend = rings_file(&dir, 4);
+        assert!(backend.push(1, 7, 100) && backend.push(1, 8, 101) && backend.push(2, 9, 102));
+        backend.add_dropped(5);
+        let watcher = VisitRings::open_existing(&path, 4, BOOT).unwrap().unwrap();
+        assert_eq!(
+            (watcher.pending(), watcher.written(), watcher.dropped()),
+            (3, 0, 5)
+        );
+        assert_eq!(watcher.writer_wrote_ms(), 0);
+        assert_eq!(drained(&backend, 1).len(), 2);
+        backend.add_written(2, 1_000);
+        assert_eq!((watcher.pending(), watcher.written()), (1, 2));
+        assert_eq!(watcher.writer_wrote_ms(), 1_000);
+        assert!(
+            VisitRings::open_existing(&path, 4, BOOT + 1)
+                .unwrap()
+                .is_none(),
+            "another boot"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::time::Duration;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
 };
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{PgTryBuilder, Spi};
 
@@ -38,7 +39,7 @@ const PASS_MS: i64 = 50;
 /// A writer that has not emptied the rings for this long is taken to be gone: backends ask for
 /// another (which stops at once if the first one still runs). Also how long a new writer waits
 /// for the previous one to leave.
-const WRITER_GONE_MS: i64 = 5_000;
+pub(super) const WRITER_GONE_MS: i64 = 5_000;
 /// The writer stops after this long without a visit.
 const IDLE_STOP_MS: i64 = 3_000;
 /// After a writer could not start, backends ask for one again after this long.
@@ -144,11 +145,24 @@ pub fn ensure_writer(rings: &VisitRings, now_ms: i64) -> bool {
         return true;
     }
     if !within(failed_ms, FAILURE_LOG_MS) {
-        log!(
-            "snowlink: no visit writer could start for database {} (max_worker_processes is \
-             reached): backends write the visits they count themselves until one can",
-            database.to_u32()
-        );
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            format!(
+                "snowlink: no visit writer could start for database {}: \
+                 max_worker_processes is reached",
+                database.to_u32()
+            ),
+            "ensure_writer",
+        )
+        .set_detail(
+            "Backends write the visits they count themselves until one can, which slows them.",
+        )
+        .set_hint(
+            "Raise max_worker_processes (a restart) by one for each database that counts visits.",
+        )
+        // LOG, not WARNING: the server's log only. The client's visits are counted all the same,
+        // and it could do nothing about it.
+        .report(PgLogLevel::LOG);
     }
     rings.set_writer_failed(now_ms);
     false
@@ -232,11 +246,11 @@ fn transaction_committed(transaction: u64) -> bool {
 }
 
 /// A rings file's name: database, installation (shortlink_visits), timeline, number of rings.
-struct RingsName {
-    database: u32,
+pub struct RingsName {
+    pub database: u32,
     table: u32,
-    timeline: u32,
-    rings: usize,
+    pub timeline: u32,
+    pub rings: usize,
 }
 
 impl RingsName {
@@ -256,7 +270,7 @@ impl RingsName {
 }
 
 /// The rings files in the data directory.
-fn rings_files() -> Vec<(PathBuf, RingsName)> {
+pub fn rings_files() -> Vec<(PathBuf, RingsName)> {
     let Ok(entries) = std::fs::read_dir(rings_directory()) else {
         return Vec::new();
     };
@@ -564,9 +578,14 @@ fn write_visits(sources: &[Source], table: pg_sys::Oid) -> Written {
         }
     }
     if let Written::All = written {
+        let mut released = 0;
         for source in sources {
+            released += (0..source.rings.rings())
+                .map(|ring| source.read_to[ring].wrapping_sub(source.rings.tail_of(ring)))
+                .sum::<u64>();
             source.rings.release(&source.read_to);
         }
+        sources[0].rings.add_written(released, now_ms());
     }
     written
 }
