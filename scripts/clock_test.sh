@@ -112,9 +112,15 @@ turns() {
     for step in 1 60 3600; do
         draw "$server" "$port" "$database"
         set_offset "-$step"
+        check_equal "$what, ${step} s back: snowflake_node_status shows a node refusing IDs, ahead by up to the step" \
+            "$(on "$server" "$port" "$database" -c "SELECT nodes_refusing >= 1, furthest_ahead_ms BETWEEN 1 AND $((step * 1000 + 1000)) FROM snowflake_node_status")" \
+            "t|t"
         come_while_behind "$what, ${step} s back" "$((step * 1000))" "$server" "$port" "$other_database"
         set_offset +0
         draw "$server" "$port" "$other_database"
+        check_equal "$what, the clock caught up: no node refuses IDs" \
+            "$(on "$server" "$port" "$database" -c "SELECT nodes_refusing, claimed <= nodes FROM snowflake_node_status")" \
+            "0|t"
     done
 }
 

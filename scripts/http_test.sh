@@ -497,6 +497,29 @@ print(len(mine), mine[0]["span"]["method"], mine[0]["span"]["path"], mine[0]["fi
 check_equal "/readyz: ready" "$(curl -s -w ' %{http_code}' "$OBSERVED/readyz")" "ready
  200"
 
+echo "# the monitoring files of docs/operations.md"
+check_equal "promtool check rules accepts the alert rules" \
+    "$(promtool check rules "$PROJECT_DIR/docs/monitoring/snowlink-alerts.yml" 2>&1 | grep -c 'SUCCESS: 10 rules found')" 1
+# Each query of the postgres_exporter file, as a role in snowlink_user: one row, and every column
+# the file names.
+check_equal "every postgres_exporter query runs as a role in snowlink_user, with the columns it names" \
+    "$(python3 - "$PROJECT_DIR/docs/monitoring/postgres_exporter-queries.yaml" "$(database_url link_maker)" <<'PYTHON'
+import subprocess, sys, yaml
+queries = yaml.safe_load(open(sys.argv[1]))
+for name, query in sorted(queries.items()):
+    result = subprocess.run(["psql", "-X", "-A", "-F", "|", "-P", "footer=off", "-d", sys.argv[2],
+                             "-v", "ON_ERROR_STOP=1", "-c", query["query"]],
+                            capture_output=True, text=True)
+    lines = result.stdout.splitlines()
+    columns = [list(metric)[0] for metric in query["metrics"]]
+    wanted = lines[0].split("|") == columns if lines else False
+    rows = [line for line in lines[1:] if line.strip()]
+    print(name, result.returncode, wanted, len(rows) >= 1)
+PYTHON
+)" \
+    "snowflake_node_status 0 True True
+snowlink_visit_writers 0 True True"
+
 echo "# the README's examples"
 # The block after the marker in "Serving redirects over HTTP", run as it is with S and KEY set.
 sed -n '/^<!-- http_test.sh runs this block -->$/,/^```$/p' "$PROJECT_DIR/README.md" | sed '1,2d;$d' >"$WORK/readme.sh"

@@ -90,7 +90,7 @@ test_version() {
     "$PROJECT_DIR/scripts/pgbouncer_test.sh" 2>&1 | tee "$logs/pgbouncer.log"
 
     say "PostgreSQL $PG_MAJOR: snowlink-http with curl and headless Chromium"
-    ensure_debian_packages chromium zbar-tools prometheus
+    ensure_debian_packages chromium zbar-tools prometheus python3-yaml
     "$PROJECT_DIR/scripts/http_test.sh" 2>&1 | tee "$logs/http.log"
 
     say "PostgreSQL $PG_MAJOR: the README's Python snippets (psycopg 3, SQLAlchemy 2)"

@@ -859,6 +859,33 @@ GRANT EXECUTE ON FUNCTION shortlink_daily_visits(text, date, date, text) TO snow
 COMMENT ON FUNCTION shortlink_daily_visits(text, date, date, text) IS
     'visits of a short link per day (UTC), 0 for days without, from the day it was made to today by default';
 
+-- This server's node range, how much of it backends hold, and its high-water marks
+-- (src/snowflake/highwater.rs), for whoever watches the server (docs/operations.md): nodes whose
+-- mark is ahead of the clock make their IDs wait for it, and those ahead by more than
+-- snowlink.max_clock_backward_ms refuse IDs with 58000 until the clock passes their mark.
+CREATE FUNCTION snowlink_internal._snowflake_marks()
+RETURNS TABLE (nodes int, nodes_ahead_of_clock int, nodes_refusing int, furthest_ahead_ms bigint,
+               last_lease_at timestamptz)
+LANGUAGE c VOLATILE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_snowflake_marks_wrapper';
+REVOKE ALL ON FUNCTION snowlink_internal._snowflake_marks() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._snowflake_marks() TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._snowflake_marks() IS 'internal: the high-water marks of snowflake_node_status';
+CREATE VIEW snowflake_node_status AS
+SELECT @extschema@.snowflake_node_range() AS node_range,
+       m.nodes,
+       (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM @extschema@.snowflake_nodes AS n
+        WHERE n.node_id OPERATOR(pg_catalog.<@) @extschema@.snowflake_node_range()) AS claimed,
+       m.nodes_ahead_of_clock,
+       m.nodes_refusing,
+       m.furthest_ahead_ms,
+       m.last_lease_at
+FROM snowlink_internal._snowflake_marks() AS m;
+REVOKE ALL ON snowflake_node_status FROM PUBLIC;
+GRANT SELECT ON snowflake_node_status TO snowlink_user;
+COMMENT ON VIEW snowflake_node_status IS
+    'this server''s snowflake node range, the nodes claimed, and the high-water marks ahead of the clock';
+
 -- Each database's visit writer, for whoever watches the server (src/visits/status.rs): whether it
 -- runs and as which process, when it last wrote, the visits counted and not yet written, those
 -- written and those dropped (for want of room while they could not be written) since the server's

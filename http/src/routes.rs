@@ -23,7 +23,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::code_rule::is_custom_code;
+use crate::code_rule::{is_custom_code, METRICS_ENDPOINT};
 use crate::config::Config;
 use crate::database::{Caller, Database};
 use crate::error::{ApiError, ErrorBody};
@@ -148,21 +148,14 @@ fn routes() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document as JSON.
-pub fn openapi_json() -> String {
-    routes()
-        .1
-        .to_pretty_json()
-        .expect("the document serializes")
-}
-
 pub fn router(app: Arc<App>) -> Router {
-    let (router, _) = routes();
+    let (router, document) = routes();
+    let document = document.to_pretty_json().expect("the document serializes");
     observed(
         router
             .fallback(not_found)
             .method_not_allowed_fallback(async || ApiError::method_not_allowed())
-            .layer(Extension(Arc::new(openapi_json())))
+            .layer(Extension(Arc::new(document)))
             .layer(middleware::from_fn(refuse_transfer_encoding)),
     )
     .with_state(app)
@@ -172,7 +165,10 @@ pub fn router(app: Arc<App>) -> Router {
 pub fn metrics_router(app: Arc<App>) -> Router {
     observed(
         Router::new()
-            .route("/metrics", axum::routing::get(render_metrics))
+            .route(
+                &format!("/{METRICS_ENDPOINT}"),
+                axum::routing::get(render_metrics),
+            )
             .fallback(async || ApiError::not_found("this address serves GET /metrics only")),
     )
     .with_state(app)

@@ -65,3 +65,13 @@ SELECT snowflake_next() > 0 AS app_can_draw,
        (SELECT count(*) FROM snowflake_nodes WHERE pid = pg_backend_pid()) AS app_sees_its_claim;
 RESET ROLE;
 DROP ROLE snowlink_app;
+
+-- snowflake_node_status: the server's range, the nodes claimed in it (this session holds one),
+-- and its high-water marks; with the clock where it is, no node's mark is ahead of it
+-- (scripts/clock_test.sh steps the clock back and sees nodes refuse IDs).
+SELECT node_range, nodes, claimed >= 1 AS claimed, nodes_ahead_of_clock, nodes_refusing, furthest_ahead_ms,
+       last_lease_at BETWEEN now() - interval '1 hour' AND clock_timestamp() + interval '1 minute' AS recent_lease
+FROM snowflake_node_status;
+-- Readable by snowlink_user, for monitoring, not by every role.
+SELECT has_table_privilege('snowlink_user', 'snowflake_node_status', 'SELECT') AS users,
+       has_table_privilege('public', 'snowflake_node_status', 'SELECT') AS everyone;

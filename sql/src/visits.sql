@@ -176,18 +176,3 @@ REVOKE ALL ON FUNCTION shortlink_daily_visits(text, date, date, text) FROM PUBLI
 GRANT EXECUTE ON FUNCTION shortlink_daily_visits(text, date, date, text) TO snowlink_user;
 COMMENT ON FUNCTION shortlink_daily_visits(text, date, date, text) IS
     'visits of a short link per day (UTC), 0 for days without, from the day it was made to today by default';
-
--- Each database's visit writer, for whoever watches the server (src/visits/status.rs): whether it
--- runs and as which process, when it last wrote, the visits counted and not yet written, those
--- written and those dropped (for want of room while they could not be written) since the server's
--- boot, and the rings: one per backend slot, each holding ring_capacity visits between two writes.
--- A database whose backends counted no visit since the boot has no row.
-REVOKE ALL ON FUNCTION snowlink_internal._visit_writers() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._visit_writers() TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._visit_writers() IS 'internal: the rows of snowlink_visit_writers';
-CREATE VIEW snowlink_visit_writers AS
-    SELECT * FROM snowlink_internal._visit_writers();
-REVOKE ALL ON snowlink_visit_writers FROM PUBLIC;
-GRANT SELECT ON snowlink_visit_writers TO snowlink_user;
-COMMENT ON VIEW snowlink_visit_writers IS
-    'each database''s visit writer: running or not, its last write, visits pending, written and dropped since the boot';

@@ -120,12 +120,9 @@ impl Marks {
             .leases
             .read_lease(node)
             .map_err(|error| file_error(&self.leases.path, "read", error))?;
-        match (self.segment.mark(node), lease) {
-            // The marks were made anew while an earlier holder went on: its lease knows more.
-            (Some(mark), Some(lease)) if lease > mark + LEASE_MS => Ok(lease),
-            (Some(mark), _) => Ok(mark),
-            (None, Some(lease)) => Ok(lease),
-            (None, None) => Err(SqlError::new(
+        match high_water(self.segment.mark(node), lease) {
+            Some(ms) => Ok(ms),
+            None => Err(SqlError::new(
                 SqlState::DataCorrupted,
                 format!(
                     "the high-water mark of snowflake node {node} in \"{}\" is damaged",
@@ -137,6 +134,27 @@ impl Marks {
                 "Leave the node out of snowlink.node_min and snowlink.node_max, or see the README on high-water marks.",
             )),
         }
+    }
+
+    /// The high-water mark and the lease of each node in `nodes`, as a new holder would read
+    /// them, for snowflake_node_status.
+    pub fn high_waters(
+        &self,
+        nodes: std::ops::RangeInclusive<i32>,
+    ) -> Result<Vec<HighWater>, SqlError> {
+        let first = usize::try_from(*nodes.start()).unwrap_or(0);
+        let end = usize::try_from(*nodes.end()).map_or(first, |last| last + 1);
+        let leases = self
+            .leases
+            .read_leases_of(first..end)
+            .map_err(|error| file_error(&self.leases.path, "read", error))?;
+        Ok(nodes
+            .zip(leases)
+            .map(|(node, lease)| HighWater {
+                last_used_ms: high_water(self.segment.mark(node), lease),
+                lease_ms: lease,
+            })
+            .collect())
     }
 
     /// Records, before the first ID of millisecond `ms`, that `node` issues IDs in it: the mark in
@@ -190,6 +208,25 @@ impl Marks {
                 .write_lease(node, until, &self.segment, &mut self.next_check)?;
         }
         Ok(())
+    }
+}
+
+/// A node's high-water mark as snowflake_node_status shows it, in Unix milliseconds.
+pub struct HighWater {
+    /// The last millisecond in which the node may have issued IDs; None: damaged.
+    pub last_used_ms: Option<i64>,
+    /// Until when its lease on disk reaches; None: no readable lease.
+    pub lease_ms: Option<i64>,
+}
+
+/// The last millisecond a node may have issued IDs in, from its mark in memory and its lease on
+/// disk; None when both are gone or damaged.
+fn high_water(mark: Option<i64>, lease: Option<i64>) -> Option<i64> {
+    match (mark, lease) {
+        // The marks were made anew while an earlier holder went on: its lease knows more.
+        (Some(mark), Some(lease)) if lease > mark + LEASE_MS => Some(lease),
+        (Some(mark), _) => Some(mark),
+        (None, lease) => lease,
     }
 }
 
@@ -741,6 +778,18 @@ mod tests {
         fn drop(&mut self) {
             self.reboot();
         }
+    }
+
+    #[test]
+    fn the_high_water_is_the_mark_unless_the_lease_knows_more() {
+        assert_eq!(high_water(Some(1_000), Some(1_000 + LEASE_MS)), Some(1_000));
+        assert_eq!(
+            high_water(Some(1_000), Some(1_001 + LEASE_MS)),
+            Some(1_001 + LEASE_MS)
+        );
+        assert_eq!(high_water(None, Some(5_000)), Some(5_000));
+        assert_eq!(high_water(Some(7_000), None), Some(7_000));
+        assert_eq!(high_water(None, None), None);
     }
 
     #[test]

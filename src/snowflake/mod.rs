@@ -269,6 +269,56 @@ fn snowflake_node_range() -> Range<i32> {
     )
 }
 
+/// The high-water marks of this server's node range, for the view snowflake_node_status
+/// (sql/src/monitoring.sql): its nodes, those whose mark is ahead of the clock (their IDs wait for
+/// it), those ahead by more than snowlink.max_clock_backward_ms (IDs from them fail with 58000),
+/// how far the furthest is ahead, and when the newest lease ends.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_safe, schema = "snowlink_internal")]
+fn _snowflake_marks() -> TableIterator<
+    'static,
+    (
+        name!(nodes, i32),
+        name!(nodes_ahead_of_clock, i32),
+        name!(nodes_refusing, i32),
+        name!(furthest_ahead_ms, i64),
+        name!(last_lease_at, Option<TimestampWithTimeZone>),
+    ),
+> {
+    let settings = settings();
+    generator::check_range(&settings).or_raise("snowflake_node_status");
+    let high_waters =
+        ServerMarks::with_marks(|marks| marks.high_waters(settings.node_min..=settings.node_max))
+            .or_raise("snowflake_node_status");
+    let now = SystemClock.now_ms();
+    let tolerance = i64::from(settings.max_clock_backward_ms);
+    let ahead: Vec<i64> = high_waters
+        .iter()
+        .filter_map(|node| node.last_used_ms.map(|ms| ms - now))
+        .filter(|&ahead_ms| ahead_ms > 0)
+        .collect();
+    let count = |nodes: usize| i32::try_from(nodes).unwrap_or(i32::MAX);
+    let last_lease = high_waters
+        .iter()
+        .filter_map(|node| node.lease_ms)
+        .max()
+        .and_then(|unix_ms| {
+            TimestampWithTimeZone::try_from(unix_ms * 1000 - POSTGRES_EPOCH_UNIX_US).ok()
+        });
+    TableIterator::once((
+        count(high_waters.len()),
+        count(ahead.len()),
+        count(
+            ahead
+                .iter()
+                .filter(|&&ahead_ms| ahead_ms > tolerance)
+                .count(),
+        ),
+        ahead.iter().copied().max().unwrap_or(0),
+        last_lease,
+    ))
+}
+
 /// The advisory lock tag of node claims (src/locks.rs), for the view snowflake_nodes.
 #[pg_extern(immutable, parallel_safe, schema = "snowlink_internal")]
 fn _snowflake_lock_tag(

@@ -532,8 +532,17 @@ extension_sql_file!(
         "tables",
         "snowflake",
         "resolve",
-        _shortlink_take_daily_visits,
-        status::_visit_writers
+        _shortlink_take_daily_visits
+    ]
+);
+extension_sql_file!(
+    "../../sql/src/monitoring.sql",
+    requires = [
+        "tables",
+        "snowflake",
+        "visits",
+        status::_visit_writers,
+        snowflake::_snowflake_marks
     ]
 );
 

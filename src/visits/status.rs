@@ -1,5 +1,5 @@
 //! snowlink_visit_writers: each database's visit writer as its rings file shows it, for whoever
-//! watches the server (sql/src/visits.sql).
+//! watches the server (sql/src/monitoring.sql).
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;
