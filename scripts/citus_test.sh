@@ -144,13 +144,17 @@ check_equal "a worker's session open across shortlinks_distribute() finds the li
 # the next checks count).
 earlier_visits=$((EARLIER_LINKS + 1))
 sql coordinator "SELECT shortlinks_distribute()" >/dev/null
-check_equal "shortlinks_distribute() distributes shortlinks by code and the visits by link ID; a second call changes nothing" \
+check_equal "shortlinks_distribute() distributes shortlinks by code, the visits by link ID, the URL locks and lists by bucket; a second call changes nothing" \
     "$(sql coordinator "SELECT string_agg(format('%s:%s:%s:%s', logicalrelid, partmethod,
                                    column_to_column_name(logicalrelid, partkey),
                                    (SELECT count(*) FROM pg_dist_shard AS s WHERE s.logicalrelid = p.logicalrelid)),
                             ' ' ORDER BY logicalrelid::text)
                         FROM pg_dist_partition AS p WHERE logicalrelid::text LIKE 'shortlink%'")" \
-    "shortlink_key:n::1 shortlink_reserved_codes:n::1 shortlink_url_locks:h:bucket:8 shortlink_visits:h:link_id:8 shortlinks:h:code:8"
+    "shortlink_key:n::1 shortlink_reserved_codes:n::1 shortlink_url_links:h:bucket:8 shortlink_url_locks:h:bucket:8 shortlink_visits:h:link_id:8 shortlinks:h:code:8"
+check_equal "the list of each URL's links shares the shards of the URL locks, and lists the links made before" \
+    "$(sql coordinator "SELECT count(DISTINCT colocationid) FROM pg_dist_partition
+                        WHERE logicalrelid IN ('shortlink_url_locks'::regclass, 'shortlink_url_links'::regclass)
+                       ")/$(sql coordinator "SELECT count(*) FROM shortlink_url_links")" "1/$EARLIER_LINKS"
 for name in "${NODE_NAMES[@]}"; do
     check_equal "the $name finds the links and visits made before distribution (a sample of 100)" \
         "$(sql "$name" "SELECT count(*) FROM generate_series(1, 100) AS i
@@ -218,9 +222,10 @@ check_equal "the visits of those three rounds are counted too" \
 sql worker1 "SELECT shorten('https://example.com/everywhere', code => 'everywhere')" >/dev/null
 check_equal "shorten() on another node gives back the same link" \
     "$(sql worker2 "SELECT code FROM shorten('https://example.com/everywhere')")" everywhere
-check_equal "the URL's lock row notes the last link made under it" \
-    "$(sql coordinator "SELECT last_code FROM shortlink_url_locks
-                        WHERE bucket = hashtext('https://example.com/everywhere') & 65535")" everywhere
+check_equal "the URL lists the link, in the shard of its lock" \
+    "$(sql coordinator "SELECT string_agg(code, ',') FROM shortlink_url_links
+                        WHERE bucket = snowlink_internal._shortlink_url_bucket('https://example.com/everywhere')
+                          AND url = 'https://example.com/everywhere'")" everywhere
 check_equal "shortlink_target() on a worker" \
     "$(sql worker2 "SELECT concat_ws(' ', url, status, cache_control) FROM shortlink_target('everywhere')")" \
     "https://example.com/everywhere 302 no-store"
@@ -253,6 +258,67 @@ check_equal "shortlinks_import() on a worker imports one row and reports the oth
     "$(sql worker1 "SELECT string_agg(code || ': ' || error, ', ' ORDER BY code) FROM shortlinks_import('exported')")$(sql worker2 "SELECT ' ' || resolve('imported-1')")" \
     "everywhere: code is taken, imported-2: URL scheme \"ftp\" is not allowed https://example.com/imported"
 
+# Every call that names a link touches one shard (or the shards of one row each, co-located):
+# with citus.multi_task_query_log_level = error, Citus refuses any query of theirs that would
+# touch more, on every node.
+sql coordinator "SELECT shorten('https://example.com/routed', code => 'routed')" >/dev/null
+routed_calls=(
+    "SELECT resolve('routed')"
+    "SELECT resolve('routed', 'routed.example.com')"
+    "SELECT url FROM shortlink_target('routed')"
+    "SELECT shortlink_redirect('routed')"
+    "SELECT shortlink_is_live('routed')"
+    "SELECT visits FROM shortlink_stats('routed')"
+    "SELECT count(*) FROM shortlink_daily_visits('routed')"
+    "SELECT shortlink_update('routed', title => 'Routed') IS NOT NULL"
+    "SELECT shortlink_disable('routed')"
+    "SELECT shortlink_enable('routed')"
+    "SELECT code FROM shorten('https://example.com/routed/' || random(), force_new => true)"
+    "SELECT code FROM shorten('https://example.com/routed')"
+    "SELECT code FROM shorten('https://example.com/routed/' || random())"
+    "SELECT shortlink_update('routed', url => 'https://example.com/routed/' || random()) IS NOT NULL"
+)
+check_equal "every call that names a link is a router query, on every node" \
+    "$(for node in "${NODE_NAMES[@]}"; do
+           for call in "${routed_calls[@]}"; do
+               sql "$node" "SET citus.multi_task_query_log_level = error; $call" >/dev/null 2>&1 ||
+                   printf '%s on the %s; ' "$call" "$node"
+           done
+       done)" ""
+
+# A link listed under its URL (shortlink_url_links, in the shard of the URL's lock) reaches the
+# shard of its code in the same two-phase commit, possibly a moment after the lock is free: then
+# shorten() waits for it rather than make a second link. A transaction prepared on the code's
+# worker holds such a link back here.
+pending_url=https://example.com/pending
+pending_id=$(sql coordinator "SELECT snowflake_next()")
+pending_shard=$(sql coordinator "SELECT get_shard_id_for_distribution_column('shortlinks', 'pending')")
+pending_node=$(sql coordinator "SELECT n.nodeport - $FIRST_PORT FROM pg_dist_placement AS p
+                                JOIN pg_dist_node AS n USING (groupid) WHERE p.shardid = $pending_shard")
+pending_node=${NODE_NAMES[$pending_node]}
+sql "$pending_node" "BEGIN;
+                     INSERT INTO shortlinks_$pending_shard (id, code, url) VALUES ($pending_id, 'pending', '$pending_url');
+                     PREPARE TRANSACTION 'pending link'" >/dev/null
+sql coordinator "INSERT INTO shortlink_url_links (bucket, url, code, link_id)
+                 VALUES (snowlink_internal._shortlink_url_bucket('$pending_url'), '$pending_url', 'pending', $pending_id)" >/dev/null
+sql coordinator "SELECT code FROM shorten('$pending_url')" >"$WORK/pending.out" 2>&1 &
+shorten_pid=$!
+sleep 1
+check_equal "shorten() of a URL whose listed link is not committed on its shard yet waits for it" \
+    "$(kill -0 "$shorten_pid" 2>/dev/null && echo waits)" waits
+sql "$pending_node" "COMMIT PREPARED 'pending link'" >/dev/null
+wait "$shorten_pid"
+check_equal "and then hands that link back" "$(cat "$WORK/pending.out")" pending
+# A listed link deleted behind the extension's back holds nothing up: shorten() makes a new link,
+# makes no link of the gone code, and the gone code's row goes.
+sql coordinator "DELETE FROM shortlinks WHERE code = 'pending'" >/dev/null
+check_equal "a listed link that is gone: a new link, and the URL lists it alone" \
+    "$(sql coordinator "SELECT code <> 'pending' FROM shorten('$pending_url')")$(
+       sql coordinator "SELECT count(*) FROM shortlinks WHERE code = 'pending'")$(
+       sql coordinator "SELECT count(*) FILTER (WHERE code <> 'pending') || '/' || count(*) FROM shortlink_url_links
+                        WHERE url = '$pending_url'")" \
+    "t01/1"
+
 # Citus reaches the shards as the session's role, which must therefore be able to log in. (The
 # visit rows of a link are not yet readable by such a role on Citus: README, "Owners".)
 echo "## owners on Citus: a role per tenant"
@@ -272,5 +338,18 @@ check_equal "another tenant sees none of it on any node, and cannot change it, b
 check_equal "the tenant deletes its link on another node" \
     "$(sql worker2 "SET ROLE citus_tenant_a; SELECT shortlink_delete('tenant-a')")" t
 sql coordinator "DROP ROLE citus_tenant_a, citus_tenant_b" >/dev/null
+
+# Whatever made, changed and deleted links above (shorten() from every node under load, updates,
+# deletes, the purge, the import), each link is listed once under its URL, and nothing else is.
+check_equal "shortlink_url_links lists every link under its URL and bucket, and nothing else" \
+    "$(sql coordinator "CREATE TEMP TABLE links AS SELECT id, code, url, domain FROM shortlinks;
+                        CREATE TEMP TABLE listed AS SELECT link_id, code, url, domain, bucket FROM shortlink_url_links;
+                        SELECT (SELECT count(*) FROM links)
+                               || ' ' || (SELECT count(*) FROM listed)
+                               || ' ' || (SELECT count(*) FROM links AS l JOIN listed AS u
+                                          ON u.link_id = l.id AND u.code = l.code AND u.url = l.url
+                                         AND u.domain IS NOT DISTINCT FROM l.domain
+                                         AND u.bucket = snowlink_internal._shortlink_url_bucket(l.url))")" \
+    "$(sql coordinator "SELECT count(*) || ' ' || count(*) || ' ' || count(*) FROM shortlinks")"
 
 checks_summary "citus"

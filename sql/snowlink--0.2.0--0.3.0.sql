@@ -168,44 +168,182 @@ BEGIN
 END
 $$;
 
--- The lock on which shorten() calls for one URL wait for each other (shortlink_url_locks), taken
--- until the end of the transaction; returns the code of the last link made under it, noted on
--- Citus only. The next function notes it (NULL forgets it). Whoever calls them directly can only
--- make other calls for URLs of the same bucket wait, as an open transaction in shorten() does, or
--- make such a call look for a link that it does not find.
-CREATE FUNCTION snowlink_internal._shortlink_lock_url(url text) RETURNS text
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+-- The bucket of a URL: its row of shortlink_url_locks, and on Citus its shard of
+-- shortlink_url_links.
+CREATE FUNCTION snowlink_internal._shortlink_url_bucket(url text) RETURNS int
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.hashtext(url) OPERATOR(pg_catalog.&) 65535;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_url_bucket(text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_url_bucket(text) IS
+    'internal: the bucket of a URL, for its row of shortlink_url_locks';
+
+-- The lock rows no longer note the last link made under them: on Citus, shortlink_url_links lists
+-- every link of a URL in the lock's shard.
+ALTER TABLE shortlink_url_locks DROP COLUMN last_code;
+
+-- On Citus, where shorten() finds the links of a URL: a row per link, under its URL's bucket, in
+-- the shard of the bucket's lock row (shortlinks_distribute() co-locates them), so that the lock,
+-- this lookup and the note of a new link reach one shard, and the link itself its code's. Kept by
+-- the extension's functions that make, change and delete links, from shortlinks_distribute() on,
+-- which fills it. Empty on one server, where the hash index on shortlinks.url finds them.
+CREATE TABLE shortlink_url_links (
+    bucket int NOT NULL,
+    url text NOT NULL,
+    domain text COLLATE "C",
+    code text COLLATE "C" NOT NULL,
+    link_id bigint NOT NULL,
+    PRIMARY KEY (bucket, link_id)
+);
+CREATE INDEX shortlink_url_links_url ON shortlink_url_links USING hash (url);
+
+COMMENT ON TABLE shortlink_url_links IS 'on Citus, the links of each URL, for shorten() to find them in one shard';
+
+-- Whether Citus manages the links (src/shortlinks/link_lookup.rs).
+CREATE FUNCTION snowlink_internal._shortlinks_distributed() RETURNS boolean
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', '_shortlinks_distributed_wrapper';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_distributed() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_distributed() IS 'internal: whether Citus manages the links';
+
+-- What shorten() (src/shortlinks/shorten.rs) calls to find the live link of a URL, as the
+-- extension's owner. It calls them through the function manager, which checks no grant: no other
+-- role may call them, as their arguments could name another owner's URL.
+
+-- Takes the lock on which shorten() calls for one URL wait for each other (shortlink_url_locks),
+-- until the end of the transaction. On Citus (distributed), returns the codes of the URL's links
+-- in the domain (NULL: the default domain), oldest first, from the lock's shard; NULL elsewhere.
+CREATE FUNCTION snowlink_internal._shortlink_lock_url(url text, domain text, distributed boolean)
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    last_code text;
+    url_bucket constant int := snowlink_internal._shortlink_url_bucket(_shortlink_lock_url.url);
+    codes text[];
 BEGIN
     UPDATE @extschema@.shortlink_url_locks AS l
     SET updates = l.updates + 1
-    WHERE l.bucket = hashtext(_shortlink_lock_url.url) & 65535
-    RETURNING l.last_code INTO last_code;
-    RETURN last_code;
+    WHERE l.bucket = url_bucket;
+    -- A statement of its own, whose snapshot is taken once the lock is held: it sees the links
+    -- that the lock's previous holder listed. (Within the UPDATE's statement, it would not.)
+    IF distributed THEN
+        SELECT array_agg(u.code ORDER BY u.link_id) INTO codes
+        FROM @extschema@.shortlink_url_links AS u
+        WHERE u.bucket = url_bucket
+          AND u.url = _shortlink_lock_url.url
+          AND u.domain IS NOT DISTINCT FROM _shortlink_lock_url.domain;
+    END IF;
+    RETURN codes;
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_lock_url(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_lock_url(text) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_lock_url(text) IS
-    'internal: waits for and takes the lock of shorten() calls for a URL; returns the last code noted';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_lock_url(text, text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_lock_url(text, text, boolean) IS
+    'internal: takes the lock of shorten() calls for a URL; on Citus, returns the codes of its links';
 
-CREATE FUNCTION snowlink_internal._shortlink_note_url_code(url text, code text) RETURNS void
+-- On Citus, lists a new link under its URL.
+CREATE FUNCTION snowlink_internal._shortlink_note_url_link(url text, domain text, code text, link_id bigint)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    UPDATE @extschema@.shortlink_url_locks AS l
-    SET last_code = _shortlink_note_url_code.code
-    WHERE l.bucket = hashtext(_shortlink_note_url_code.url) & 65535;
+    INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)
+    VALUES (snowlink_internal._shortlink_url_bucket(_shortlink_note_url_link.url),
+            _shortlink_note_url_link.url, _shortlink_note_url_link.domain, _shortlink_note_url_link.code,
+            _shortlink_note_url_link.link_id)
+    ON CONFLICT DO NOTHING;
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) IS
-    'internal: notes the code of the link made under a URL''s lock (NULL: forgets it)';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_note_url_link(text, text, text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_note_url_link(text, text, text, bigint) IS
+    'internal: on Citus, lists a new link under its URL';
+
+-- On Citus, a link listed under a URL may be one whose commit has reached the URL's shard but not
+-- yet its code's: the lock is free before the link shows. For each listed code that no link of
+-- the domain has yet, as this transaction sees, inserting the code waits for such a commit and
+-- finds the code taken: then shorten() looks for the link again (true). A code still free is that
+-- of a link deleted without the extension's functions: its row goes.
+CREATE FUNCTION snowlink_internal._shortlink_await_codes(codes text[], url text, domain text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    unseen text[];
+    unseen_code text;
+    look_again boolean := false;
+BEGIN
+    unseen := ARRAY(SELECT unnest(_shortlink_await_codes.codes)
+                    EXCEPT
+                    SELECT s.code FROM @extschema@.shortlinks AS s
+                    WHERE s.code = ANY (_shortlink_await_codes.codes)
+                      AND s.domain IS NOT DISTINCT FROM _shortlink_await_codes.domain);
+    FOREACH unseen_code IN ARRAY unseen LOOP
+        BEGIN
+            INSERT INTO @extschema@.shortlinks (code, url, domain)
+            VALUES (unseen_code, _shortlink_await_codes.url, _shortlink_await_codes.domain)
+            ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'no_data_found';
+            END IF;
+            look_again := true;
+        EXCEPTION WHEN no_data_found THEN
+            DELETE FROM @extschema@.shortlink_url_links AS u
+            WHERE u.bucket = snowlink_internal._shortlink_url_bucket(_shortlink_await_codes.url)
+              AND u.url = _shortlink_await_codes.url
+              AND u.code = unseen_code;
+        END;
+    END LOOP;
+    RETURN look_again;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_await_codes(text[], text, text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_await_codes(text[], text, text) IS
+    'internal: on Citus, waits for the links listed under a URL to show; whether to look for them again';
+
+-- On Citus, brings shortlink_url_links in line with shortlinks for the links of these codes: each
+-- listed under its URL, and the rows under the URLs they had (old_urls) gone unless they still
+-- hold. For the functions that change and delete links as their caller, who cannot write the
+-- table; a direct call can only bring it closer to the links. Does nothing on one server.
+CREATE FUNCTION snowlink_internal._shortlinks_sync_url_links(codes text[], old_urls text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- Computed first: Citus sends a query to the shards of a bucket it is given, not to those of
+    -- buckets that a subquery of the query computes.
+    old_buckets constant int[] := ARRAY(SELECT snowlink_internal._shortlink_url_bucket(o.url)
+                                        FROM unnest(_shortlinks_sync_url_links.old_urls) AS o (url));
+    link_ids bigint[];
+    link_codes text[];
+    link_urls text[];
+    link_domains text[];
+BEGIN
+    IF NOT snowlink_internal._shortlinks_distributed() THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(s.id), array_agg(s.code), array_agg(s.url), array_agg(s.domain)
+    INTO link_ids, link_codes, link_urls, link_domains
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = ANY (_shortlinks_sync_url_links.codes);
+    DELETE FROM @extschema@.shortlink_url_links AS u
+    WHERE u.bucket = ANY (old_buckets)
+      AND u.code = ANY (_shortlinks_sync_url_links.codes)
+      AND NOT EXISTS (SELECT FROM unnest(link_ids, link_urls) AS l (id, url)
+                      WHERE l.id = u.link_id AND l.url = u.url);
+    IF link_ids IS NOT NULL THEN
+        INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)
+        SELECT snowlink_internal._shortlink_url_bucket(l.url), l.url, l.domain, l.code, l.id
+        FROM unnest(link_ids, link_codes, link_urls, link_domains) AS l (id, code, url, domain)
+        ON CONFLICT DO NOTHING;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_sync_url_links(text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_sync_url_links(text[], text[]) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_sync_url_links(text[], text[]) IS
+    'internal: on Citus, lists the links of these codes under their URLs, and no longer under the URLs they had';
 
 -- Whether a link's code, URL, redirect status, title, tags and domain are as shorten() would store
 -- them (src/shortlinks/mod.rs): what the policies below ask of every row a role writes.
@@ -264,6 +402,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     deleted_id bigint;
+    deleted_url text;
 BEGIN
     IF shortlink_delete.code IS NULL THEN
         RETURN NULL;
@@ -271,11 +410,12 @@ BEGIN
     DELETE FROM @extschema@.shortlinks AS s
     WHERE s.code = shortlink_delete.code
       AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_delete.domain)
-    RETURNING s.id INTO deleted_id;
+    RETURNING s.id, s.url INTO deleted_id, deleted_url;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
     PERFORM snowlink_internal._shortlinks_forget_visits(ARRAY[deleted_id]);
+    PERFORM snowlink_internal._shortlinks_sync_url_links(ARRAY[shortlink_delete.code], ARRAY[deleted_url]);
     RETURN true;
 END
 $$;
@@ -289,40 +429,6 @@ COMMENT ON FUNCTION shortlink_delete(text, text) IS
 -- application's SQL-standard function or view that calls it must be dropped before the update, and
 -- made again).
 DROP FUNCTION @extschema@.shorten(text, text, timestamptz, bigint, int, boolean, timestamptz);
--- On Citus, the link that the URL lock's previous holder made (its code noted in the lock's row)
--- can be on another node, whose part of that commit may not show yet when the lock is free.
--- Inserting its code waits for that commit and finds the code taken: then shorten() looks for the
--- link again (true). When the code shows already, or the link is gone (purged), or of another
--- domain, the insert is undone and the note forgotten: there is nothing to wait for (false).
-CREATE FUNCTION snowlink_internal._shortlink_await_code(code text, url text, domain text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF EXISTS (SELECT FROM @extschema@.shortlinks AS s
-               WHERE s.code = _shortlink_await_code.code
-                 AND s.domain IS NOT DISTINCT FROM _shortlink_await_code.domain) THEN
-        RETURN false;
-    END IF;
-    BEGIN
-        INSERT INTO @extschema@.shortlinks (code, url, domain)
-        VALUES (_shortlink_await_code.code, _shortlink_await_code.url, _shortlink_await_code.domain)
-        ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING;
-        IF FOUND THEN
-            RAISE EXCEPTION USING ERRCODE = 'no_data_found';
-        END IF;
-        RETURN true;
-    EXCEPTION WHEN no_data_found THEN
-        PERFORM snowlink_internal._shortlink_note_url_code(_shortlink_await_code.url, NULL);
-    END;
-    RETURN false;
-END
-$$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_await_code(text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_await_code(text, text, text) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_await_code(text, text, text) IS
-    'internal: waits on Citus for the link noted in a URL''s lock to show; whether to look for it again';
-
 -- A short link for a URL (src/shortlinks/shorten.rs): the live link of the caller's owner with
 -- the same URL and options, or a new one.
 CREATE FUNCTION shorten(
@@ -419,6 +525,7 @@ BEGIN
     LEFT JOIN inserted AS i ON i.code = j.code AND i.domain IS NOT DISTINCT FROM j.link_domain
     WHERE j.verdict IS NOT NULL OR i.code IS NULL
     ORDER BY j.n;
+    PERFORM snowlink_internal._shortlinks_sync_url_links(_shortlinks_import.codes, NULL);
 END
 $$;
 -- shortlinks_import() calls this for each batch. Both run as the caller, whose links they make.
@@ -484,29 +591,35 @@ $$;
 COMMENT ON FUNCTION shortlinks_import(regclass, integer) IS
     'makes short links of the rows (code, url[, created_at, title, tags, domain]) of a table; returns the rows refused, with the reason';
 
--- The live link of a code in a domain (NULL: the default domain).
+-- The columns of the link of a code in a domain (NULL: the default domain) that decide where and
+-- whether it redirects; resolve() decides whether it is live (src/shortlinks/link_state.rs).
 DROP FUNCTION snowlink_internal._shortlink_live(text);
-CREATE FUNCTION snowlink_internal._shortlink_live(code text, domain text) RETURNS @extschema@.shortlinks
+CREATE FUNCTION snowlink_internal._shortlink_by_code(
+    code text,
+    domain text,
+    OUT id bigint,
+    OUT url text,
+    OUT redirect_status smallint,
+    OUT disabled boolean,
+    OUT valid_from timestamptz,
+    OUT expires_at timestamptz,
+    OUT max_visits bigint,
+    OUT visits bigint
+)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    link @extschema@.shortlinks;
 BEGIN
-    SELECT * INTO link
+    SELECT s.id, s.url, s.redirect_status, s.disabled, s.valid_from, s.expires_at, s.max_visits, s.visits
+    INTO id, url, redirect_status, disabled, valid_from, expires_at, max_visits, visits
     FROM @extschema@.shortlinks AS s
-    WHERE s.code = _shortlink_live.code
-      AND s.domain IS NOT DISTINCT FROM _shortlink_live.domain
-      AND snowlink_internal._shortlink_is_live(s.disabled, s.valid_from, s.expires_at, s.max_visits,
-                                               s.visits, now());
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    RETURN link;
+    WHERE s.code = _shortlink_by_code.code
+      AND s.domain IS NOT DISTINCT FROM _shortlink_by_code.domain;
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_live(text, text) FROM PUBLIC;
-COMMENT ON FUNCTION snowlink_internal._shortlink_live(text, text) IS 'internal: live link of a code in a domain, read with a query';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_by_code(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_by_code(text, text) IS
+    'internal: the columns that decide where and whether the link of a code in a domain redirects, read with a query';
 
 CREATE OR REPLACE FUNCTION snowlink_internal._shortlink_count_visit(code text, link_id bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -539,14 +652,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     purged bigint[];
+    purged_codes text[];
+    purged_urls text[];
 BEGIN
     WITH gone AS (
         DELETE FROM @extschema@.shortlinks AS s
         WHERE snowlink_internal._shortlink_is_spent(s.expires_at, s.max_visits, s.visits, now())
-        RETURNING s.id
+        RETURNING s.id, s.code, s.url
     )
-    SELECT coalesce(array_agg(gone.id), '{}') INTO purged FROM gone;
+    SELECT coalesce(array_agg(gone.id), '{}'), array_agg(gone.code), array_agg(gone.url)
+    INTO purged, purged_codes, purged_urls
+    FROM gone;
     PERFORM snowlink_internal._shortlinks_forget_visits(purged);
+    PERFORM snowlink_internal._shortlinks_sync_url_links(purged_codes, purged_urls)
+    WHERE purged_codes IS NOT NULL;
     RETURN cardinality(purged);
 END
 $$;
@@ -609,15 +728,18 @@ COMMENT ON FUNCTION shortlink_redirect(text) IS
 -- an HTTP front that shows a link's QR code only while the link lives. Anyone may ask, as anyone
 -- may follow a link; it reads the link as the extension's owner.
 CREATE FUNCTION shortlink_is_live(code text, domain text DEFAULT NULL) RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (
+BEGIN
+    -- PL/pgSQL, whose query Citus sends to the code's shard (it cannot plan an SQL function's).
+    RETURN EXISTS (
         SELECT FROM @extschema@.shortlinks AS s
         WHERE s.code = shortlink_is_live.code
           AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_is_live.domain)
           AND snowlink_internal._shortlink_is_live(s.disabled, s.valid_from, s.expires_at, s.max_visits,
                                                    s.visits, now()));
+END
 $$;
 COMMENT ON FUNCTION shortlink_is_live(text, text) IS
     'whether a code resolves (in a domain; NULL: the default), without counting a visit';
@@ -647,6 +769,7 @@ DECLARE
     referencing text;
     citus_table regclass;
     key_column text;
+    colocated_with text;
 BEGIN
     IF shard_count < 1 THEN
         RAISE EXCEPTION 'shard_count must be positive, not %', shard_count
@@ -716,12 +839,13 @@ BEGIN
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(links);
     END IF;
 
-    -- Each with its distribution column, or NULL for a reference table.
-    FOR citus_table, key_column IN
-        VALUES ('@extschema@.shortlink_visits'::regclass, 'link_id'),
-               ('@extschema@.shortlink_url_locks'::regclass, 'bucket'),
-               ('@extschema@.shortlink_key'::regclass, NULL),
-               ('@extschema@.shortlink_reserved_codes'::regclass, NULL)
+    -- Each with its distribution column (NULL for a reference table) and the table it goes with.
+    FOR citus_table, key_column, colocated_with IN
+        VALUES ('@extschema@.shortlink_visits'::regclass, 'link_id', 'none'),
+               ('@extschema@.shortlink_url_locks'::regclass, 'bucket', 'none'),
+               ('@extschema@.shortlink_url_links'::regclass, 'bucket', '@extschema@.shortlink_url_locks'),
+               ('@extschema@.shortlink_key'::regclass, NULL, NULL),
+               ('@extschema@.shortlink_reserved_codes'::regclass, NULL, NULL)
     LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_dist_partition AS p WHERE p.logicalrelid = citus_table);
         IF key_column IS NULL THEN
@@ -733,11 +857,19 @@ BEGIN
                                       citus_table);
             PERFORM pg_catalog.create_reference_table(citus_table);
         ELSE
-            PERFORM pg_catalog.create_distributed_table(citus_table, key_column, colocate_with => 'none',
-                                                        shard_count => shortlinks_distribute.shard_count);
+            -- A table placed with another has that one's shards.
+            PERFORM pg_catalog.create_distributed_table(
+                citus_table, key_column, colocate_with => colocated_with,
+                shard_count => CASE WHEN colocated_with = 'none' THEN shortlinks_distribute.shard_count END);
         END IF;
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(citus_table);
     END LOOP;
+    -- Every link listed under its URL, for shorten() (shorten.sql); from now on the functions
+    -- that make, change and delete links keep the list. Links already listed stay as they are.
+    INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)
+    SELECT snowlink_internal._shortlink_url_bucket(s.url), s.url, s.domain, s.code, s.id
+    FROM @extschema@.shortlinks AS s
+    ON CONFLICT DO NOTHING;
 END
 $$;
 
@@ -933,6 +1065,7 @@ DECLARE
     link_domain text := snowlink_internal._shortlink_domain(shortlink_update.domain);
     refused text;
     link @extschema@.shortlinks;
+    old_url text;
 BEGIN
     IF shortlink_update.code IS NULL THEN
         RAISE EXCEPTION 'code must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -972,6 +1105,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    old_url := link.url;
     link.redirect_status := coalesce(shortlink_update.redirect_status, link.redirect_status);
     link.url := snowlink_internal._shortlink_checked_url(coalesce(shortlink_update.url, link.url), NULL,
                                                          link.redirect_status);
@@ -996,6 +1130,9 @@ BEGIN
         valid_from = link.valid_from, expires_at = link.expires_at, max_visits = link.max_visits
     WHERE s.code = shortlink_update.code AND s.id = link.id
     RETURNING * INTO link;
+    IF link.url IS DISTINCT FROM old_url THEN
+        PERFORM snowlink_internal._shortlinks_sync_url_links(ARRAY[link.code], ARRAY[old_url]);
+    END IF;
     RETURN link;
 END
 $$;

@@ -127,21 +127,17 @@ SELECT visits FROM shortlink_stats('owned-a') AS handed_over;
 SELECT shortlink_delete('owned-a') AS b_deletes_what_it_was_given;
 
 -- The internal helpers granted to snowlink_user give nothing away: deleting visit rows of a link
--- that still exists deletes none, a generated code only uses one up, the URL lock holds up only
--- shorten() calls of URLs that share its row, until the transaction ends, and waiting for a noted
--- code (on Citus) makes no link: the insert that waits for the code finds it taken when it exists,
--- whoever owns it (then shorten() looks again), and is undone when it does not.
+-- that still exists deletes none, a generated code only uses one up, and bringing the list of a
+-- URL's links in line with the links (on Citus; on one server there is nothing to do) writes only
+-- what the links say. Those that lock a URL and find its links, whose arguments could name
+-- another owner's URL, are shorten()'s alone.
 SET ROLE tenant_b;
 SELECT snowlink_internal._shortlinks_forget_visits(ARRAY(SELECT id FROM shortlinks));
 SELECT length(snowlink_internal._shortlink_generated_code(1)) AS generated_code_length;
-BEGIN;
-SELECT snowlink_internal._shortlink_lock_url('https://example.com/b') IS NULL AS no_code_noted;
-SELECT snowlink_internal._shortlink_note_url_code('https://example.com/b', NULL);
-ROLLBACK;
-SELECT snowlink_internal._shortlink_await_code('of-user-42', 'https://example.com/b', NULL) AS look_again,
-       snowlink_internal._shortlink_await_code('never-made', 'https://example.com/b', NULL) AS look_again_for_none;
-SET ROLE owners_admin;
-SELECT count(*) AS never_made_links FROM shortlinks WHERE code = 'never-made';
+SELECT snowlink_internal._shortlinks_sync_url_links(ARRAY['of-user-42'], ARRAY['https://example.com/b']);
+SELECT snowlink_internal._shortlink_lock_url('https://example.com/b', NULL, true);
+SELECT snowlink_internal._shortlink_note_url_link('https://example.com/b', NULL, 'of-user-42', 1);
+SELECT snowlink_internal._shortlink_await_codes(ARRAY['of-user-42'], 'https://example.com/b', NULL);
 SET ROLE owners_admin;
 SELECT count(*) > 0 AS b_visit_rows_stay FROM shortlink_visits
 WHERE link_id = (SELECT id FROM shortlinks WHERE code = 'owned-b');
@@ -165,7 +161,8 @@ SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proisstri
 FROM pg_proc AS p
 WHERE p.proname IN ('_shortlink_owner', '_shortlink_is_well_formed', '_shortlink_is_visible',
                     '_snowflake_issued_here', '_shortlink_generated_code', '_shortlink_lock_url',
-                    '_shortlink_note_url_code', '_shortlinks_forget_visits')
+                    '_shortlink_note_url_link', '_shortlink_await_codes', '_shortlinks_sync_url_links',
+                    '_shortlinks_forget_visits')
 ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 DELETE FROM shortlinks WHERE owner_role IN ('tenant_a', 'tenant_b', 'owners_app');

@@ -41,7 +41,7 @@ SELECT * FROM snowlink_internal._shortlink_take_daily_visits();
 \echo :LAST_ERROR_SQLSTATE
 SELECT snowlink_internal._shortlinks_flush_visits();
 \echo :LAST_ERROR_SQLSTATE
-SELECT snowlink_internal._shortlink_live('from-app', NULL);
+SELECT snowlink_internal._shortlink_by_code('from-app', NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT snowlink_internal._shortlink_count_visit('from-app', 1);
 \echo :LAST_ERROR_SQLSTATE

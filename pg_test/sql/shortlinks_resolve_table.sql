@@ -1,21 +1,21 @@
 -- resolve() reads a link straight from the unique index on shortlinks.code, without running a
 -- query, and keeps what it learned about the table (which relations, which columns) until
 -- PostgreSQL invalidates it. It follows changes to the table, and when the table or index is not
--- as the extension made it, it reads the link with a query instead (PL/pgSQL _shortlink_live).
+-- as the extension made it, it reads the link with a query instead (PL/pgSQL _shortlink_by_code).
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
 SET snowlink.visit_write_mode = transaction;
 -- resolve_by(code) -> (url, way): resolve(code), and which way it read the link, told by the calls
--- of _shortlink_live that pg_stat_xact_user_functions counts.
+-- of _shortlink_by_code that pg_stat_xact_user_functions counts.
 SET track_functions = 'pl';
 CREATE FUNCTION pg_temp.resolve_by(code text, OUT url text, OUT way text) LANGUAGE plpgsql AS $$
 DECLARE
     calls_before bigint := (SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions
-                            WHERE funcname = '_shortlink_live');
+                            WHERE funcname = '_shortlink_by_code');
 BEGIN
     url := resolve(code);
     way := CASE WHEN (SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions
-                      WHERE funcname = '_shortlink_live') > calls_before
+                      WHERE funcname = '_shortlink_by_code') > calls_before
                 THEN 'query' ELSE 'index' END;
 END
 $$;

@@ -7,7 +7,8 @@
 -- unique index on (id, code), which also serves as the replica identity (the unique code of a
 -- domain cannot: the domain may be NULL). The
 -- visits are distributed by link ID, which is what every node's visit writer writes by, so that a
--- flush sends each row to its shard without looking its code up; the URL locks by bucket; the key
+-- flush sends each row to its shard without looking its code up; the URL locks by bucket, and the
+-- list of each URL's links with them, so that shorten() finds a URL's link in one shard; the key
 -- and the reserved codes, which every shorten() reads, are reference tables, a copy on every node.
 -- Tables that Citus already manages are left as they are, so a second call does nothing. It
 -- refuses a cluster whose nodes' snowflake ranges overlap.
@@ -26,6 +27,7 @@ DECLARE
     referencing text;
     citus_table regclass;
     key_column text;
+    colocated_with text;
 BEGIN
     IF shard_count < 1 THEN
         RAISE EXCEPTION 'shard_count must be positive, not %', shard_count
@@ -95,12 +97,13 @@ BEGIN
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(links);
     END IF;
 
-    -- Each with its distribution column, or NULL for a reference table.
-    FOR citus_table, key_column IN
-        VALUES ('@extschema@.shortlink_visits'::regclass, 'link_id'),
-               ('@extschema@.shortlink_url_locks'::regclass, 'bucket'),
-               ('@extschema@.shortlink_key'::regclass, NULL),
-               ('@extschema@.shortlink_reserved_codes'::regclass, NULL)
+    -- Each with its distribution column (NULL for a reference table) and the table it goes with.
+    FOR citus_table, key_column, colocated_with IN
+        VALUES ('@extschema@.shortlink_visits'::regclass, 'link_id', 'none'),
+               ('@extschema@.shortlink_url_locks'::regclass, 'bucket', 'none'),
+               ('@extschema@.shortlink_url_links'::regclass, 'bucket', '@extschema@.shortlink_url_locks'),
+               ('@extschema@.shortlink_key'::regclass, NULL, NULL),
+               ('@extschema@.shortlink_reserved_codes'::regclass, NULL, NULL)
     LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_dist_partition AS p WHERE p.logicalrelid = citus_table);
         IF key_column IS NULL THEN
@@ -112,11 +115,19 @@ BEGIN
                                       citus_table);
             PERFORM pg_catalog.create_reference_table(citus_table);
         ELSE
-            PERFORM pg_catalog.create_distributed_table(citus_table, key_column, colocate_with => 'none',
-                                                        shard_count => shortlinks_distribute.shard_count);
+            -- A table placed with another has that one's shards.
+            PERFORM pg_catalog.create_distributed_table(
+                citus_table, key_column, colocate_with => colocated_with,
+                shard_count => CASE WHEN colocated_with = 'none' THEN shortlinks_distribute.shard_count END);
         END IF;
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(citus_table);
     END LOOP;
+    -- Every link listed under its URL, for shorten() (shorten.sql); from now on the functions
+    -- that make, change and delete links keep the list. Links already listed stay as they are.
+    INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)
+    SELECT snowlink_internal._shortlink_url_bucket(s.url), s.url, s.domain, s.code, s.id
+    FROM @extschema@.shortlinks AS s
+    ON CONFLICT DO NOTHING;
 END
 $$;
 REVOKE ALL ON FUNCTION shortlinks_distribute(int) FROM PUBLIC;

@@ -74,6 +74,7 @@ BEGIN
     LEFT JOIN inserted AS i ON i.code = j.code AND i.domain IS NOT DISTINCT FROM j.link_domain
     WHERE j.verdict IS NOT NULL OR i.code IS NULL
     ORDER BY j.n;
+    PERFORM snowlink_internal._shortlinks_sync_url_links(_shortlinks_import.codes, NULL);
 END
 $$;
 -- shortlinks_import() calls this for each batch. Both run as the caller, whose links they make.

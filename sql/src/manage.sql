@@ -53,6 +53,7 @@ DECLARE
     link_domain text := snowlink_internal._shortlink_domain(shortlink_update.domain);
     refused text;
     link @extschema@.shortlinks;
+    old_url text;
 BEGIN
     IF shortlink_update.code IS NULL THEN
         RAISE EXCEPTION 'code must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -92,6 +93,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    old_url := link.url;
     link.redirect_status := coalesce(shortlink_update.redirect_status, link.redirect_status);
     link.url := snowlink_internal._shortlink_checked_url(coalesce(shortlink_update.url, link.url), NULL,
                                                          link.redirect_status);
@@ -116,6 +118,9 @@ BEGIN
         valid_from = link.valid_from, expires_at = link.expires_at, max_visits = link.max_visits
     WHERE s.code = shortlink_update.code AND s.id = link.id
     RETURNING * INTO link;
+    IF link.url IS DISTINCT FROM old_url THEN
+        PERFORM snowlink_internal._shortlinks_sync_url_links(ARRAY[link.code], ARRAY[old_url]);
+    END IF;
     RETURN link;
 END
 $$;
@@ -174,14 +179,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     purged bigint[];
+    purged_codes text[];
+    purged_urls text[];
 BEGIN
     WITH gone AS (
         DELETE FROM @extschema@.shortlinks AS s
         WHERE snowlink_internal._shortlink_is_spent(s.expires_at, s.max_visits, s.visits, now())
-        RETURNING s.id
+        RETURNING s.id, s.code, s.url
     )
-    SELECT coalesce(array_agg(gone.id), '{}') INTO purged FROM gone;
+    SELECT coalesce(array_agg(gone.id), '{}'), array_agg(gone.code), array_agg(gone.url)
+    INTO purged, purged_codes, purged_urls
+    FROM gone;
     PERFORM snowlink_internal._shortlinks_forget_visits(purged);
+    PERFORM snowlink_internal._shortlinks_sync_url_links(purged_codes, purged_urls)
+    WHERE purged_codes IS NOT NULL;
     RETURN cardinality(purged);
 END
 $$;
@@ -199,6 +210,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     deleted_id bigint;
+    deleted_url text;
 BEGIN
     IF shortlink_delete.code IS NULL THEN
         RETURN NULL;
@@ -206,11 +218,12 @@ BEGIN
     DELETE FROM @extschema@.shortlinks AS s
     WHERE s.code = shortlink_delete.code
       AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_delete.domain)
-    RETURNING s.id INTO deleted_id;
+    RETURNING s.id, s.url INTO deleted_id, deleted_url;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
     PERFORM snowlink_internal._shortlinks_forget_visits(ARRAY[deleted_id]);
+    PERFORM snowlink_internal._shortlinks_sync_url_links(ARRAY[shortlink_delete.code], ARRAY[deleted_url]);
     RETURN true;
 END
 $$;

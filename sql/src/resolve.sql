@@ -12,31 +12,38 @@ REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_live(boolean, timestamptz
 COMMENT ON FUNCTION snowlink_internal._shortlink_is_live(boolean, timestamptz, timestamptz, bigint, bigint, timestamptz) IS
     'internal: whether a link with these columns resolves at the given time';
 
--- The live link of a code in a domain (in normal form; NULL: the default domain), or NULL: for
--- resolve() and shortlink_target() (src/shortlinks/resolve.rs) where they cannot read the code
--- index themselves, as for a table that Citus manages. VOLATILE, so that it sees a link made
+-- The columns of the link of a code in a domain (in normal form; NULL: the default domain) that
+-- decide where and whether it redirects, or no row: for resolve() and shortlink_target()
+-- (src/shortlinks/resolve.rs) where they cannot read the code index themselves, as for a table
+-- that Citus manages. They apply the rule of src/shortlinks/link_state.rs to the row, so that the
+-- query asks the link's shard for nothing but the row. VOLATILE, so that it sees a link made
 -- earlier in the same statement, as resolve(code) FROM shorten(url) needs.
-CREATE FUNCTION snowlink_internal._shortlink_live(code text, domain text) RETURNS @extschema@.shortlinks
+CREATE FUNCTION snowlink_internal._shortlink_by_code(
+    code text,
+    domain text,
+    OUT id bigint,
+    OUT url text,
+    OUT redirect_status smallint,
+    OUT disabled boolean,
+    OUT valid_from timestamptz,
+    OUT expires_at timestamptz,
+    OUT max_visits bigint,
+    OUT visits bigint
+)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    link @extschema@.shortlinks;
 BEGIN
-    SELECT * INTO link
+    SELECT s.id, s.url, s.redirect_status, s.disabled, s.valid_from, s.expires_at, s.max_visits, s.visits
+    INTO id, url, redirect_status, disabled, valid_from, expires_at, max_visits, visits
     FROM @extschema@.shortlinks AS s
-    WHERE s.code = _shortlink_live.code
-      AND s.domain IS NOT DISTINCT FROM _shortlink_live.domain
-      AND snowlink_internal._shortlink_is_live(s.disabled, s.valid_from, s.expires_at, s.max_visits,
-                                               s.visits, now());
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    RETURN link;
+    WHERE s.code = _shortlink_by_code.code
+      AND s.domain IS NOT DISTINCT FROM _shortlink_by_code.domain;
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_live(text, text) FROM PUBLIC;
-COMMENT ON FUNCTION snowlink_internal._shortlink_live(text, text) IS 'internal: live link of a code in a domain, read with a query';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_by_code(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_by_code(text, text) IS
+    'internal: the columns that decide where and whether the link of a code in a domain redirects, read with a query';
 
 -- What an HTTP front answers for a code, with the visit counted; at most one row. In Rust
 -- (src/shortlinks/resolve.rs), written against the function manager, hence declared here.
@@ -106,15 +113,18 @@ COMMENT ON FUNCTION shortlink_redirect(text) IS
 -- an HTTP front that shows a link's QR code only while the link lives. Anyone may ask, as anyone
 -- may follow a link; it reads the link as the extension's owner.
 CREATE FUNCTION shortlink_is_live(code text, domain text DEFAULT NULL) RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (
+BEGIN
+    -- PL/pgSQL, whose query Citus sends to the code's shard (it cannot plan an SQL function's).
+    RETURN EXISTS (
         SELECT FROM @extschema@.shortlinks AS s
         WHERE s.code = shortlink_is_live.code
           AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_is_live.domain)
           AND snowlink_internal._shortlink_is_live(s.disabled, s.valid_from, s.expires_at, s.max_visits,
                                                    s.visits, now()));
+END
 $$;
 COMMENT ON FUNCTION shortlink_is_live(text, text) IS
     'whether a code resolves (in a domain; NULL: the default), without counting a visit';

@@ -73,78 +73,149 @@ GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_generated_code(bigint) TO
 COMMENT ON FUNCTION snowlink_internal._shortlink_generated_code(bigint) IS
     'internal: the code of a new link with this ID, in the style snowlink.code_style sets';
 
--- The lock on which shorten() calls for one URL wait for each other (shortlink_url_locks), taken
--- until the end of the transaction; returns the code of the last link made under it, noted on
--- Citus only. The next function notes it (NULL forgets it). Whoever calls them directly can only
--- make other calls for URLs of the same bucket wait, as an open transaction in shorten() does, or
--- make such a call look for a link that it does not find.
-CREATE FUNCTION snowlink_internal._shortlink_lock_url(url text) RETURNS text
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+-- What shorten() (src/shortlinks/shorten.rs) calls to find the live link of a URL, as the
+-- extension's owner. It calls them through the function manager, which checks no grant: no other
+-- role may call them, as their arguments could name another owner's URL.
+
+-- Takes the lock on which shorten() calls for one URL wait for each other (shortlink_url_locks),
+-- until the end of the transaction. On Citus (distributed), returns the codes of the URL's links
+-- in the domain (NULL: the default domain), oldest first, from the lock's shard; NULL elsewhere.
+CREATE FUNCTION snowlink_internal._shortlink_lock_url(url text, domain text, distributed boolean)
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    last_code text;
+    url_bucket constant int := snowlink_internal._shortlink_url_bucket(_shortlink_lock_url.url);
+    codes text[];
 BEGIN
     UPDATE @extschema@.shortlink_url_locks AS l
     SET updates = l.updates + 1
-    WHERE l.bucket = hashtext(_shortlink_lock_url.url) & 65535
-    RETURNING l.last_code INTO last_code;
-    RETURN last_code;
+    WHERE l.bucket = url_bucket;
+    -- A statement of its own, whose snapshot is taken once the lock is held: it sees the links
+    -- that the lock's previous holder listed. (Within the UPDATE's statement, it would not.)
+    IF distributed THEN
+        SELECT array_agg(u.code ORDER BY u.link_id) INTO codes
+        FROM @extschema@.shortlink_url_links AS u
+        WHERE u.bucket = url_bucket
+          AND u.url = _shortlink_lock_url.url
+          AND u.domain IS NOT DISTINCT FROM _shortlink_lock_url.domain;
+    END IF;
+    RETURN codes;
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_lock_url(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_lock_url(text) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_lock_url(text) IS
-    'internal: waits for and takes the lock of shorten() calls for a URL; returns the last code noted';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_lock_url(text, text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_lock_url(text, text, boolean) IS
+    'internal: takes the lock of shorten() calls for a URL; on Citus, returns the codes of its links';
 
-CREATE FUNCTION snowlink_internal._shortlink_note_url_code(url text, code text) RETURNS void
+-- On Citus, lists a new link under its URL.
+CREATE FUNCTION snowlink_internal._shortlink_note_url_link(url text, domain text, code text, link_id bigint)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    UPDATE @extschema@.shortlink_url_locks AS l
-    SET last_code = _shortlink_note_url_code.code
-    WHERE l.bucket = hashtext(_shortlink_note_url_code.url) & 65535;
+    INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)
+    VALUES (snowlink_internal._shortlink_url_bucket(_shortlink_note_url_link.url),
+            _shortlink_note_url_link.url, _shortlink_note_url_link.domain, _shortlink_note_url_link.code,
+            _shortlink_note_url_link.link_id)
+    ON CONFLICT DO NOTHING;
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_note_url_code(text, text) IS
-    'internal: notes the code of the link made under a URL''s lock (NULL: forgets it)';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_note_url_link(text, text, text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_note_url_link(text, text, text, bigint) IS
+    'internal: on Citus, lists a new link under its URL';
 
--- On Citus, the link that the URL lock's previous holder made (its code noted in the lock's row)
--- can be on another node, whose part of that commit may not show yet when the lock is free.
--- Inserting its code waits for that commit and finds the code taken: then shorten() looks for the
--- link again (true). When the code shows already, or the link is gone (purged), or of another
--- domain, the insert is undone and the note forgotten: there is nothing to wait for (false).
-CREATE FUNCTION snowlink_internal._shortlink_await_code(code text, url text, domain text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE
+-- On Citus, a link listed under a URL may be one whose commit has reached the URL's shard but not
+-- yet its code's: the lock is free before the link shows. For each listed code that no link of
+-- the domain has yet, as this transaction sees, inserting the code waits for such a commit and
+-- finds the code taken: then shorten() looks for the link again (true). A code still free is that
+-- of a link deleted without the extension's functions: its row goes.
+CREATE FUNCTION snowlink_internal._shortlink_await_codes(codes text[], url text, domain text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    unseen text[];
+    unseen_code text;
+    look_again boolean := false;
 BEGIN
-    IF EXISTS (SELECT FROM @extschema@.shortlinks AS s
-               WHERE s.code = _shortlink_await_code.code
-                 AND s.domain IS NOT DISTINCT FROM _shortlink_await_code.domain) THEN
-        RETURN false;
-    END IF;
-    BEGIN
-        INSERT INTO @extschema@.shortlinks (code, url, domain)
-        VALUES (_shortlink_await_code.code, _shortlink_await_code.url, _shortlink_await_code.domain)
-        ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING;
-        IF FOUND THEN
-            RAISE EXCEPTION USING ERRCODE = 'no_data_found';
-        END IF;
-        RETURN true;
-    EXCEPTION WHEN no_data_found THEN
-        PERFORM snowlink_internal._shortlink_note_url_code(_shortlink_await_code.url, NULL);
-    END;
-    RETURN false;
+    unseen := ARRAY(SELECT unnest(_shortlink_await_codes.codes)
+                    EXCEPT
+                    SELECT s.code FROM @extschema@.shortlinks AS s
+                    WHERE s.code = ANY (_shortlink_await_codes.codes)
+                      AND s.domain IS NOT DISTINCT FROM _shortlink_await_codes.domain);
+    FOREACH unseen_code IN ARRAY unseen LOOP
+        BEGIN
+            INSERT INTO @extschema@.shortlinks (code, url, domain)
+            VALUES (unseen_code, _shortlink_await_codes.url, _shortlink_await_codes.domain)
+            ON CONFLICT ON CONSTRAINT shortlinks_code_key DO NOTHING;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'no_data_found';
+            END IF;
+            look_again := true;
+        EXCEPTION WHEN no_data_found THEN
+            DELETE FROM @extschema@.shortlink_url_links AS u
+            WHERE u.bucket = snowlink_internal._shortlink_url_bucket(_shortlink_await_codes.url)
+              AND u.url = _shortlink_await_codes.url
+              AND u.code = unseen_code;
+        END;
+    END LOOP;
+    RETURN look_again;
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_await_code(text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_await_code(text, text, text) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_await_code(text, text, text) IS
-    'internal: waits on Citus for the link noted in a URL''s lock to show; whether to look for it again';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_await_codes(text[], text, text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_await_codes(text[], text, text) IS
+    'internal: on Citus, waits for the links listed under a URL to show; whether to look for them again';
+
+-- On Citus, brings shortlink_url_links in line with shortlinks for the links of these codes: each
+-- listed under its URL, and the rows under the URLs they had (old_urls) gone unless they still
+-- hold. For the functions that change and delete links as their caller, who cannot write the
+-- table; a direct call can only bring it closer to the links. Does nothing on one server.
+CREATE FUNCTION snowlink_internal._shortlinks_sync_url_links(codes text[], old_urls text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- Computed first: Citus sends a query to the shards of a bucket it is given, not to those of
+    -- buckets that a subquery of the query computes.
+    old_buckets constant int[] := ARRAY(SELECT snowlink_internal._shortlink_url_bucket(o.url)
+                                        FROM unnest(_shortlinks_sync_url_links.old_urls) AS o (url));
+    link_ids bigint[];
+    link_codes text[];
+    link_urls text[];
+    link_domains text[];
+BEGIN
+    IF NOT snowlink_internal._shortlinks_distributed() THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(s.id), array_agg(s.code), array_agg(s.url), array_agg(s.domain)
+    INTO link_ids, link_codes, link_urls, link_domains
+    FROM @extschema@.shortlinks AS s
+    WHERE s.code = ANY (_shortlinks_sync_url_links.codes);
+    DELETE FROM @extschema@.shortlink_url_links AS u
+    WHERE u.bucket = ANY (old_buckets)
+      AND u.code = ANY (_shortlinks_sync_url_links.codes)
+      AND NOT EXISTS (SELECT FROM unnest(link_ids, link_urls) AS l (id, url)
+                      WHERE l.id = u.link_id AND l.url = u.url);
+    IF link_ids IS NOT NULL THEN
+        INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)
+        SELECT snowlink_internal._shortlink_url_bucket(l.url), l.url, l.domain, l.code, l.id
+        FROM unnest(link_ids, link_codes, link_urls, link_domains) AS l (id, code, url, domain)
+        ON CONFLICT DO NOTHING;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_sync_url_links(text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_sync_url_links(text[], text[]) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_sync_url_links(text[], text[]) IS
+    'internal: on Citus, lists the links of these codes under their URLs, and no longer under the URLs they had';
+
+-- Whether Citus manages the links (src/shortlinks/link_lookup.rs).
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_distributed() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_distributed() IS 'internal: whether Citus manages the links';
 
 -- A short link for a URL (src/shortlinks/shorten.rs): the live link of the caller's owner with
 -- the same URL and options, or a new one.

@@ -96,21 +96,46 @@ CREATE TABLE shortlink_key (
 
 COMMENT ON TABLE shortlink_key IS 'secret key of generated codes; readable by no ordinary role';
 
+-- The bucket of a URL: its row of shortlink_url_locks, and on Citus its shard of
+-- shortlink_url_links.
+CREATE FUNCTION snowlink_internal._shortlink_url_bucket(url text) RETURNS int
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.hashtext(url) OPERATOR(pg_catalog.&) 65535;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_url_bucket(text) FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlink_url_bucket(text) IS
+    'internal: the bucket of a URL, for its row of shortlink_url_locks';
+
 -- shorten() calls for one URL (and options) wait for each other on one of these rows, so that they
--- agree on one link. Only roles in snowlink_user can lock a row here, through shorten() and
--- _shortlink_lock_url(), unlike an advisory lock, which any role can take. And a row's update, unlike a lock, makes a REPEATABLE READ or
--- SERIALIZABLE caller whose snapshot cannot see the link the other call made fail with 40001,
--- instead of making a second link. URLs share the rows by hash: two URLs that share one only wait
--- for each other.
+-- agree on one link. Only shorten() can lock a row here (through _shortlink_lock_url()), unlike
+-- an advisory lock, which any role can take. And a row's update, unlike a lock, makes a
+-- REPEATABLE READ or SERIALIZABLE caller whose snapshot cannot see the link the other call made
+-- fail with 40001, instead of making a second link. URLs share the rows by bucket: two URLs that
+-- share one only wait for each other.
 CREATE TABLE shortlink_url_locks (
     bucket int PRIMARY KEY,
-    updates bigint NOT NULL DEFAULT 0,
-    -- On Citus, the code of the last link made under this lock (see shorten()).
-    last_code text COLLATE "C"
+    updates bigint NOT NULL DEFAULT 0
 );
+-- Every value of _shortlink_url_bucket().
 INSERT INTO shortlink_url_locks (bucket) SELECT pg_catalog.generate_series(0, 65535);
 
 COMMENT ON TABLE shortlink_url_locks IS 'rows on which concurrent shorten() calls for one URL wait for each other';
+
+-- On Citus, where shorten() finds the links of a URL: a row per link, under its URL's bucket, in
+-- the shard of the bucket's lock row (shortlinks_distribute() co-locates them), so that the lock,
+-- this lookup and the note of a new link reach one shard, and the link itself its code's. Kept by
+-- the extension's functions that make, change and delete links, from shortlinks_distribute() on,
+-- which fills it. Empty on one server, where the hash index on shortlinks.url finds them.
+CREATE TABLE shortlink_url_links (
+    bucket int NOT NULL,
+    url text NOT NULL,
+    domain text COLLATE "C",
+    code text COLLATE "C" NOT NULL,
+    link_id bigint NOT NULL,
+    PRIMARY KEY (bucket, link_id)
+);
+CREATE INDEX shortlink_url_links_url ON shortlink_url_links USING hash (url);
+
+COMMENT ON TABLE shortlink_url_links IS 'on Citus, the links of each URL, for shorten() to find them in one shard';
 
 -- Custom codes that would shadow an application's own paths, compared in lower case. The endpoints
 -- of snowlink-http are refused by the rule of src/shortlinks/code_rule.rs, not listed here.

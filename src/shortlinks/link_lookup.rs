@@ -80,29 +80,7 @@ thread_local! {
 /// Looks `code` of `domain` (None: the default domain, in normal form otherwise) up in
 /// `schema`.shortlinks as of the current snapshot; `now` is the statement's now().
 pub fn find(schema: pg_sys::Oid, code: &str, domain: Option<&str>, now: i64) -> Lookup {
-    let (table, index) = match CHECKED_TABLE
-        .get()
-        .filter(|checked| checked.schema == schema)
-    {
-        Some(checked) => (checked.table, checked.index),
-        // SAFETY: catalog lookups by name.
-        None => unsafe {
-            (
-                pg_sys::get_relname_relid(c"shortlinks".as_ptr(), schema),
-                pg_sys::get_relname_relid(c"shortlinks_code_key".as_ptr(), schema),
-            )
-        },
-    };
-    // Locked until the transaction ends, as the executor locks what it reads. An ERROR aborts the
-    // transaction, which also ends the scan and releases its buffer pins.
-    let (Some(table), Some(index)) = (open_locked(table), open_locked(index)) else {
-        return Lookup::Unavailable;
-    };
-    // Taking the locks processed any pending invalidation, which may have emptied the cache.
-    let checked = CHECKED_TABLE.get().filter(|checked| {
-        checked.schema == schema && checked.table == table.oid() && checked.index == index.oid()
-    });
-    let Some(checked) = checked.or_else(|| check(schema, &table, &index)) else {
+    let Some((checked, table, index)) = open_checked(schema) else {
         return Lookup::Unavailable;
     };
     if checked.citus {
@@ -122,6 +100,45 @@ pub fn find(schema: pg_sys::Oid, code: &str, domain: Option<&str>, now: i64) -> 
             )
         })
     }
+}
+
+/// Whether Citus manages the link table of `schema`: then only queries reach its links. Known
+/// from the check that find() keeps, so that shorten() and the SQL that keeps shortlink_url_links
+/// (sql/src/shorten.sql) ask the catalog once per backend.
+pub fn is_distributed(schema: pg_sys::Oid) -> bool {
+    match open_checked(schema) {
+        Some((checked, _, _)) => checked.citus,
+        // SAFETY: a catalog lookup by name.
+        None => {
+            is_citus_table(unsafe { pg_sys::get_relname_relid(c"shortlinks".as_ptr(), schema) })
+        }
+    }
+}
+
+/// The link table of `schema` and its code index, open and locked, with what check() found.
+fn open_checked(schema: pg_sys::Oid) -> Option<(CheckedTable, PgRelation, PgRelation)> {
+    let (table, index) = match CHECKED_TABLE
+        .get()
+        .filter(|checked| checked.schema == schema)
+    {
+        Some(checked) => (checked.table, checked.index),
+        // SAFETY: catalog lookups by name.
+        None => unsafe {
+            (
+                pg_sys::get_relname_relid(c"shortlinks".as_ptr(), schema),
+                pg_sys::get_relname_relid(c"shortlinks_code_key".as_ptr(), schema),
+            )
+        },
+    };
+    // Locked until the transaction ends, as the executor locks what it reads. An ERROR aborts the
+    // transaction, which also ends the scan and releases its buffer pins.
+    let (table, index) = (open_locked(table)?, open_locked(index)?);
+    // Taking the locks processed any pending invalidation, which may have emptied the cache.
+    let checked = CHECKED_TABLE.get().filter(|checked| {
+        checked.schema == schema && checked.table == table.oid() && checked.index == index.oid()
+    });
+    let checked = checked.or_else(|| check(schema, &table, &index))?;
+    Some((checked, table, index))
 }
 
 /// The relation `oid` under AccessShareLock, or None if there is none (any more).
@@ -166,6 +183,9 @@ fn check(schema: pg_sys::Oid, table: &PgRelation, index: &PgRelation) -> Option<
 
 /// Whether Citus manages `table` (a distributed or reference table).
 pub(super) fn is_citus_table(table: pg_sys::Oid) -> bool {
+    if table == pg_sys::InvalidOid {
+        return false;
+    }
     // SAFETY: a catalog lookup by name.
     let citus_catalog = unsafe {
         pg_sys::get_relname_relid(

@@ -1,22 +1,29 @@
 //! The live link of a code read with a query, where resolve() cannot read the code index itself
-//! (link_lookup.rs), as for a table that Citus manages: `_shortlink_live(code, domain)` of
-//! sql/src/resolve.sql, called through the function manager (src/extension.rs).
+//! (link_lookup.rs), as for a table that Citus manages: `_shortlink_by_code(code, domain)` of
+//! sql/src/resolve.sql, called through the function manager (src/extension.rs), reads the row,
+//! and link_state.rs decides here whether it resolves.
 
 use std::ffi::CStr;
 
 use pgrx::prelude::*;
 
 use super::link_lookup::LiveLink;
+use super::link_state::LinkState;
 use crate::extension;
 
 /// The live link of `code` in `domain` (None: the default domain) in the extension of `schema`,
-/// as of the caller's snapshot.
-pub fn query_live_link(schema: pg_sys::Oid, code: &str, domain: Option<&str>) -> Option<LiveLink> {
+/// as of the caller's snapshot; `now` is the statement's now().
+pub fn query_live_link(
+    schema: pg_sys::Oid,
+    code: &str,
+    domain: Option<&str>,
+    now: i64,
+) -> Option<LiveLink> {
     let text = pg_sys::TEXTOID;
     let Some(function) =
-        extension::find_internal_function(schema, c"_shortlink_live", &[text, text])
+        extension::find_internal_function(schema, c"_shortlink_by_code", &[text, text])
     else {
-        // 0.2.0's SQL, until ALTER EXTENSION UPDATE: links of the default domain only.
+        // 0.2.0's SQL, until ALTER EXTENSION UPDATE: live links of the default domain only.
         if domain.is_some() {
             return None;
         }
@@ -24,12 +31,13 @@ pub fn query_live_link(schema: pg_sys::Oid, code: &str, domain: Option<&str>) ->
         // SAFETY: 0.2.0's function takes text and returns a shortlinks row, or NULL.
         return unsafe { call_for_link(function, code, &[]) };
     };
-    // SAFETY: the function takes two texts and returns a shortlinks row, or NULL when the code
-    // does not resolve.
-    unsafe { call_for_link(function, code, &[domain]) }
+    // SAFETY: the function takes two texts and returns a record with the columns read_link()
+    // reads, all NULL when there is no such link.
+    let (state, link) = unsafe { call_for_row(function, code, &[domain]) }?;
+    state.is_live(now).then_some(link)
 }
 
-/// Calls `function(code, more...)`, which returns a shortlinks row or NULL.
+/// Calls `function(code, more...)`, which returns a shortlinks row of a live link, or NULL.
 ///
 /// # Safety
 /// The function takes text arguments, as many as given, and returns a shortlinks row (or NULL).
@@ -38,6 +46,18 @@ pub(super) unsafe fn call_for_link(
     code: &str,
     more: &[Option<&str>],
 ) -> Option<LiveLink> {
+    call_for_row(function, code, more).map(|(_, link)| link)
+}
+
+/// Calls `function(code, more...)`, which returns a row with the columns read_link() reads.
+///
+/// # Safety
+/// As for call_for_link(), with any such row.
+unsafe fn call_for_row(
+    function: pg_sys::Oid,
+    code: &str,
+    more: &[Option<&str>],
+) -> Option<(LinkState, LiveLink)> {
     let arguments: Vec<Option<pg_sys::Datum>> = std::iter::once(Some(code))
         .chain(more.iter().copied())
         .map(|argument| argument.and_then(IntoDatum::into_datum))
@@ -45,12 +65,12 @@ pub(super) unsafe fn call_for_link(
     extension::call_nullable(function, &arguments).and_then(|row| read_link(row))
 }
 
-/// The columns of a shortlinks row that resolve() needs.
+/// The columns of a link that resolve() needs, and those that decide whether it resolves.
 ///
 /// # Safety
-/// `row` is a shortlinks row in the current memory context; the columns are read by name, with
-/// the types that link_lookup.rs checks the table for.
-unsafe fn read_link(row: pg_sys::Datum) -> Option<LiveLink> {
+/// `row` is a shortlinks row, or a record with the same columns, in the current memory context;
+/// the columns are read by name, with the types that link_lookup.rs checks the table for.
+unsafe fn read_link(row: pg_sys::Datum) -> Option<(LinkState, LiveLink)> {
     // PL/pgSQL may return the row as an expanded record: flatten it into a tuple.
     let tuple = pg_sys::pg_detoast_datum(row.cast_mut_ptr()).cast();
     let column = |name: &CStr| {
@@ -64,11 +84,20 @@ unsafe fn read_link(row: pg_sys::Datum) -> Option<LiveLink> {
     };
     let (url, url_is_null) = column(c"url");
     let (status, status_is_null) = column(c"redirect_status");
-    Some(LiveLink {
+    let (disabled, disabled_is_null) = column(c"disabled");
+    let state = LinkState {
+        disabled: bool::from_datum(disabled, disabled_is_null).unwrap_or(true),
+        valid_from: value(c"valid_from"),
+        expires_at: value(c"expires_at"),
+        max_visits: value(c"max_visits"),
+        visits: value(c"visits").unwrap_or(0),
+    };
+    let link = LiveLink {
         id: value(c"id")?,
         url: String::from_datum(url, url_is_null)?,
         redirect_status: i16::from_datum(status, status_is_null)?,
-        expires_at: value(c"expires_at"),
-        limited: value(c"max_visits").is_some(),
-    })
+        expires_at: state.expires_at,
+        limited: state.max_visits.is_some(),
+    };
+    Some((state, link))
 }

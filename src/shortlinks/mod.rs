@@ -326,6 +326,13 @@ fn _shortlink_is_spent(
     .is_spent(at.into())
 }
 
+/// Whether Citus manages the extension's links (link_lookup.rs): for the SQL that keeps
+/// shortlink_url_links, which only Citus needs.
+#[pg_extern(stable, parallel_safe, schema = "snowlink_internal")]
+fn _shortlinks_distributed(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    link_lookup::is_distributed(crate::extension::schema_of(fcinfo))
+}
+
 fn normalize_url(url: &str) -> Result<String, SqlError> {
     // A string setting with a default is never NULL; schemes are ASCII, so no byte of another
     // encoding can match one.
@@ -386,7 +393,8 @@ extension_sql_file!(
         _shortlink_tags,
         _shortlink_domain,
         _shortlink_keyed_code,
-        _shortlink_server_counter
+        _shortlink_server_counter,
+        _shortlinks_distributed
     ]
 );
 extension_sql_file!(

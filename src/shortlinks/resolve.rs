@@ -184,7 +184,7 @@ fn visit_live_link(
             return Ok(link.map(|link| (link, now)));
         }
         Lookup::Live(_) | Lookup::Unavailable => {
-            match link_query::query_live_link(schema, code, domain) {
+            match link_query::query_live_link(schema, code, domain, now) {
                 None => return Ok(None),
                 Some(link) => link,
             }

@@ -14,7 +14,7 @@ use std::ffi::CStr;
 use pgrx::prelude::*;
 
 use super::kept_statement::KeptStatement;
-use super::{check_shorten, domains, labels, reserved};
+use super::{check_shorten, domains, labels, link_lookup, reserved};
 use crate::error::{OrRaise, SqlError, SqlState};
 use crate::extension;
 
@@ -38,12 +38,18 @@ const INSERT_TYPES: &[pg_sys::Oid] = &[
 ];
 
 /// The oldest live link (of the caller's owner, by row-level security) with this URL and these
-/// options, which shorten() hands back instead of making another. A link with max_visits is never
-/// shared: its visits belong to whoever asked for it.
-const FIND: &str = "SELECT * FROM {schema}.shortlinks AS s
-WHERE s.url OPERATOR(pg_catalog.=) $1
+/// options, which shorten() hands back instead of making another, among the links of one code
+/// (`code_condition`). A link with max_visits is never shared: its visits belong to whoever asked
+/// for it.
+macro_rules! find_link {
+    ($code_condition:literal) => {
+        concat!(
+            "SELECT * FROM {schema}.shortlinks AS s
+WHERE ",
+            $code_condition,
+            "
+  AND s.url OPERATOR(pg_catalog.=) $1
   AND (s.domain OPERATOR(pg_catalog.=) $2 OR (s.domain IS NULL AND $2 IS NULL))
-  AND ($3 IS NULL OR s.code OPERATOR(pg_catalog.=) $3)
   AND s.redirect_status OPERATOR(pg_catalog.=) $4
   AND (s.expires_at OPERATOR(pg_catalog.=) $5 OR (s.expires_at IS NULL AND $5 IS NULL))
   AND (s.valid_from OPERATOR(pg_catalog.=) $6 OR (s.valid_from IS NULL AND $6 IS NULL))
@@ -52,7 +58,14 @@ WHERE s.url OPERATOR(pg_catalog.=) $1
   AND s.max_visits IS NULL
   AND NOT s.disabled
 ORDER BY s.id
-LIMIT 1";
+LIMIT 1"
+        )
+    };
+}
+/// On one server, through the hash index on the URL: of any code, or of the custom code asked for.
+const FIND: &str = find_link!("($3 IS NULL OR s.code OPERATOR(pg_catalog.=) $3)");
+/// On Citus, among the codes that shortlink_url_links lists under the URL: in their shards only.
+const FIND_AMONG: &str = find_link!("s.code OPERATOR(pg_catalog.=) ANY ($3)");
 const FIND_TYPES: &[pg_sys::Oid] = &[
     pg_sys::TEXTOID,
     pg_sys::TEXTOID,
@@ -63,10 +76,22 @@ const FIND_TYPES: &[pg_sys::Oid] = &[
     pg_sys::TEXTOID,
     pg_sys::TEXTARRAYOID,
 ];
+const FIND_AMONG_TYPES: &[pg_sys::Oid] = &[
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+    pg_sys::TEXTARRAYOID,
+    pg_sys::INT2OID,
+    pg_sys::TIMESTAMPTZOID,
+    pg_sys::TIMESTAMPTZOID,
+    pg_sys::TEXTOID,
+    pg_sys::TEXTARRAYOID,
+];
 
 thread_local! {
     static INSERT_STATEMENT: KeptStatement = const { KeptStatement::new(INSERT, INSERT_TYPES) };
     static FIND_STATEMENT: KeptStatement = const { KeptStatement::new(FIND, FIND_TYPES) };
+    static FIND_AMONG_STATEMENT: KeptStatement =
+        const { KeptStatement::new(FIND_AMONG, FIND_AMONG_TYPES) };
 }
 
 /// A link as shorten() is asked for it, checked and in normal form, and the row type it returns.
@@ -134,30 +159,34 @@ pub unsafe extern "C-unwind" fn shorten_wrapper(fcinfo: pg_sys::FunctionCallInfo
             .or_raise("shorten"),
     };
     check_options(&request).or_raise("shorten");
+    // Said here, for every way of making or finding a link: the statement that would fail first
+    // (the lock's, a SELECT with an UPDATE in its WITH) would name the wrong command.
+    if pg_sys::XactReadOnly {
+        SqlError::new(
+            SqlState::ReadOnlyTransaction,
+            "cannot execute shorten() in a read-only transaction",
+        )
+        .raise("shorten");
+    }
     let schema = extension::schema_of(fcinfo);
     if let Some(code) = &request.code {
         reserved::check_custom_code(schema, code).or_raise("shorten");
     }
     let reuse = !force_new.unwrap_or(false) && request.max_visits.is_none();
+    let distributed = link_lookup::is_distributed(schema);
     pg_sys::SPI_connect();
     let existing = if reuse {
-        existing_link(schema, &request)
+        existing_link(schema, &request, distributed)
     } else {
         None
     };
-    let link = match existing {
-        Some(link) => link,
-        None => {
-            let link = new_link(schema, &request);
-            // Only on Citus can a lock be free before the link made under it shows (see
-            // existing_link()); elsewhere the lock's row does not note the link, which would
-            // cost each new link a second update.
-            if reuse && is_citus() {
-                note_url_code(schema, &request.url, &column_text(link, c"code"));
-            }
-            link
+    let link = existing.unwrap_or_else(|| {
+        let link = new_link(schema, &request);
+        if distributed {
+            note_url_link(schema, &request, link);
         }
-    };
+        link
+    });
     pg_sys::SPI_finish();
     link
 }
@@ -192,43 +221,83 @@ fn check_options(request: &Request) -> Result<(), SqlError> {
 }
 
 /// The live link of the request's URL and options, if the caller's owner has one. Concurrent
-/// calls for one URL wait for each other on the URL's lock, and so agree on one link.
+/// calls for one URL wait for each other on the URL's lock, and so agree on one link. On Citus
+/// (`distributed`), the links of the URL are those that shortlink_url_links lists in the lock's
+/// shard: the query for them reaches their codes' shards only.
 ///
 /// # Safety
 /// Connected to SPI.
-unsafe fn existing_link(schema: pg_sys::Oid, request: &Request) -> Option<pg_sys::Datum> {
-    let last_code = call_for_text(schema, c"_shortlink_lock_url", &[&request.url]);
-    let find = || {
+unsafe fn existing_link(
+    schema: pg_sys::Oid,
+    request: &Request,
+    distributed: bool,
+) -> Option<pg_sys::Datum> {
+    let function = extension::internal_function(
+        schema,
+        c"_shortlink_lock_url",
+        &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::BOOLOID],
+    );
+    let lock_arguments = [
+        request.url.as_str().into_datum(),
+        request.domain.as_deref().into_datum(),
+        distributed.into_datum(),
+    ];
+    // SAFETY: _shortlink_lock_url(text, text, boolean) returns text[], or NULL.
+    let listed = extension::call_nullable(function, &lock_arguments)
+        .and_then(|codes| Vec::<Option<String>>::from_datum(codes, false));
+    let find = |codes: Option<Vec<&str>>| {
+        let code_argument = match &codes {
+            Some(codes) => codes.clone().into_datum(),
+            None => request.code.as_deref().into_datum(),
+        };
         let arguments = [
             request.url.as_str().into_datum(),
             request.domain.as_deref().into_datum(),
-            request.code.as_deref().into_datum(),
+            code_argument,
             request.redirect_status.into_datum(),
             request.expires_at.into_datum(),
             request.valid_from.into_datum(),
             request.title.as_deref().into_datum(),
             request.tags.clone().into_datum(),
         ];
-        FIND_STATEMENT
+        let statement = if codes.is_some() {
+            &FIND_AMONG_STATEMENT
+        } else {
+            &FIND_STATEMENT
+        };
+        statement
             .with(|statement| statement.execute(schema, &arguments, false))
             .map(|row| row.as_composite(request.row_type))
     };
-    // On Citus, the link that the lock's previous holder made can be on another node, whose part
-    // of that commit may not show yet when the lock is free: _shortlink_await_code() waits for it.
-    find().or_else(|| {
-        let code = last_code?;
+    if !distributed {
+        return find(None);
+    }
+    let codes: Vec<&str> = listed
+        .iter()
+        .flatten()
+        .flatten()
+        .map(String::as_str)
+        .filter(|code| request.code.as_deref().is_none_or(|asked| asked == *code))
+        .collect();
+    if codes.is_empty() {
+        return None;
+    }
+    // A listed link may not show yet: its commit can reach the URL's shard before its code's.
+    find(Some(codes.clone())).or_else(|| {
+        let function = extension::internal_function(
+            schema,
+            c"_shortlink_await_codes",
+            &[pg_sys::TEXTARRAYOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
+        );
         let arguments = [
-            Some(code.as_str()),
-            Some(&request.url),
-            request.domain.as_deref(),
+            codes.clone().into_datum(),
+            request.url.as_str().into_datum(),
+            request.domain.as_deref().into_datum(),
         ];
-        let function =
-            extension::internal_function(schema, c"_shortlink_await_code", &[pg_sys::TEXTOID; 3]);
-        let arguments: Vec<_> = arguments.iter().map(|text| text.into_datum()).collect();
-        // SAFETY: _shortlink_await_code(text, text, text) returns boolean.
+        // SAFETY: _shortlink_await_codes(text[], text, text) returns boolean.
         let look_again = extension::call_nullable(function, &arguments)
             .is_some_and(|again| bool::from_datum(again, false).unwrap_or(false));
-        look_again.then(find).flatten()
+        look_again.then(|| find(Some(codes))).flatten()
     })
 }
 
@@ -291,44 +360,33 @@ unsafe fn new_link(schema: pg_sys::Oid, request: &Request) -> pg_sys::Datum {
     }
 }
 
-/// The text column `name` of a shortlinks row.
+/// Lists a new link under its URL in shortlink_url_links, on Citus.
 ///
 /// # Safety
-/// `row` is a shortlinks row.
-unsafe fn column_text(row: pg_sys::Datum, name: &CStr) -> String {
-    let tuple = pg_sys::pg_detoast_datum(row.cast_mut_ptr()).cast();
-    let mut is_null = false;
-    let value = pg_sys::GetAttributeByName(tuple, name.as_ptr(), &mut is_null);
-    String::from_datum(value, is_null).expect("a link's code is not NULL")
-}
-
-/// Calls the internal function `name(text...)`, which returns text, or NULL.
-fn call_for_text(schema: pg_sys::Oid, name: &CStr, arguments: &[&str]) -> Option<String> {
-    let types = vec![pg_sys::TEXTOID; arguments.len()];
-    let function = extension::internal_function(schema, name, &types);
-    let arguments: Vec<_> = arguments.iter().map(|text| text.into_datum()).collect();
-    // SAFETY: the function takes as many texts and returns text.
-    unsafe {
-        extension::call_nullable(function, &arguments)
-            .and_then(|result| String::from_datum(result, false))
-    }
-}
-
-/// Notes the code of the link made under a URL's lock.
-fn note_url_code(schema: pg_sys::Oid, url: &str, code: &str) {
+/// `link` is the shortlinks row that new_link() made for `request`.
+unsafe fn note_url_link(schema: pg_sys::Oid, request: &Request, link: pg_sys::Datum) {
+    let tuple = pg_sys::pg_detoast_datum(link.cast_mut_ptr()).cast();
+    let column = |name: &CStr| {
+        let mut is_null = false;
+        let value = pg_sys::GetAttributeByName(tuple, name.as_ptr(), &mut is_null);
+        (!is_null).then_some(value)
+    };
     let function = extension::internal_function(
         schema,
-        c"_shortlink_note_url_code",
-        &[pg_sys::TEXTOID, pg_sys::TEXTOID],
+        c"_shortlink_note_url_link",
+        &[
+            pg_sys::TEXTOID,
+            pg_sys::TEXTOID,
+            pg_sys::TEXTOID,
+            pg_sys::INT8OID,
+        ],
     );
-    // SAFETY: _shortlink_note_url_code(text, text) returns void.
-    unsafe {
-        extension::call_nullable(function, &[url.into_datum(), code.into_datum()]);
-    }
-}
-
-/// Whether Citus is loaded.
-fn is_citus() -> bool {
-    // SAFETY: reads a setting; missing_ok.
-    unsafe { !pg_sys::GetConfigOption(c"citus.version".as_ptr(), true, false).is_null() }
+    let arguments = [
+        request.url.as_str().into_datum(),
+        request.domain.as_deref().into_datum(),
+        column(c"code"),
+        column(c"id"),
+    ];
+    // SAFETY: _shortlink_note_url_link(text, text, text, bigint) returns void.
+    extension::call_nullable(function, &arguments);
 }
