@@ -144,13 +144,16 @@ check_equal "a worker's session open across shortlinks_distribute() finds the li
 # the next checks count).
 earlier_visits=$((EARLIER_LINKS + 1))
 sql coordinator "SELECT shortlinks_distribute()" >/dev/null
-check_equal "shortlinks_distribute() distributes shortlinks by code, the visits by link ID, the URL locks and lists by bucket; a second call changes nothing" \
+check_equal "shortlinks_distribute() distributes shortlinks and the visits by code, the URL locks and lists by bucket; a second call changes nothing" \
     "$(sql coordinator "SELECT string_agg(format('%s:%s:%s:%s', logicalrelid, partmethod,
                                    column_to_column_name(logicalrelid, partkey),
                                    (SELECT count(*) FROM pg_dist_shard AS s WHERE s.logicalrelid = p.logicalrelid)),
                             ' ' ORDER BY logicalrelid::text)
                         FROM pg_dist_partition AS p WHERE logicalrelid::text LIKE 'shortlink%'")" \
-    "shortlink_key:n::1 shortlink_reserved_codes:n::1 shortlink_url_links:h:bucket:8 shortlink_url_locks:h:bucket:8 shortlink_visits:h:link_id:8 shortlinks:h:code:8"
+    "shortlink_key:n::1 shortlink_reserved_codes:n::1 shortlink_url_links:h:bucket:8 shortlink_url_locks:h:bucket:8 shortlink_visits:h:code:8 shortlinks:h:code:8"
+check_equal "the visits share the shards of their links" \
+    "$(sql coordinator "SELECT count(DISTINCT colocationid) FROM pg_dist_partition
+                        WHERE logicalrelid IN ('shortlinks'::regclass, 'shortlink_visits'::regclass)")" 1
 check_equal "the list of each URL's links shares the shards of the URL locks, and lists the links made before" \
     "$(sql coordinator "SELECT count(DISTINCT colocationid) FROM pg_dist_partition
                         WHERE logicalrelid IN ('shortlink_url_locks'::regclass, 'shortlink_url_links'::regclass)
@@ -199,11 +202,22 @@ check_equal "a link with max_visits 50 served exactly 50 visits across the nodes
 # function of the extension for each row would run that function on the shards, where it cannot
 # reach other shards.)
 with_links() {
-    printf "CREATE TEMP TABLE links AS SELECT code, url FROM shortlinks WHERE url ~ '^https://example.com/(pool|before)/'; %s" "$1"
+    printf "CREATE TEMP TABLE links AS SELECT code, url FROM shortlinks WHERE url ~ '^https://example.com/(pool|before|moving)/'; %s" "$1"
 }
 check_equal "shortlink_stats() counts each client's visit of its new link, from every node" \
     "$(wait_for worker2 "$(with_links "SELECT sum((shortlink_stats(code)).visits) FROM links
                                        WHERE url LIKE 'https://example.com/pool/%'")" "$rounds")" "$rounds"
+# Set-based use: the statistics of many links at once, in one query that each shard answers for its
+# own links and their visits (README, "Scaling out with Citus").
+check_equal "shortlinks_stats() of every new link's code counts each client's visit, in one query" \
+    "$(sql coordinator "SELECT sum(visits) FROM shortlinks_stats((
+                            SELECT array_agg(code) FROM shortlinks WHERE url LIKE 'https://example.com/pool/%'))")" "$rounds"
+dashboard="SELECT sum(s.visits + coalesce(v.visits, 0))
+           FROM shortlinks AS s LEFT JOIN shortlink_visits AS v ON v.code = s.code AND v.link_id = s.id
+           WHERE s.url LIKE 'https://example.com/pool/%'"
+check_equal "a join of the links with their visits runs on the shards, without a subplan, and agrees" \
+    "$(sql coordinator "EXPLAIN (COSTS OFF) $dashboard" | grep -c -E 'Distributed Subplan|Repartition')/$(
+       sql coordinator "$dashboard")" "0/$rounds"
 expected=$((earlier_visits + 2 * rounds))
 check_equal "the visits table holds every visit of every node" \
     "$(wait_for coordinator "SELECT sum(visits) FROM shortlink_visits" "$expected")" "$expected"
@@ -261,7 +275,8 @@ check_equal "shortlinks_import() on a worker imports one row and reports the oth
 # Every call that names a link touches one shard (or the shards of one row each, co-located):
 # with citus.multi_task_query_log_level = error, Citus refuses any query of theirs that would
 # touch more, on every node.
-sql coordinator "SELECT shorten('https://example.com/routed', code => 'routed')" >/dev/null
+sql coordinator "SELECT shorten('https://example.com/routed', code => 'routed');
+                 SELECT shorten('https://example.com/routed-gone', code => 'routed-gone')" >/dev/null
 routed_calls=(
     "SELECT resolve('routed')"
     "SELECT resolve('routed', 'routed.example.com')"
@@ -277,6 +292,8 @@ routed_calls=(
     "SELECT code FROM shorten('https://example.com/routed')"
     "SELECT code FROM shorten('https://example.com/routed/' || random())"
     "SELECT shortlink_update('routed', url => 'https://example.com/routed/' || random()) IS NOT NULL"
+    "SELECT count(*) FROM shortlinks_stats(ARRAY['routed'])"
+    "SELECT shortlink_delete('routed-gone')"
 )
 check_equal "every call that names a link is a router query, on every node" \
     "$(for node in "${NODE_NAMES[@]}"; do
@@ -339,6 +356,79 @@ check_equal "the tenant deletes its link on another node" \
     "$(sql worker2 "SET ROLE citus_tenant_a; SELECT shortlink_delete('tenant-a')")" t
 sql coordinator "DROP ROLE citus_tenant_a, citus_tenant_b" >/dev/null
 
+# Rebalancing: a third worker joins, citus_rebalance_start() spreads the shards over the three, and
+# citus_move_shard_placement() moves a shard of shortlinks (with the shards that share its place:
+# visits, and for the URL locks' shards their lists) back, while clients on the coordinator and a
+# worker resolve earlier links and shorten URLs of a pool. Moves block writes to the shards they
+# copy (shard_transfer_mode block_writes: no logical replication needed), so clients wait rather
+# than fail, and nothing may be lost or doubled.
+echo "## rebalancing under load"
+CITUS_NODES+=("worker3 3 768 1023")
+NODE_NAMES+=(worker3)
+citus_node_start citus "$FIRST_PORT" worker3
+sql worker3 "CREATE EXTENSION citus" >/dev/null
+sql coordinator "SELECT citus_add_node('127.0.0.1', $((FIRST_PORT + 3)))" >/dev/null
+check_equal "the third worker has snowlink, added with it" \
+    "$(sql worker3 "SELECT extversion FROM pg_extension WHERE extname = 'snowlink'")" \
+    "$(sql coordinator "SELECT extversion FROM pg_extension WHERE extname = 'snowlink'")"
+# What the writers wrote of the visits above, once two reads 1.5 s apart agree.
+visits_before=$(sql coordinator "SELECT sum(visits) FROM shortlink_visits")
+for _ in $(seq 20); do
+    sleep 1.5
+    visits_now=$(sql coordinator "SELECT sum(visits) FROM shortlink_visits")
+    [ "$visits_now" = "$visits_before" ] && break
+    visits_before=$visits_now
+done
+links_before=$(sql coordinator "SELECT count(*) FROM shortlinks")
+cat >"$WORK/moving.sql" <<'SQL'
+\set n random(1, 500)
+\set earlier random(1, EARLIER_LINKS)
+SELECT 1 / (resolve(code) IS NOT DISTINCT FROM url)::int FROM shorten('https://example.com/moving/' || :n);
+SELECT 1 / (resolve('before-' || :earlier) IS NOT DISTINCT FROM 'https://example.com/before/' || :earlier)::int;
+SQL
+sed -i "s/EARLIER_LINKS/$EARLIER_LINKS/" "$WORK/moving.sql"
+for name in coordinator worker1; do
+    pgbench_on "$name" -c 1 -T 30 -f "$WORK/moving.sql" >"$WORK/moving-$name.out" 2>&1 &
+done
+sleep 1
+sql coordinator "SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes')" >/dev/null
+sql coordinator "SELECT citus_rebalance_wait()" >/dev/null
+check_equal "citus_rebalance_start() under load gives the third worker shards of every table" \
+    "$(sql coordinator "SELECT string_agg(DISTINCT s.logicalrelid::text, ' ' ORDER BY s.logicalrelid::text)
+                        FROM pg_dist_shard AS s JOIN pg_dist_placement AS p USING (shardid)
+                        JOIN pg_dist_node AS n USING (groupid)
+                        WHERE n.nodeport = $((FIRST_PORT + 3)) AND s.logicalrelid::text LIKE 'shortlink%'")" \
+    "shortlink_key shortlink_reserved_codes shortlink_url_links shortlink_url_locks shortlink_visits shortlinks"
+moved_shard=$(sql coordinator "SELECT s.shardid FROM pg_dist_shard AS s JOIN pg_dist_placement AS p USING (shardid)
+                               JOIN pg_dist_node AS n USING (groupid)
+                               WHERE s.logicalrelid = 'shortlinks'::regclass AND n.nodeport = $((FIRST_PORT + 3))
+                               ORDER BY s.shardid LIMIT 1")
+sql coordinator "SELECT citus_move_shard_placement($moved_shard, '127.0.0.1', $((FIRST_PORT + 3)),
+                                                   '127.0.0.1', $((FIRST_PORT + 1)), shard_transfer_mode => 'block_writes')" >/dev/null
+check_equal "citus_move_shard_placement() under load moves a shard of shortlinks with its visits" \
+    "$(sql coordinator "SELECT count(DISTINCT n.nodeport) || ' ' || min(n.nodeport) - $FIRST_PORT
+                        FROM pg_dist_placement AS p JOIN pg_dist_node AS n USING (groupid)
+                        WHERE p.shardid IN (SELECT shardid FROM pg_dist_shard
+                                            WHERE logicalrelid IN ('shortlinks'::regclass, 'shortlink_visits'::regclass)
+                                              AND shardminvalue = (SELECT shardminvalue FROM pg_dist_shard WHERE shardid = $moved_shard))")" \
+    "1 1"
+failed_clients=0
+for job in $(jobs -p); do wait "$job" || failed_clients=$((failed_clients + 1)); done
+check_equal "the clients resolve and shorten through the moves without an error or a wrong URL" "$failed_clients" 0
+moving_rounds=$(cat "$WORK"/moving-*.out | awk '/number of transactions actually processed/ { sum += $6 } END { print sum + 0 }')
+moving_links=$(sql coordinator "SELECT count(*) FROM shortlinks WHERE url LIKE 'https://example.com/moving/%'")
+echo "   ($moving_rounds rounds of shorten() and two resolve(); $moving_links new links)"
+check_equal "through the moves, a URL of the pool has one link, and no link is lost" \
+    "$(sql coordinator "SELECT count(*) - count(DISTINCT url) FROM shortlinks WHERE url LIKE 'https://example.com/moving/%'")/$(sql coordinator "SELECT count(*) FROM shortlinks")" \
+    "0/$((links_before + moving_links))"
+expected=$((visits_before + 2 * moving_rounds))
+check_equal "every visit of the clients is counted once" \
+    "$(wait_for coordinator "SELECT sum(visits) FROM shortlink_visits" "$expected")" "$expected"
+for name in "${NODE_NAMES[@]}"; do
+    check_equal "after the moves, the $name finds every link of the pool and of before" \
+        "$(sql "$name" "$(with_links "SELECT count(*) FROM links WHERE resolve(code) IS DISTINCT FROM url")")" 0
+done
+
 # Whatever made, changed and deleted links above (shorten() from every node under load, updates,
 # deletes, the purge, the import), each link is listed once under its URL, and nothing else is.
 check_equal "shortlink_url_links lists every link under its URL and bucket, and nothing else" \
@@ -351,5 +441,20 @@ check_equal "shortlink_url_links lists every link under its URL and bucket, and 
                                          AND u.domain IS NOT DISTINCT FROM l.domain
                                          AND u.bucket = snowlink_internal._shortlink_url_bucket(l.url))")" \
     "$(sql coordinator "SELECT count(*) || ' ' || count(*) || ' ' || count(*) FROM shortlinks")"
+
+# A cluster distributed at 0.2.0: the update to 0.3.0 refuses, before it changes anything, and the
+# cluster goes on working at 0.2.0 with the new library.
+# (Each in a transaction of its own: shortlinks_distribute() asks the workers for links of their
+# own, which they cannot tell while the transaction that made the extension there is open.)
+sql coordinator "DROP EXTENSION snowlink CASCADE" >/dev/null 2>&1
+sql coordinator "CREATE EXTENSION snowlink VERSION '0.2.0'" >/dev/null
+sql coordinator "SELECT count(shorten('https://example.com/old/' || i, code => 'old-' || i)) FROM generate_series(1, 100) AS i" >/dev/null
+sql coordinator "SELECT shortlinks_distribute()" >/dev/null
+check_equal "ALTER EXTENSION UPDATE of a cluster distributed at 0.2.0 refuses, and says why" \
+    "$(sql coordinator "ALTER EXTENSION snowlink UPDATE" 2>&1 | grep -o 'cannot yet be updated to 0.3.0 where shortlinks_distribute() distributed its tables')" \
+    "cannot yet be updated to 0.3.0 where shortlinks_distribute() distributed its tables"
+check_equal "... and the cluster works on at 0.2.0, from every node" \
+    "$(sql coordinator "SELECT extversion FROM pg_extension WHERE extname = 'snowlink'") $(sql_all "SELECT resolve('old-7')" | sort -u)" \
+    "0.2.0 https://example.com/old/7"
 
 checks_summary "citus"

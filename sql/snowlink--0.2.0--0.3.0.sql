@@ -7,6 +7,22 @@
 -- depend on them, and breaks the plans of sessions that are calling them at that moment.
 \echo Use "ALTER EXTENSION snowlink UPDATE TO '0.3.0'" to load this file. \quit
 
+-- Citus does not carry the changes of an extension's script to the shards of its tables: on a
+-- cluster where shortlinks_distribute() ran, the update would leave the shards behind (Citus fails
+-- it half-way). Refused, before anything changes.
+DO $$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
+                   WHERE p.logicalrelid OPERATOR(pg_catalog.=) '@extschema@.shortlinks'::pg_catalog.regclass) THEN
+            RAISE EXCEPTION 'snowlink cannot yet be updated to 0.3.0 where shortlinks_distribute() distributed its tables'
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Keep the extension at 0.2.0 on this cluster: the 0.3.0 library serves it as 0.2.0 did.';
+        END IF;
+    END IF;
+END
+$$;
+
 -- Each rule of a link is defined once, in Rust (src/shortlinks/), and the SQL calls it: the shape
 -- of a custom code and the endpoints of snowlink-http (code_rule.rs), the redirect statuses
 -- (redirect_status.rs), whether a link resolves or can never resolve again (link_state.rs), and
@@ -357,41 +373,78 @@ GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text
 COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smallint, text, text[], text) IS
     'internal: whether a link''s code, URL, redirect status, title, tags and domain are as shorten() stores them';
 
--- Whether the caller sees the link of an ID: the visit rows of shortlink_visits are seen with
--- their link. A function rather than a subquery in the policy, which Citus refuses.
-CREATE FUNCTION snowlink_internal._shortlink_is_visible(link_id bigint) RETURNS boolean
+-- Whether the caller sees the link of a code and ID: the visit rows of shortlink_visits are seen
+-- with their link. A function rather than a subquery in the policy, which Citus refuses.
+CREATE FUNCTION snowlink_internal._shortlink_is_visible(code text, link_id bigint) RETURNS boolean
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT EXISTS (SELECT FROM @extschema@.shortlinks AS s WHERE s.id OPERATOR(pg_catalog.=) link_id);
+    SELECT EXISTS (SELECT FROM @extschema@.shortlinks AS s
+                   WHERE s.code OPERATOR(pg_catalog.=) _shortlink_is_visible.code
+                     AND s.id OPERATOR(pg_catalog.=) _shortlink_is_visible.link_id);
 END;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_visible(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_visible(bigint) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlink_is_visible(bigint) IS
-    'internal: whether the caller sees the link of an ID';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) IS
+    'internal: whether the caller sees the link of a code and ID';
+
+-- Each visit row gets its link's code, by which Citus places it beside its link
+-- (shortlinks_distribute()). Rows of links that no longer exist, which nothing could read, go.
+ALTER TABLE shortlink_visits ADD COLUMN code text COLLATE "C";
+UPDATE shortlink_visits AS v SET code = s.code FROM shortlinks AS s WHERE s.id = v.link_id;
+DELETE FROM shortlink_visits WHERE code IS NULL;
+ALTER TABLE shortlink_visits ALTER COLUMN code SET NOT NULL;
+
+-- Visits whose link a write did not find in a link made in the last minute, which may be one that
+-- a transaction had not committed yet (resolved in the transaction that made it): the next write
+-- takes them again. On Citus every node keeps its own.
+CREATE TABLE shortlink_visits_unseen (
+    link_id bigint NOT NULL,
+    day date NOT NULL,
+    visits bigint NOT NULL,
+    first_at timestamptz NOT NULL,
+    last_at timestamptz NOT NULL,
+    PRIMARY KEY (link_id, day)
+);
+
+COMMENT ON TABLE shortlink_visits_unseen IS 'visits of links made in the last minute that a write did not see yet';
+SELECT pg_catalog.pg_extension_config_dump('shortlink_visits_unseen', '');
+
+-- How many visits wait in shortlink_visits_unseen: the visit writer writes again while some do,
+-- though it counts no new visit. VOLATILE, so that it sees what the write just before it, in the
+-- same transaction, put there.
+CREATE FUNCTION snowlink_internal._shortlinks_unseen_visits() RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT COALESCE(pg_catalog.sum(u.visits), 0)::bigint
+    FROM @extschema@.shortlink_visits_unseen AS u;
+END;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_unseen_visits() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_unseen_visits() IS
+    'internal: how many visits wait for their links to show';
 
 -- Deletes the visit rows of links that no longer exist, for the functions below: they delete the
 -- links as their caller, who can write no visit row. Rows of a link that still exists stay, so a
 -- direct call changes nothing.
-CREATE FUNCTION snowlink_internal._shortlinks_forget_visits(link_ids bigint[]) RETURNS void
+CREATE FUNCTION snowlink_internal._shortlinks_forget_visits(codes text[], link_ids bigint[]) RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     gone bigint[];
 BEGIN
-    -- Two queries rather than a join, which Citus refuses between tables distributed by other
-    -- columns; the delete goes by the links' IDs, to the shards of their visits.
+    -- By code as well as ID: on Citus, the codes' shards.
     gone := ARRAY(SELECT unnest(_shortlinks_forget_visits.link_ids)
                   EXCEPT
                   SELECT s.id FROM @extschema@.shortlinks AS s
-                  WHERE s.id = ANY (_shortlinks_forget_visits.link_ids));
-    DELETE FROM @extschema@.shortlink_visits AS v WHERE v.link_id = ANY (gone);
+                  WHERE s.code = ANY (_shortlinks_forget_visits.codes));
+    DELETE FROM @extschema@.shortlink_visits AS v
+    WHERE v.code = ANY (_shortlinks_forget_visits.codes) AND v.link_id = ANY (gone);
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_forget_visits(bigint[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_forget_visits(bigint[]) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlinks_forget_visits(bigint[]) IS
-    'internal: deletes the visit rows of links that no longer exist';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_forget_visits(text[], bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_forget_visits(text[], bigint[]) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_forget_visits(text[], bigint[]) IS
+    'internal: deletes the visit rows of links (codes and IDs) that no longer exist';
 
 -- Deletes a link and its visit rows; false when the code is unknown, or not the caller's. The
 -- code resolves to nothing from the commit on. A custom code can then be made again; a generated
@@ -414,7 +467,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM snowlink_internal._shortlinks_forget_visits(ARRAY[deleted_id]);
+    PERFORM snowlink_internal._shortlinks_forget_visits(ARRAY[shortlink_delete.code], ARRAY[deleted_id]);
     PERFORM snowlink_internal._shortlinks_sync_url_links(ARRAY[shortlink_delete.code], ARRAY[deleted_url]);
     RETURN true;
 END
@@ -663,7 +716,7 @@ BEGIN
     SELECT coalesce(array_agg(gone.id), '{}'), array_agg(gone.code), array_agg(gone.url)
     INTO purged, purged_codes, purged_urls
     FROM gone;
-    PERFORM snowlink_internal._shortlinks_forget_visits(purged);
+    PERFORM snowlink_internal._shortlinks_forget_visits(coalesce(purged_codes, '{}'), purged);
     PERFORM snowlink_internal._shortlinks_sync_url_links(purged_codes, purged_urls)
     WHERE purged_codes IS NOT NULL;
     RETURN cardinality(purged);
@@ -841,13 +894,19 @@ BEGIN
 
     -- Each with its distribution column (NULL for a reference table) and the table it goes with.
     FOR citus_table, key_column, colocated_with IN
-        VALUES ('@extschema@.shortlink_visits'::regclass, 'link_id', 'none'),
+        VALUES ('@extschema@.shortlink_visits'::regclass, 'code', '@extschema@.shortlinks'),
                ('@extschema@.shortlink_url_locks'::regclass, 'bucket', 'none'),
                ('@extschema@.shortlink_url_links'::regclass, 'bucket', '@extschema@.shortlink_url_locks'),
                ('@extschema@.shortlink_key'::regclass, NULL, NULL),
                ('@extschema@.shortlink_reserved_codes'::regclass, NULL, NULL)
     LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_dist_partition AS p WHERE p.logicalrelid = citus_table);
+        IF citus_table = '@extschema@.shortlink_visits'::regclass THEN
+            -- Citus wants the code in the key too.
+            ALTER TABLE @extschema@.shortlink_visits
+                DROP CONSTRAINT shortlink_visits_pkey,
+                ADD CONSTRAINT shortlink_visits_pkey PRIMARY KEY (code, link_id, day);
+        END IF;
         IF key_column IS NULL THEN
             -- Citus refuses triggers on reference tables; without them, backends read these
             -- tables at every call instead of keeping them (tables.sql).
@@ -921,8 +980,8 @@ AS $$
 DECLARE
     link record;
 BEGIN
-    -- Two queries by key rather than a join: on Citus each goes to one shard.
-    SELECT s.id, s.visits, s.first_visit_at, s.last_visit_at INTO link
+    -- Two queries by key: on Citus both go to the code's shard.
+    SELECT s.id, s.code, s.visits, s.first_visit_at, s.last_visit_at INTO link
     FROM @extschema@.shortlinks AS s
     WHERE s.code = shortlink_stats.code
       AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_stats.domain);
@@ -934,7 +993,7 @@ BEGIN
            greatest(link.last_visit_at, max(v.last_at))
     INTO visits, first_visit_at, last_visit_at
     FROM @extschema@.shortlink_visits AS v
-    WHERE v.link_id = link.id;
+    WHERE v.code = link.code AND v.link_id = link.id;
 END
 $$;
 REVOKE ALL ON FUNCTION shortlink_stats(text, text) FROM PUBLIC;
@@ -982,7 +1041,8 @@ BEGIN
     SELECT first_day + d.offset_days, coalesce(v.visits, 0)
     FROM generate_series(0, last_day - first_day) AS d (offset_days)
     LEFT JOIN @extschema@.shortlink_visits AS v
-      ON v.link_id = visited_link AND v.day = first_day + d.offset_days
+      ON v.code = shortlink_daily_visits.code AND v.link_id = visited_link
+     AND v.day = first_day + d.offset_days
     ORDER BY d.offset_days;
 END
 $$;
@@ -1369,8 +1429,115 @@ CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
     USING (true)
     WITH CHECK (snowlink_internal._shortlink_is_well_formed(NULL, url, redirect_status, title, tags, domain));
 
--- Visit rows are written by the visit writer and the extension's functions only.
+-- Visit rows are written by the visit writer and the extension's functions only. A role in
+-- snowlink_admin reads every one without asking for its link: on Citus, a query on a shard cannot
+-- ask another (the one policy true, PostgreSQL calls no function for its rows).
 GRANT SELECT ON shortlink_visits TO snowlink_user;
 ALTER TABLE shortlink_visits ENABLE ROW LEVEL SECURITY;
 CREATE POLICY visits_of_visible_links ON shortlink_visits FOR SELECT
-    USING (snowlink_internal._shortlink_is_visible(link_id));
+    USING (snowlink_internal._shortlink_is_visible(code, link_id));
+CREATE POLICY every_visit ON shortlink_visits FOR SELECT TO snowlink_admin
+    USING (true);
+
+-- Writes the visits this process counted or gathered into the rows of their links and days, in
+-- that order, each row with its link's code, by which Citus places it beside the link. Visits of a
+-- link that is not there are left out, and logged: it was deleted or purged. A link made in the
+-- last minute may be one that a transaction has not committed yet (resolved in the transaction
+-- that made it): its visits wait in shortlink_visits_unseen for the next write.
+CREATE OR REPLACE FUNCTION snowlink_internal._shortlinks_flush_visits() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    link_ids bigint[];
+    days date[];
+    counts bigint[];
+    firsts timestamptz[];
+    lasts timestamptz[];
+    found_ids bigint[];
+    found_codes text[];
+    recent_ids constant bigint := snowlink_internal.snowflake_min(now() - interval '1 minute');
+    left_out bigint;
+BEGIN
+    -- Rows that another flush holds (a backend's, in its own transaction) are left to it.
+    WITH unseen AS (
+        DELETE FROM @extschema@.shortlink_visits_unseen AS u
+        WHERE (u.link_id, u.day) IN (SELECT w.link_id, w.day FROM @extschema@.shortlink_visits_unseen AS w
+                                     FOR UPDATE SKIP LOCKED)
+        RETURNING u.*
+    ),
+    batch AS (
+        SELECT t.link_id, t.day, t.visits, t.first_at, t.last_at
+        FROM snowlink_internal._shortlink_take_daily_visits() AS t
+        UNION ALL
+        SELECT u.link_id, u.day, u.visits, u.first_at, u.last_at FROM unseen AS u
+    )
+    SELECT array_agg(b.link_id), array_agg(b.day), array_agg(b.visits), array_agg(b.first_at),
+           array_agg(b.last_at)
+    INTO link_ids, days, counts, firsts, lasts
+    FROM (SELECT b.link_id, b.day, sum(b.visits)::bigint AS visits, min(b.first_at) AS first_at,
+                 max(b.last_at) AS last_at
+          FROM batch AS b GROUP BY b.link_id, b.day) AS b;
+    IF link_ids IS NULL THEN
+        RETURN;
+    END IF;
+    -- The codes of the batch's links in one query: on Citus, one round to the shards.
+    SELECT array_agg(s.id), array_agg(s.code) INTO found_ids, found_codes
+    FROM @extschema@.shortlinks AS s
+    WHERE s.id = ANY (link_ids);
+    INSERT INTO @extschema@.shortlink_visits AS v (link_id, day, visits, first_at, last_at, code)
+    SELECT b.link_id, b.day, b.visits, b.first_at, b.last_at, f.code
+    FROM unnest(link_ids, days, counts, firsts, lasts) AS b (link_id, day, visits, first_at, last_at)
+    JOIN unnest(found_ids, found_codes) AS f (id, code) ON f.id = b.link_id
+    ORDER BY b.link_id, b.day
+    ON CONFLICT ON CONSTRAINT shortlink_visits_pkey DO UPDATE
+    SET visits = v.visits + excluded.visits,
+        first_at = least(v.first_at, excluded.first_at),
+        last_at = greatest(v.last_at, excluded.last_at);
+    IF cardinality(found_ids) IS DISTINCT FROM cardinality(link_ids) THEN
+        INSERT INTO @extschema@.shortlink_visits_unseen AS u (link_id, day, visits, first_at, last_at)
+        SELECT b.link_id, b.day, b.visits, b.first_at, b.last_at
+        FROM unnest(link_ids, days, counts, firsts, lasts) AS b (link_id, day, visits, first_at, last_at)
+        WHERE b.link_id >= recent_ids
+          AND b.link_id NOT IN (SELECT unnest(found_ids))
+        ON CONFLICT (link_id, day) DO UPDATE
+        SET visits = u.visits + excluded.visits,
+            first_at = least(u.first_at, excluded.first_at),
+            last_at = greatest(u.last_at, excluded.last_at);
+        SELECT sum(b.visits) INTO left_out
+        FROM unnest(link_ids, counts) AS b (link_id, visits)
+        WHERE b.link_id < recent_ids
+          AND b.link_id NOT IN (SELECT unnest(found_ids));
+        IF left_out > 0 THEN
+            RAISE LOG 'snowlink: % visits of links that no longer exist are not written', left_out;
+        END IF;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_flush_visits() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_flush_visits() IS 'internal: writes the visits this process counted or gathered';
+
+-- The visits of many links at once, for a dashboard: a row for each code of `codes` whose link
+-- (of a domain; NULL: the default domain) the caller sees, as shortlink_stats() gives it. On Citus
+-- one query, which each shard answers for its own links, beside which their visits are.
+CREATE FUNCTION shortlinks_stats(codes text[], domain text DEFAULT NULL)
+RETURNS TABLE (code text, visits bigint, first_visit_at timestamptz, last_visit_at timestamptz)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT s.code, s.visits + coalesce(sum(v.visits), 0)::bigint,
+           least(s.first_visit_at, min(v.first_at)), greatest(s.last_visit_at, max(v.last_at))
+    FROM @extschema@.shortlinks AS s
+    LEFT JOIN @extschema@.shortlink_visits AS v ON v.code = s.code AND v.link_id = s.id
+    WHERE s.code = ANY (shortlinks_stats.codes)
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlinks_stats.domain)
+    GROUP BY s.code, s.id, s.visits, s.first_visit_at, s.last_visit_at
+    ORDER BY s.code;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlinks_stats(text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlinks_stats(text[], text) TO snowlink_user;
+COMMENT ON FUNCTION shortlinks_stats(text[], text) IS
+    'visits of many short links at once, with the first and last visit time: a row per code the caller sees';

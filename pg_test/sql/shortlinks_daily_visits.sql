@@ -9,8 +9,8 @@ SELECT (shorten('https://example.com/campaign', code => 'campaign')).code;
 SELECT count(resolve('campaign')) AS visited_today FROM generate_series(1, 3);
 -- Visits of earlier days, as if made then (written straight into the table, which only the
 -- extension's owner can do).
-INSERT INTO shortlink_visits (link_id, day, visits, first_at, last_at)
-SELECT id, :'today'::date - 3, 5, now() - interval '3 days', now() - interval '3 days'
+INSERT INTO shortlink_visits (link_id, day, visits, first_at, last_at, code)
+SELECT id, :'today'::date - 3, 5, now() - interval '3 days', now() - interval '3 days', code
 FROM shortlinks WHERE code = 'campaign';
 
 -- By default, from the day the link was made to today.
@@ -22,6 +22,13 @@ SELECT count(*) AS days, sum(visits) AS visits
 FROM shortlink_daily_visits('campaign', :'today'::date - 365);
 -- shortlink_stats() has the total.
 SELECT visits FROM shortlink_stats('campaign');
+-- shortlinks_stats() has it for many codes at once, in one query: a row per code of a link, none
+-- for an unknown code or a NULL, each code once.
+SELECT (shorten('https://example.com/quiet', code => 'quiet')).code;
+SELECT code, visits, first_visit_at IS NOT NULL AS visited, last_visit_at >= first_visit_at AS in_order
+FROM shortlinks_stats(ARRAY['quiet', 'campaign', 'unknown', NULL, 'campaign']);
+SELECT count(*) AS empty FROM shortlinks_stats('{}');
+SELECT count(*) AS of_another_domain FROM shortlinks_stats(ARRAY['campaign'], 'other.example.com');
 
 -- No row for an unknown code, nor for a range that ends before it starts.
 SELECT count(*) AS unknown_code FROM shortlink_daily_visits('unknown');

@@ -124,6 +124,8 @@ SELECT shortlink_disable('owned-a') AS admin_disables, shortlink_enable('owned-a
 UPDATE shortlinks SET owner_role = 'tenant_b', owner = 'tenant_b' WHERE code = 'owned-a';
 SET ROLE tenant_b;
 SELECT visits FROM shortlink_stats('owned-a') AS handed_over;
+-- shortlinks_stats() of many codes answers for the caller's links only.
+SELECT code, visits FROM shortlinks_stats(ARRAY['owned-a', 'owned-b', 'of-user-42']);
 SELECT shortlink_delete('owned-a') AS b_deletes_what_it_was_given;
 
 -- The internal helpers granted to snowlink_user give nothing away: deleting visit rows of a link
@@ -132,7 +134,7 @@ SELECT shortlink_delete('owned-a') AS b_deletes_what_it_was_given;
 -- what the links say. Those that lock a URL and find its links, whose arguments could name
 -- another owner's URL, are shorten()'s alone.
 SET ROLE tenant_b;
-SELECT snowlink_internal._shortlinks_forget_visits(ARRAY(SELECT id FROM shortlinks));
+SELECT snowlink_internal._shortlinks_forget_visits(ARRAY(SELECT code FROM shortlinks), ARRAY(SELECT id FROM shortlinks));
 SELECT length(snowlink_internal._shortlink_generated_code(1)) AS generated_code_length;
 SELECT snowlink_internal._shortlinks_sync_url_links(ARRAY['of-user-42'], ARRAY['https://example.com/b']);
 SELECT snowlink_internal._shortlink_lock_url('https://example.com/b', NULL, true);

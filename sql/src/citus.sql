@@ -6,8 +6,8 @@
 -- Citus key must be part of every unique constraint, so the primary key on id gives way to a
 -- unique index on (id, code), which also serves as the replica identity (the unique code of a
 -- domain cannot: the domain may be NULL). The
--- visits are distributed by link ID, which is what every node's visit writer writes by, so that a
--- flush sends each row to its shard without looking its code up; the URL locks by bucket, and the
+-- visits are distributed by code too, in the shards of their links, so that a link's statistics
+-- are one shard's and a join of links with their visits runs on the shards; the URL locks by bucket, and the
 -- list of each URL's links with them, so that shorten() finds a URL's link in one shard; the key
 -- and the reserved codes, which every shorten() reads, are reference tables, a copy on every node.
 -- Tables that Citus already manages are left as they are, so a second call does nothing. It
@@ -99,13 +99,19 @@ BEGIN
 
     -- Each with its distribution column (NULL for a reference table) and the table it goes with.
     FOR citus_table, key_column, colocated_with IN
-        VALUES ('@extschema@.shortlink_visits'::regclass, 'link_id', 'none'),
+        VALUES ('@extschema@.shortlink_visits'::regclass, 'code', '@extschema@.shortlinks'),
                ('@extschema@.shortlink_url_locks'::regclass, 'bucket', 'none'),
                ('@extschema@.shortlink_url_links'::regclass, 'bucket', '@extschema@.shortlink_url_locks'),
                ('@extschema@.shortlink_key'::regclass, NULL, NULL),
                ('@extschema@.shortlink_reserved_codes'::regclass, NULL, NULL)
     LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_dist_partition AS p WHERE p.logicalrelid = citus_table);
+        IF citus_table = '@extschema@.shortlink_visits'::regclass THEN
+            -- Citus wants the code in the key too.
+            ALTER TABLE @extschema@.shortlink_visits
+                DROP CONSTRAINT shortlink_visits_pkey,
+                ADD CONSTRAINT shortlink_visits_pkey PRIMARY KEY (code, link_id, day);
+        END IF;
         IF key_column IS NULL THEN
             -- Citus refuses triggers on reference tables; without them, backends read these
             -- tables at every call instead of keeping them (tables.sql).

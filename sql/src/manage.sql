@@ -150,26 +150,26 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_is_spent(timestamptz, bigint, b
 -- Deletes the visit rows of links that no longer exist, for the functions below: they delete the
 -- links as their caller, who can write no visit row. Rows of a link that still exists stay, so a
 -- direct call changes nothing.
-CREATE FUNCTION snowlink_internal._shortlinks_forget_visits(link_ids bigint[]) RETURNS void
+CREATE FUNCTION snowlink_internal._shortlinks_forget_visits(codes text[], link_ids bigint[]) RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     gone bigint[];
 BEGIN
-    -- Two queries rather than a join, which Citus refuses between tables distributed by other
-    -- columns; the delete goes by the links' IDs, to the shards of their visits.
+    -- By code as well as ID: on Citus, the codes' shards.
     gone := ARRAY(SELECT unnest(_shortlinks_forget_visits.link_ids)
                   EXCEPT
                   SELECT s.id FROM @extschema@.shortlinks AS s
-                  WHERE s.id = ANY (_shortlinks_forget_visits.link_ids));
-    DELETE FROM @extschema@.shortlink_visits AS v WHERE v.link_id = ANY (gone);
+                  WHERE s.code = ANY (_shortlinks_forget_visits.codes));
+    DELETE FROM @extschema@.shortlink_visits AS v
+    WHERE v.code = ANY (_shortlinks_forget_visits.codes) AND v.link_id = ANY (gone);
 END
 $$;
-REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_forget_visits(bigint[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_forget_visits(bigint[]) TO snowlink_user;
-COMMENT ON FUNCTION snowlink_internal._shortlinks_forget_visits(bigint[]) IS
-    'internal: deletes the visit rows of links that no longer exist';
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_forget_visits(text[], bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_forget_visits(text[], bigint[]) TO snowlink_user;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_forget_visits(text[], bigint[]) IS
+    'internal: deletes the visit rows of links (codes and IDs) that no longer exist';
 
 -- Deletes the caller's links that can never resolve again (expired, or every visit used), with
 -- their visit rows, and returns how many. A role in snowlink_admin purges every owner's.
@@ -190,7 +190,7 @@ BEGIN
     SELECT coalesce(array_agg(gone.id), '{}'), array_agg(gone.code), array_agg(gone.url)
     INTO purged, purged_codes, purged_urls
     FROM gone;
-    PERFORM snowlink_internal._shortlinks_forget_visits(purged);
+    PERFORM snowlink_internal._shortlinks_forget_visits(coalesce(purged_codes, '{}'), purged);
     PERFORM snowlink_internal._shortlinks_sync_url_links(purged_codes, purged_urls)
     WHERE purged_codes IS NOT NULL;
     RETURN cardinality(purged);
@@ -222,7 +222,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM snowlink_internal._shortlinks_forget_visits(ARRAY[deleted_id]);
+    PERFORM snowlink_internal._shortlinks_forget_visits(ARRAY[shortlink_delete.code], ARRAY[deleted_id]);
     PERFORM snowlink_internal._shortlinks_sync_url_links(ARRAY[shortlink_delete.code], ARRAY[deleted_url]);
     RETURN true;
 END

@@ -74,18 +74,34 @@ CREATE INDEX shortlinks_owner ON shortlinks (owner_role, owner, id);
 -- batches, each in the order of link and day, so that two batches never wait for each other in a
 -- cycle. Half of each page stays free, so that a batch, which updates many rows of a page at
 -- once, writes the new versions beside the old (HOT) instead of into new pages and new index
--- entries. (The day comes last because an update from 0.1.0 adds it to the table that had a
--- backend's pid there.)
+-- entries. Each row has its link's code, by which shortlinks_distribute() places it in the shard
+-- of its link on Citus (where the key takes the code too). (The day and the code come last because
+-- updates add them.)
 CREATE TABLE shortlink_visits (
     link_id bigint NOT NULL,
     visits bigint NOT NULL,
     first_at timestamptz NOT NULL,
     last_at timestamptz NOT NULL,
     day date NOT NULL,
-    PRIMARY KEY (link_id, day)
+    code text COLLATE "C" NOT NULL,
+    CONSTRAINT shortlink_visits_pkey PRIMARY KEY (link_id, day)
 ) WITH (fillfactor = 50);
 
 COMMENT ON TABLE shortlink_visits IS 'visits of links without max_visits, one row per link and day (UTC)';
+
+-- Visits whose link a write did not find in a link made in the last minute, which may be one that
+-- a transaction had not committed yet (resolved in the transaction that made it): the next write
+-- takes them again. On Citus every node keeps its own.
+CREATE TABLE shortlink_visits_unseen (
+    link_id bigint NOT NULL,
+    day date NOT NULL,
+    visits bigint NOT NULL,
+    first_at timestamptz NOT NULL,
+    last_at timestamptz NOT NULL,
+    PRIMARY KEY (link_id, day)
+);
+
+COMMENT ON TABLE shortlink_visits_unseen IS 'visits of links made in the last minute that a write did not see yet';
 
 -- The dense counter behind generated codes, and the key that permutes it.
 CREATE SEQUENCE shortlink_code_seq AS bigint MINVALUE 0 START 0;
@@ -174,6 +190,7 @@ ALTER TABLE shortlink_reserved_codes ENABLE ALWAYS TRIGGER shortlink_reserved_co
 -- pg_dump keeps every link, visit, the counter and the key; of the reserved codes, those added.
 SELECT pg_catalog.pg_extension_config_dump('shortlinks', '');
 SELECT pg_catalog.pg_extension_config_dump('shortlink_visits', '');
+SELECT pg_catalog.pg_extension_config_dump('shortlink_visits_unseen', '');
 SELECT pg_catalog.pg_extension_config_dump('shortlink_code_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('shortlink_key', '');
 SELECT pg_catalog.pg_extension_config_dump('shortlink_reserved_codes', 'WHERE NOT builtin');

@@ -6,9 +6,10 @@ REVOKE ALL ON FUNCTION snowlink_internal._shortlink_take_daily_visits() FROM PUB
 COMMENT ON FUNCTION snowlink_internal._shortlink_take_daily_visits() IS 'internal: the visits this process counted or gathered, per link and day, for writing';
 
 -- Writes the visits this process counted or gathered into the rows of their links and days, in
--- that order. Visits of a link that is not there are left out, and logged: it was deleted or
--- purged. A link made in the last minute may be one that a transaction has not committed yet
--- (resolved in the transaction that made it): its visits are written.
+-- that order, each row with its link's code, by which Citus places it beside the link. Visits of a
+-- link that is not there are left out, and logged: it was deleted or purged. A link made in the
+-- last minute may be one that a transaction has not committed yet (resolved in the transaction
+-- that made it): its visits wait in shortlink_visits_unseen for the next write.
 CREATE FUNCTION snowlink_internal._shortlinks_flush_visits() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -19,32 +20,60 @@ DECLARE
     counts bigint[];
     firsts timestamptz[];
     lasts timestamptz[];
-    live_ids bigint[];
+    found_ids bigint[];
+    found_codes text[];
     recent_ids constant bigint := snowlink_internal.snowflake_min(now() - interval '1 minute');
     left_out bigint;
 BEGIN
-    SELECT array_agg(t.link_id), array_agg(t.day), array_agg(t.visits), array_agg(t.first_at),
-           array_agg(t.last_at)
+    -- Rows that another flush holds (a backend's, in its own transaction) are left to it.
+    WITH unseen AS (
+        DELETE FROM @extschema@.shortlink_visits_unseen AS u
+        WHERE (u.link_id, u.day) IN (SELECT w.link_id, w.day FROM @extschema@.shortlink_visits_unseen AS w
+                                     FOR UPDATE SKIP LOCKED)
+        RETURNING u.*
+    ),
+    batch AS (
+        SELECT t.link_id, t.day, t.visits, t.first_at, t.last_at
+        FROM snowlink_internal._shortlink_take_daily_visits() AS t
+        UNION ALL
+        SELECT u.link_id, u.day, u.visits, u.first_at, u.last_at FROM unseen AS u
+    )
+    SELECT array_agg(b.link_id), array_agg(b.day), array_agg(b.visits), array_agg(b.first_at),
+           array_agg(b.last_at)
     INTO link_ids, days, counts, firsts, lasts
-    FROM snowlink_internal._shortlink_take_daily_visits() AS t;
+    FROM (SELECT b.link_id, b.day, sum(b.visits)::bigint AS visits, min(b.first_at) AS first_at,
+                 max(b.last_at) AS last_at
+          FROM batch AS b GROUP BY b.link_id, b.day) AS b;
     IF link_ids IS NULL THEN
         RETURN;
     END IF;
-    -- One query for the links of the whole batch: on Citus, one round to the shards.
-    live_ids := ARRAY(SELECT s.id FROM @extschema@.shortlinks AS s WHERE s.id = ANY (link_ids));
-    INSERT INTO @extschema@.shortlink_visits AS v (link_id, day, visits, first_at, last_at)
-    SELECT b.link_id, b.day, b.visits, b.first_at, b.last_at
+    -- The codes of the batch's links in one query: on Citus, one round to the shards.
+    SELECT array_agg(s.id), array_agg(s.code) INTO found_ids, found_codes
+    FROM @extschema@.shortlinks AS s
+    WHERE s.id = ANY (link_ids);
+    INSERT INTO @extschema@.shortlink_visits AS v (link_id, day, visits, first_at, last_at, code)
+    SELECT b.link_id, b.day, b.visits, b.first_at, b.last_at, f.code
     FROM unnest(link_ids, days, counts, firsts, lasts) AS b (link_id, day, visits, first_at, last_at)
-    WHERE b.link_id IN (SELECT unnest(live_ids)) OR b.link_id >= recent_ids
+    JOIN unnest(found_ids, found_codes) AS f (id, code) ON f.id = b.link_id
     ORDER BY b.link_id, b.day
-    ON CONFLICT (link_id, day) DO UPDATE
+    ON CONFLICT ON CONSTRAINT shortlink_visits_pkey DO UPDATE
     SET visits = v.visits + excluded.visits,
         first_at = least(v.first_at, excluded.first_at),
         last_at = greatest(v.last_at, excluded.last_at);
-    IF cardinality(live_ids) < cardinality(link_ids) THEN
+    IF cardinality(found_ids) IS DISTINCT FROM cardinality(link_ids) THEN
+        INSERT INTO @extschema@.shortlink_visits_unseen AS u (link_id, day, visits, first_at, last_at)
+        SELECT b.link_id, b.day, b.visits, b.first_at, b.last_at
+        FROM unnest(link_ids, days, counts, firsts, lasts) AS b (link_id, day, visits, first_at, last_at)
+        WHERE b.link_id >= recent_ids
+          AND b.link_id NOT IN (SELECT unnest(found_ids))
+        ON CONFLICT (link_id, day) DO UPDATE
+        SET visits = u.visits + excluded.visits,
+            first_at = least(u.first_at, excluded.first_at),
+            last_at = greatest(u.last_at, excluded.last_at);
         SELECT sum(b.visits) INTO left_out
         FROM unnest(link_ids, counts) AS b (link_id, visits)
-        WHERE NOT (b.link_id IN (SELECT unnest(live_ids)) OR b.link_id >= recent_ids);
+        WHERE b.link_id < recent_ids
+          AND b.link_id NOT IN (SELECT unnest(found_ids));
         IF left_out > 0 THEN
             RAISE LOG 'snowlink: % visits of links that no longer exist are not written', left_out;
         END IF;
@@ -53,6 +82,19 @@ END
 $$;
 REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_flush_visits() FROM PUBLIC;
 COMMENT ON FUNCTION snowlink_internal._shortlinks_flush_visits() IS 'internal: writes the visits this process counted or gathered';
+
+-- How many visits wait in shortlink_visits_unseen: the visit writer writes again while some do,
+-- though it counts no new visit. VOLATILE, so that it sees what the write just before it, in the
+-- same transaction, put there.
+CREATE FUNCTION snowlink_internal._shortlinks_unseen_visits() RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT COALESCE(pg_catalog.sum(u.visits), 0)::bigint
+    FROM @extschema@.shortlink_visits_unseen AS u;
+END;
+REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_unseen_visits() FROM PUBLIC;
+COMMENT ON FUNCTION snowlink_internal._shortlinks_unseen_visits() IS
+    'internal: how many visits wait for their links to show';
 
 -- Counts a visit of a link with max_visits, if it is live and has visits left; false when not.
 -- The visit writer calls it, in a transaction of its own that commits before the link is served
@@ -103,8 +145,8 @@ AS $$
 DECLARE
     link record;
 BEGIN
-    -- Two queries by key rather than a join: on Citus each goes to one shard.
-    SELECT s.id, s.visits, s.first_visit_at, s.last_visit_at INTO link
+    -- Two queries by key: on Citus both go to the code's shard.
+    SELECT s.id, s.code, s.visits, s.first_visit_at, s.last_visit_at INTO link
     FROM @extschema@.shortlinks AS s
     WHERE s.code = shortlink_stats.code
       AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlink_stats.domain);
@@ -116,7 +158,7 @@ BEGIN
            greatest(link.last_visit_at, max(v.last_at))
     INTO visits, first_visit_at, last_visit_at
     FROM @extschema@.shortlink_visits AS v
-    WHERE v.link_id = link.id;
+    WHERE v.code = link.code AND v.link_id = link.id;
 END
 $$;
 REVOKE ALL ON FUNCTION shortlink_stats(text, text) FROM PUBLIC;
@@ -168,7 +210,8 @@ BEGIN
     SELECT first_day + d.offset_days, coalesce(v.visits, 0)
     FROM generate_series(0, last_day - first_day) AS d (offset_days)
     LEFT JOIN @extschema@.shortlink_visits AS v
-      ON v.link_id = visited_link AND v.day = first_day + d.offset_days
+      ON v.code = shortlink_daily_visits.code AND v.link_id = visited_link
+     AND v.day = first_day + d.offset_days
     ORDER BY d.offset_days;
 END
 $$;
@@ -176,3 +219,28 @@ REVOKE ALL ON FUNCTION shortlink_daily_visits(text, date, date, text) FROM PUBLI
 GRANT EXECUTE ON FUNCTION shortlink_daily_visits(text, date, date, text) TO snowlink_user;
 COMMENT ON FUNCTION shortlink_daily_visits(text, date, date, text) IS
     'visits of a short link per day (UTC), 0 for days without, from the day it was made to today by default';
+
+-- The visits of many links at once, for a dashboard: a row for each code of `codes` whose link
+-- (of a domain; NULL: the default domain) the caller sees, as shortlink_stats() gives it. On Citus
+-- one query, which each shard answers for its own links, beside which their visits are.
+CREATE FUNCTION shortlinks_stats(codes text[], domain text DEFAULT NULL)
+RETURNS TABLE (code text, visits bigint, first_visit_at timestamptz, last_visit_at timestamptz)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT s.code, s.visits + coalesce(sum(v.visits), 0)::bigint,
+           least(s.first_visit_at, min(v.first_at)), greatest(s.last_visit_at, max(v.last_at))
+    FROM @extschema@.shortlinks AS s
+    LEFT JOIN @extschema@.shortlink_visits AS v ON v.code = s.code AND v.link_id = s.id
+    WHERE s.code = ANY (shortlinks_stats.codes)
+      AND s.domain IS NOT DISTINCT FROM snowlink_internal._shortlink_domain(shortlinks_stats.domain)
+    GROUP BY s.code, s.id, s.visits, s.first_visit_at, s.last_visit_at
+    ORDER BY s.code;
+END
+$$;
+REVOKE ALL ON FUNCTION shortlinks_stats(text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shortlinks_stats(text[], text) TO snowlink_user;
+COMMENT ON FUNCTION shortlinks_stats(text[], text) IS
+    'visits of many short links at once, with the first and last visit time: a row per code the caller sees';

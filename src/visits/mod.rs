@@ -93,7 +93,8 @@ pub fn register_settings() {
     GucRegistry::define_int_guc(
         c"snowlink.visit_flush_interval_ms",
         c"How often the visit writer writes the visits counted in its database.",
-        c"Also the longest a visit waits to show in shortlink_stats(), and at most what a crash loses.",
+        c"Also the longest a visit waits to show in shortlink_stats(), and at most what a crash loses, \
+          unless a write takes longer than a tenth of it: then the writer waits ten times as long.",
         &VISIT_FLUSH_INTERVAL_MS,
         0,
         3_600_000,

@@ -11,6 +11,7 @@
 //! idle database (DROP DATABASE waits a few seconds for connections to go). When no worker slot
 //! is free, backends write their visits themselves (ensure_writer()) until one is.
 
+use std::cell::Cell;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,6 +33,25 @@ use crate::data_file::current_boot;
 use crate::extension;
 use crate::locks::{lock_tag, LockKind};
 
+thread_local! {
+    /// Whether visits wait in shortlink_visits_unseen for their links to show: then the writer
+    /// writes again, and stays, though it counts no new visit. True until a write tells.
+    static UNSEEN_WAITING: Cell<bool> = const { Cell::new(true) };
+}
+
+/// How many visits wait in shortlink_visits_unseen (0 in a database whose SQL is older).
+fn unseen_visits(schema: pg_sys::Oid) -> i64 {
+    let Some(function) =
+        extension::find_internal_function(schema, c"_shortlinks_unseen_visits", &[])
+    else {
+        return 0;
+    };
+    // SAFETY: _shortlinks_unseen_visits() takes no argument and returns bigint, never NULL.
+    unsafe { extension::call(function, &[]) }
+        .and_then(|count| unsafe { i64::from_datum(count, false) })
+        .unwrap_or(0)
+}
+
 /// The writer's name in pg_stat_activity (backend_type) and in the server log.
 const WRITER_TYPE: &str = "snowlink visit writer";
 /// How often the writer empties the rings, in milliseconds.
@@ -40,6 +60,11 @@ const PASS_MS: i64 = 50;
 /// another (which stops at once if the first one still runs). Also how long a new writer waits
 /// for the previous one to leave.
 pub(super) const WRITER_GONE_MS: i64 = 5_000;
+/// The writer waits at least this many times as long as its last write took before the next, so
+/// that writing takes at most a tenth of its time, and of a CPU: on Citus, where a write of
+/// many links reaches every shard, a flush interval of a second would otherwise slow down every
+/// redirect of a busy cluster. On one server a write takes a few milliseconds.
+const WRITE_SHARE: i64 = 10;
 /// The writer stops after this long without a visit.
 const IDLE_STOP_MS: i64 = 3_000;
 /// After a writer could not start, backends ask for one again after this long.
@@ -360,6 +385,7 @@ pub extern "C-unwind" fn snowlink_visit_writer_main(argument: pg_sys::Datum) {
         .rings
         .set_writer_process(Some(unsafe { own_slot() }));
     let mut last_write = now_ms();
+    let mut last_write_took_ms = 0;
     let mut last_visit = last_write;
     // Set by SIGTERM (a server shutdown, pg_terminate_backend()) or the postmaster's death: one
     // last pass writes what was read.
@@ -381,10 +407,13 @@ pub extern "C-unwind" fn snowlink_visit_writer_main(argument: pg_sys::Datum) {
         if read > 0 {
             last_visit = now;
         }
-        let pending = VISITS.with_borrow(VisitBuffer::has_pending);
-        if pending && (stopping || now - last_write >= flush_interval_ms()) {
+        let pending = VISITS.with_borrow(VisitBuffer::has_pending) || UNSEEN_WAITING.get();
+        let interval_ms = flush_interval_ms().max(WRITE_SHARE * last_write_took_ms);
+        if pending && (stopping || now - last_write >= interval_ms) {
             last_write = now;
-            match write_visits(&sources, table) {
+            let written = write_visits(&sources, table);
+            last_write_took_ms = now_ms() - now;
+            match written {
                 Written::All => sources.drain(1..).for_each(|source| {
                     let path = source.path.clone();
                     drop(source);
@@ -550,6 +579,7 @@ fn write_visits(sources: &[Source], table: pg_sys::Oid) -> Written {
             VisitsTable::Locked(_) | VisitsTable::Missing => return Written::ExtensionDropped,
         }
         flush_visits(schema);
+        UNSEEN_WAITING.set(unseen_visits(schema) > 0);
         // SAFETY: in a transaction; one that wrote nothing gets its ID now.
         let transaction = unsafe { pg_sys::GetTopFullTransactionId() }.value;
         for source in sources {
