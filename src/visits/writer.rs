@@ -60,10 +60,11 @@ const PASS_MS: i64 = 50;
 /// another (which stops at once if the first one still runs). Also how long a new writer waits
 /// for the previous one to leave.
 pub(super) const WRITER_GONE_MS: i64 = 5_000;
-/// The writer waits at least this many times as long as its last write took before the next, so
-/// that writing takes at most a tenth of its time, and of a CPU: on Citus, where a write of
-/// many links reaches every shard, a flush interval of a second would otherwise slow down every
-/// redirect of a busy cluster. On one server a write takes a few milliseconds.
+/// The writer waits at least this many times as long as its last write took before the next (up to
+/// this many flush intervals), so that writing takes at most a tenth of its time, and of a CPU: on
+/// Citus, where a write of many links reaches every shard, a flush interval of a second would
+/// otherwise slow down every redirect of a busy cluster. On one server a write takes a few
+/// milliseconds.
 const WRITE_SHARE: i64 = 10;
 /// The writer stops after this long without a visit.
 const IDLE_STOP_MS: i64 = 3_000;
@@ -343,6 +344,17 @@ fn remove_unused(path: &Path) {
     }
 }
 
+/// Whether shortlinks can be read without waiting for another transaction's lock; then it is
+/// locked for reading until the transaction ends.
+///
+/// # Safety
+/// Called in a transaction.
+unsafe fn links_table_free(schema: pg_sys::Oid) -> bool {
+    let table = pg_sys::get_relname_relid(c"shortlinks".as_ptr(), schema);
+    table == pg_sys::InvalidOid
+        || pg_sys::ConditionalLockRelationOid(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE)
+}
+
 fn now_ms() -> i64 {
     // SAFETY: reads the clock.
     unsafe { pg_sys::GetCurrentTimestamp() / 1000 }
@@ -408,7 +420,8 @@ pub extern "C-unwind" fn snowlink_visit_writer_main(argument: pg_sys::Datum) {
             last_visit = now;
         }
         let pending = VISITS.with_borrow(VisitBuffer::has_pending) || UNSEEN_WAITING.get();
-        let interval_ms = flush_interval_ms().max(WRITE_SHARE * last_write_took_ms);
+        let interval_ms =
+            flush_interval_ms().max(WRITE_SHARE * last_write_took_ms.min(flush_interval_ms()));
         if pending && (stopping || now - last_write >= interval_ms) {
             last_write = now;
             let written = write_visits(&sources, table);
@@ -577,6 +590,12 @@ fn write_visits(sources: &[Source], table: pg_sys::Oid) -> Written {
             VisitsTable::Locked(locked) if locked == table => {}
             VisitsTable::Busy => return Written::Later,
             VisitsTable::Locked(_) | VisitsTable::Missing => return Written::ExtensionDropped,
+        }
+        // The write looks the links up: while shortlinks is locked too, the visits wait in the
+        // rings, and the write's time is never a lock's.
+        // SAFETY: in the transaction started above.
+        if !unsafe { links_table_free(schema) } {
+            return Written::Later;
         }
         flush_visits(schema);
         UNSEEN_WAITING.set(unseen_visits(schema) > 0);
