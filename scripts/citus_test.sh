@@ -19,12 +19,15 @@ citus_cluster_remove citus
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
-# sql NODE QUERY: runs QUERY on NODE (coordinator, worker1, worker2).
-sql() {
+# psql_on NODE ARGUMENT...: psql, unaligned, against NODE's (coordinator, worker1, ...) database
+# postgres.
+psql_on() {
     local socket port
     read -r socket port <<<"$(citus_node citus "$FIRST_PORT" "$1")"
-    psql -X -q -At -v ON_ERROR_STOP=1 -h "$socket" -p "$port" -d postgres -c "$2"
+    psql -X -q -At -v ON_ERROR_STOP=1 -h "$socket" -p "$port" -d postgres "${@:2}"
 }
+# sql NODE QUERY: runs QUERY on NODE.
+sql() { psql_on "$1" -c "$2"; }
 
 # pgbench_on NODE ARGUMENT...: pgbench against NODE's database postgres.
 pgbench_on() {
@@ -442,19 +445,74 @@ check_equal "shortlink_url_links lists every link under its URL and bucket, and 
                                          AND u.bucket = snowlink_internal._shortlink_url_bucket(l.url))")" \
     "$(sql coordinator "SELECT count(*) || ' ' || count(*) || ' ' || count(*) FROM shortlinks")"
 
-# A cluster distributed at 0.2.0: the update to 0.3.0 refuses, before it changes anything, and the
-# cluster goes on working at 0.2.0 with the new library.
+# A cluster distributed at 0.2.0, updated: ALTER EXTENSION UPDATE takes the tables back to the
+# coordinator, shortlinks_distribute() lays them out anew, and the cluster is then the one a fresh
+# install distributes (the same objects, the same layout), with every link and visit it had.
 # (Each in a transaction of its own: shortlinks_distribute() asks the workers for links of their
 # own, which they cannot tell while the transaction that made the extension there is open.)
-sql coordinator "DROP EXTENSION snowlink CASCADE" >/dev/null 2>&1
+layout_query="SELECT string_agg(format('%s by %s with %s', p.logicalrelid,
+                                       coalesce(column_to_column_name(p.logicalrelid, p.partkey), 'nothing'),
+                                       (SELECT string_agg(o.logicalrelid::text, ' ' ORDER BY o.logicalrelid::text)
+                                        FROM pg_dist_partition AS o
+                                        WHERE o.colocationid = p.colocationid AND o.logicalrelid <> p.logicalrelid)),
+                              ', ' ORDER BY p.logicalrelid::text)
+              FROM pg_dist_partition AS p WHERE p.logicalrelid::text LIKE 'shortlink%'"
+fresh_layout=$(sql coordinator "$layout_query")
+fresh_catalog=$(psql_on coordinator -f "$PROJECT_DIR/scripts/extension_catalog.sql" | LC_ALL=C sort)
+# DROP EXTENSION leaves the shards on the nodes (Citus drops their metadata only): the README's
+# statements drop them.
+drop_shards=$(sql coordinator "SELECT 'DROP TABLE IF EXISTS ' || string_agg(shard_name(logicalrelid, shardid), ', ')
+                               FROM pg_dist_shard WHERE logicalrelid::text LIKE 'shortlink%'")
+sql coordinator "DROP EXTENSION snowlink CASCADE" >/dev/null 2>&1 &&
+    drop_errors=$(sql coordinator "SELECT string_agg(result, ', ')
+                                   FROM run_command_on_all_nodes(\$\$$drop_shards\$\$) WHERE NOT success")
+check_equal "after DROP EXTENSION and the README's DROP TABLE of its shards, no node keeps a table of snowlink" \
+    "$drop_errors $(sql_all "SELECT string_agg(relname, ' ') FROM pg_class WHERE relname LIKE 'shortlink%' AND relkind = 'r'" | sort -u)" " "
 sql coordinator "CREATE EXTENSION snowlink VERSION '0.2.0'" >/dev/null
 sql coordinator "SELECT count(shorten('https://example.com/old/' || i, code => 'old-' || i)) FROM generate_series(1, 100) AS i" >/dev/null
 sql coordinator "SELECT shortlinks_distribute()" >/dev/null
-check_equal "ALTER EXTENSION UPDATE of a cluster distributed at 0.2.0 refuses, and says why" \
-    "$(sql coordinator "ALTER EXTENSION snowlink UPDATE" 2>&1 | grep -o 'cannot yet be updated to 0.3.0 where shortlinks_distribute() distributed its tables')" \
-    "cannot yet be updated to 0.3.0 where shortlinks_distribute() distributed its tables"
-check_equal "... and the cluster works on at 0.2.0, from every node" \
-    "$(sql coordinator "SELECT extversion FROM pg_extension WHERE extname = 'snowlink'") $(sql_all "SELECT resolve('old-7')" | sort -u)" \
-    "0.2.0 https://example.com/old/7"
+sql worker1 "SELECT count(shorten('https://example.com/old/' || i, code => 'old-' || i)) FROM generate_series(101, 150) AS i" >/dev/null
+sql worker2 "SELECT count(resolve('old-' || i)) FROM generate_series(1, 150, 3) AS i" >/dev/null
+sql coordinator "SELECT count(resolve('old-' || i)) FROM generate_series(1, 150, 5) AS i" >/dev/null
+links_query="SELECT count(*) || ' ' || md5(string_agg(id || ' ' || code || ' ' || url, ',' ORDER BY id)) FROM shortlinks"
+visits_query="SELECT sum(visits) || ' ' || md5(string_agg(link_id || ' ' || day || ' ' || visits, ',' ORDER BY link_id, day))
+              FROM shortlink_visits"
+expected_visits=$(( (150 + 2) / 3 + (150 + 4) / 5 ))
+for _ in $(seq 100); do
+    [ "$(sql coordinator "SELECT sum(visits) FROM shortlink_visits")" = "$expected_visits" ] && break
+    sleep 0.1
+done
+links_before=$(sql coordinator "$links_query")
+visits_before=$(sql coordinator "$visits_query")
+check_equal "a cluster distributed at 0.2.0 holds 150 links and $expected_visits visits" \
+    "${links_before%% *} ${visits_before%% *}" "150 $expected_visits"
+
+check_equal "its ALTER EXTENSION UPDATE takes the tables back to the coordinator, and says so" \
+    "$(sql coordinator "ALTER EXTENSION snowlink UPDATE" 2>&1 | grep -o 'local to the coordinator until SELECT shortlinks_distribute()')" \
+    "local to the coordinator until SELECT shortlinks_distribute()"
+check_equal "... updates every node, and leaves no table distributed and no link on a worker" \
+    "$(sql_all "SELECT extversion FROM pg_extension WHERE extname = 'snowlink'" | sort -u)
+$(sql coordinator "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'shortlink%'")
+$(sql coordinator "SELECT string_agg(DISTINCT result, ',') FROM run_command_on_workers('SELECT count(*) FROM shortlinks')")" \
+    "$(sql coordinator "SELECT default_version FROM pg_available_extensions WHERE name = 'snowlink'")
+0
+0"
+check_equal "... and keeps every link and every visit" \
+    "$(sql coordinator "$links_query") $(sql coordinator "$visits_query")" "$links_before $visits_before"
+
+sql coordinator "SELECT shortlinks_distribute()" >/dev/null
+check_equal "shortlinks_distribute() then lays the tables out as on a fresh install" \
+    "$(sql coordinator "$layout_query")" "$fresh_layout"
+check_equal "... with the objects of a fresh install (scripts/extension_catalog.sql)" \
+    "$(diff <(echo "$fresh_catalog") <(psql_on coordinator -f "$PROJECT_DIR/scripts/extension_catalog.sql" | LC_ALL=C sort))" ""
+check_equal "... and every link and visit, found from every node" \
+    "$(sql coordinator "$links_query") $(sql coordinator "$visits_query")
+$(sql_all "SELECT count(*) FROM generate_series(1, 150) AS i
+           WHERE resolve('old-' || i) = 'https://example.com/old/' || i" | sort -u)" \
+    "$links_before $visits_before
+150"
+check_equal "... where a worker shortens and the coordinator resolves" \
+    "$(sql coordinator "SELECT resolve('$(sql worker2 "SELECT code FROM shorten('https://example.com/new/after-update')")')")" \
+    "https://example.com/new/after-update"
 
 checks_summary "citus"

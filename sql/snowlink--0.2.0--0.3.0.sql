@@ -7,19 +7,61 @@
 -- depend on them, and breaks the plans of sessions that are calling them at that moment.
 \echo Use "ALTER EXTENSION snowlink UPDATE TO '0.3.0'" to load this file. \quit
 
--- Citus does not carry the changes of an extension's script to the shards of its tables: on a
--- cluster where shortlinks_distribute() ran, the update would leave the shards behind (Citus fails
--- it half-way). Refused, before anything changes.
+-- A cluster that shortlinks_distribute() laid out at 0.2.0: Citus does not carry the changes of an
+-- extension's script to the shards of its tables, and 0.3.0 lays the tables out anew (visits by
+-- code, beside their links). So the update first makes them the local tables on the coordinator
+-- that they were before shortlinks_distribute(), rows and all; the rest of this script runs as on
+-- one server, and SELECT shortlinks_distribute() afterwards distributes them again. The workers'
+-- own tables, which Citus leaves to the extension, stay empty; the workers run this script too,
+-- once the coordinator has taken the tables back.
 DO $$
+DECLARE
+    citus_table regclass;
+    table_schema name;
+    table_name name;
+    trigger_name name;
 BEGIN
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-        IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
-                   WHERE p.logicalrelid OPERATOR(pg_catalog.=) '@extschema@.shortlinks'::pg_catalog.regclass) THEN
-            RAISE EXCEPTION 'snowlink cannot yet be updated to 0.3.0 where shortlinks_distribute() distributed its tables'
-                USING ERRCODE = 'feature_not_supported',
-                      HINT = 'Keep the extension at 0.2.0 on this cluster: the 0.3.0 library serves it as 0.2.0 did.';
-        END IF;
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
+                      WHERE p.logicalrelid OPERATOR(pg_catalog.=) '@extschema@.shortlinks'::pg_catalog.regclass) THEN
+        RETURN;
     END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'snowlink must be updated on the coordinator of this Citus cluster'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    FOR citus_table IN
+        SELECT t.citus_table
+        FROM (VALUES ('@extschema@.shortlinks'::pg_catalog.regclass), ('@extschema@.shortlink_visits'),
+                     ('@extschema@.shortlink_url_locks'), ('@extschema@.shortlink_key'),
+                     ('@extschema@.shortlink_reserved_codes')) AS t (citus_table)
+        JOIN pg_catalog.pg_dist_partition AS p ON p.logicalrelid OPERATOR(pg_catalog.=) t.citus_table
+    LOOP
+        EXECUTE pg_catalog.format('CREATE TEMPORARY TABLE snowlink_update_rows AS SELECT * FROM %s', citus_table);
+        -- What Citus's own DROP TABLE trigger does, but for a table that stays.
+        SELECT n.nspname, c.relname INTO table_schema, table_name
+        FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+        WHERE c.oid OPERATOR(pg_catalog.=) citus_table;
+        PERFORM pg_catalog.master_remove_distributed_table_metadata_from_workers(citus_table, table_schema, table_name);
+        PERFORM pg_catalog.citus_drop_all_shards(citus_table, table_schema, table_name);
+        PERFORM pg_catalog.master_remove_partition_metadata(citus_table, table_schema, table_name);
+        FOR trigger_name IN
+            SELECT t.tgname FROM pg_catalog.pg_trigger AS t
+            WHERE t.tgrelid OPERATOR(pg_catalog.=) citus_table
+              AND t.tgfoid OPERATOR(pg_catalog.=) 'pg_catalog.citus_truncate_trigger()'::pg_catalog.regprocedure
+        LOOP
+            EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', trigger_name, citus_table);
+        END LOOP;
+        EXECUTE pg_catalog.format('INSERT INTO %s SELECT * FROM snowlink_update_rows', citus_table);
+        DROP TABLE snowlink_update_rows;
+    END LOOP;
+    -- shortlinks as 0.2.0 made it, before shortlinks_distribute() replaced its primary key.
+    DROP INDEX @extschema@.shortlinks_id;
+    ALTER TABLE @extschema@.shortlinks ADD CONSTRAINT shortlinks_pkey PRIMARY KEY (id),
+        REPLICA IDENTITY DEFAULT;
+    -- A warning: ALTER EXTENSION shows no notice of its script.
+    RAISE WARNING 'the tables of snowlink are local to the coordinator until SELECT shortlinks_distribute() distributes them again'
+        USING DETAIL = 'Until then the workers see no links, and links made on a worker stay there.';
 END
 $$;
 
