@@ -355,6 +355,23 @@ check_equal "another tenant sees none of it on any node, and cannot change it, b
            done
        done | tr '\n' ' ')" \
     "$(printf '0 f https://example.com/tenant-a %.0s' "${NODE_NAMES[@]}")"
+# The visits of the link, one per node above, as its tenant and only its tenant reads them: Citus
+# runs shortlink_stats() and shortlink_daily_visits() on the code's shard, where the policy on the
+# visit rows may ask for their link.
+for _ in $(seq 100); do
+    [ "$(sql coordinator "SELECT visits FROM shortlink_stats('tenant-a')")" = "${#NODE_NAMES[@]}" ] && break
+    sleep 0.1
+done
+check_equal "the tenant reads its link's statistics and daily visits from every node" \
+    "$(for node in "${NODE_NAMES[@]}"; do
+           sql "$node" "SET ROLE citus_tenant_a; SELECT visits FROM shortlink_stats('tenant-a')"
+           sql "$node" "SET ROLE citus_tenant_a; SELECT sum(visits) FROM shortlink_daily_visits('tenant-a')"
+       done | sort -u)" "${#NODE_NAMES[@]}"
+check_equal "another tenant reads neither, from any node" \
+    "$(for node in "${NODE_NAMES[@]}"; do
+           sql "$node" "SET ROLE citus_tenant_b; SELECT coalesce(visits, -1) FROM shortlink_stats('tenant-a')"
+           sql "$node" "SET ROLE citus_tenant_b; SELECT count(*) FROM shortlink_daily_visits('tenant-a')"
+       done | sort -u | tr '\n' ' ')" "-1 0 "
 check_equal "the tenant deletes its link on another node" \
     "$(sql worker2 "SET ROLE citus_tenant_a; SELECT shortlink_delete('tenant-a')")" t
 sql coordinator "DROP ROLE citus_tenant_a, citus_tenant_b" >/dev/null

@@ -21,9 +21,12 @@ DECLARE
     table_name name;
     trigger_name name;
 BEGIN
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL
-       OR NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
-                      WHERE p.logicalrelid OPERATOR(pg_catalog.=) '@extschema@.shortlinks'::pg_catalog.regclass) THEN
+    -- Two tests: a query that names pg_dist_partition fails to plan where Citus is not installed.
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS p
+                   WHERE p.logicalrelid OPERATOR(pg_catalog.=) '@extschema@.shortlinks'::pg_catalog.regclass) THEN
         RETURN;
     END IF;
     IF NOT pg_catalog.citus_is_coordinator() THEN
@@ -416,14 +419,22 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smal
     'internal: whether a link''s code, URL, redirect status, title, tags and domain are as shorten() stores them';
 
 -- Whether the caller sees the link of a code and ID: the visit rows of shortlink_visits are seen
--- with their link. A function rather than a subquery in the policy, which Citus refuses.
+-- with their link. A function rather than a subquery in the policy, which Citus refuses. On Citus
+-- the policy runs on the shard of the visit rows, where a query may reach other shards only
+-- inside a call that Citus runs on the shard of a code, and only that code's shards: the calls of
+-- shortlink_stats() and shortlink_daily_visits() (shortlinks_distribute(), citus.sql). Citus checks
+-- that this query asks for the call's own code, which it can do for a PL/pgSQL parameter (not for
+-- one of a SQL function), given in the collation of the call's own (hence COLLATE "default" in the policy).
 CREATE FUNCTION snowlink_internal._shortlink_is_visible(code text, link_id bigint) RETURNS boolean
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT EXISTS (SELECT FROM @extschema@.shortlinks AS s
-                   WHERE s.code OPERATOR(pg_catalog.=) _shortlink_is_visible.code
-                     AND s.id OPERATOR(pg_catalog.=) _shortlink_is_visible.link_id);
-END;
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM FROM @extschema@.shortlinks AS s
+    WHERE s.code = _shortlink_is_visible.code AND s.id = _shortlink_is_visible.link_id;
+    RETURN FOUND;
+END
+$$;
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) IS
@@ -965,6 +976,12 @@ BEGIN
         END IF;
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(citus_table);
     END LOOP;
+    -- Citus runs each call of these where the shards of its code are, so that the policy on
+    -- shortlink_visits may ask there for the link of each row (owners.sql).
+    PERFORM pg_catalog.create_distributed_function(f, '$1', colocate_with => '@extschema@.shortlinks',
+                                                   force_delegation => true)
+    FROM unnest(ARRAY['@extschema@.shortlink_stats(text, text)'::regprocedure,
+                      '@extschema@.shortlink_daily_visits(text, date, date, text)'::regprocedure]) AS f;
     -- Every link listed under its URL, for shorten() (shorten.sql); from now on the functions
     -- that make, change and delete links keep the list. Links already listed stay as they are.
     INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)
@@ -1022,7 +1039,8 @@ AS $$
 DECLARE
     link record;
 BEGIN
-    -- Two queries by key: on Citus both go to the code's shard.
+    -- Two queries by key: on Citus both go to the code's shard, on whose node Citus runs the call
+    -- (citus.sql), checking that each names the call's own code.
     SELECT s.id, s.code, s.visits, s.first_visit_at, s.last_visit_at INTO link
     FROM @extschema@.shortlinks AS s
     WHERE s.code = shortlink_stats.code
@@ -1035,7 +1053,7 @@ BEGIN
            greatest(link.last_visit_at, max(v.last_at))
     INTO visits, first_visit_at, last_visit_at
     FROM @extschema@.shortlink_visits AS v
-    WHERE v.code = link.code AND v.link_id = link.id;
+    WHERE v.code = shortlink_stats.code AND v.link_id = link.id;
 END
 $$;
 REVOKE ALL ON FUNCTION shortlink_stats(text, text) FROM PUBLIC;
@@ -1477,7 +1495,7 @@ CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
 GRANT SELECT ON shortlink_visits TO snowlink_user;
 ALTER TABLE shortlink_visits ENABLE ROW LEVEL SECURITY;
 CREATE POLICY visits_of_visible_links ON shortlink_visits FOR SELECT
-    USING (snowlink_internal._shortlink_is_visible(code, link_id));
+    USING (snowlink_internal._shortlink_is_visible(code COLLATE "default", link_id));
 CREATE POLICY every_visit ON shortlink_visits FOR SELECT TO snowlink_admin
     USING (true);
 

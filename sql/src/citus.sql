@@ -128,6 +128,12 @@ BEGIN
         END IF;
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(citus_table);
     END LOOP;
+    -- Citus runs each call of these where the shards of its code are, so that the policy on
+    -- shortlink_visits may ask there for the link of each row (owners.sql).
+    PERFORM pg_catalog.create_distributed_function(f, '$1', colocate_with => '@extschema@.shortlinks',
+                                                   force_delegation => true)
+    FROM unnest(ARRAY['@extschema@.shortlink_stats(text, text)'::regprocedure,
+                      '@extschema@.shortlink_daily_visits(text, date, date, text)'::regprocedure]) AS f;
     -- Every link listed under its URL, for shorten() (shorten.sql); from now on the functions
     -- that make, change and delete links keep the list. Links already listed stay as they are.
     INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)

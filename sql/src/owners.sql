@@ -55,14 +55,22 @@ CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
     WITH CHECK (snowlink_internal._shortlink_is_well_formed(NULL, url, redirect_status, title, tags, domain));
 
 -- Whether the caller sees the link of a code and ID: the visit rows of shortlink_visits are seen
--- with their link. A function rather than a subquery in the policy, which Citus refuses.
+-- with their link. A function rather than a subquery in the policy, which Citus refuses. On Citus
+-- the policy runs on the shard of the visit rows, where a query may reach other shards only
+-- inside a call that Citus runs on the shard of a code, and only that code's shards: the calls of
+-- shortlink_stats() and shortlink_daily_visits() (shortlinks_distribute(), citus.sql). Citus checks
+-- that this query asks for the call's own code, which it can do for a PL/pgSQL parameter (not for
+-- one of a SQL function), given in the collation of the call's own (hence COLLATE "default" in the policy).
 CREATE FUNCTION snowlink_internal._shortlink_is_visible(code text, link_id bigint) RETURNS boolean
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT EXISTS (SELECT FROM @extschema@.shortlinks AS s
-                   WHERE s.code OPERATOR(pg_catalog.=) _shortlink_is_visible.code
-                     AND s.id OPERATOR(pg_catalog.=) _shortlink_is_visible.link_id);
-END;
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM FROM @extschema@.shortlinks AS s
+    WHERE s.code = _shortlink_is_visible.code AND s.id = _shortlink_is_visible.link_id;
+    RETURN FOUND;
+END
+$$;
 REVOKE ALL ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) IS
@@ -74,6 +82,6 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_is_visible(text, bigint) IS
 GRANT SELECT ON shortlink_visits TO snowlink_user;
 ALTER TABLE shortlink_visits ENABLE ROW LEVEL SECURITY;
 CREATE POLICY visits_of_visible_links ON shortlink_visits FOR SELECT
-    USING (snowlink_internal._shortlink_is_visible(code, link_id));
+    USING (snowlink_internal._shortlink_is_visible(code COLLATE "default", link_id));
 CREATE POLICY every_visit ON shortlink_visits FOR SELECT TO snowlink_admin
     USING (true);

@@ -145,7 +145,8 @@ AS $$
 DECLARE
     link record;
 BEGIN
-    -- Two queries by key: on Citus both go to the code's shard.
+    -- Two queries by key: on Citus both go to the code's shard, on whose node Citus runs the call
+    -- (citus.sql), checking that each names the call's own code.
     SELECT s.id, s.code, s.visits, s.first_visit_at, s.last_visit_at INTO link
     FROM @extschema@.shortlinks AS s
     WHERE s.code = shortlink_stats.code
@@ -158,7 +159,7 @@ BEGIN
            greatest(link.last_visit_at, max(v.last_at))
     INTO visits, first_visit_at, last_visit_at
     FROM @extschema@.shortlink_visits AS v
-    WHERE v.code = link.code AND v.link_id = link.id;
+    WHERE v.code = shortlink_stats.code AND v.link_id = link.id;
 END
 $$;
 REVOKE ALL ON FUNCTION shortlink_stats(text, text) FROM PUBLIC;
