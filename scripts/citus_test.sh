@@ -504,7 +504,15 @@ visits_before=$(sql coordinator "$visits_query")
 check_equal "a cluster distributed at 0.2.0 holds 150 links and $expected_visits visits" \
     "${links_before%% *} ${visits_before%% *}" "150 $expected_visits"
 
-check_equal "its ALTER EXTENSION UPDATE takes the tables back to the coordinator, and says so" \
+# A table of the user's beside the links, with a foreign key to them: the update would lose the
+# key on the shards, and refuses.
+sql coordinator "CREATE TABLE campaign_links (code text COLLATE \"C\" NOT NULL REFERENCES shortlinks (code));
+                 SELECT create_distributed_table('campaign_links', 'code', colocate_with => 'shortlinks')" >/dev/null
+check_equal "its ALTER EXTENSION UPDATE refuses while a foreign key references shortlinks, and names it" \
+    "$(sql coordinator "ALTER EXTENSION snowlink UPDATE" 2>&1 | grep -o 'while foreign keys reference them: .*')" \
+    "while foreign keys reference them: campaign_links (campaign_links_code_fkey)"
+sql coordinator "DROP TABLE campaign_links" >/dev/null
+check_equal "without it, ALTER EXTENSION UPDATE takes the tables back to the coordinator, and says so" \
     "$(sql coordinator "ALTER EXTENSION snowlink UPDATE" 2>&1 | grep -o 'local to the coordinator until SELECT shortlinks_distribute()')" \
     "local to the coordinator until SELECT shortlinks_distribute()"
 check_equal "... updates every node, and leaves no table distributed and no link on a worker" \

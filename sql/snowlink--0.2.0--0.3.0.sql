@@ -20,6 +20,7 @@ DECLARE
     table_schema name;
     table_name name;
     trigger_name name;
+    referencing text;
 BEGIN
     -- Two tests: a query that names pg_dist_partition fails to plan where Citus is not installed.
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
@@ -32,6 +33,21 @@ BEGIN
     IF NOT pg_catalog.citus_is_coordinator() THEN
         RAISE EXCEPTION 'snowlink must be updated on the coordinator of this Citus cluster'
             USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    -- Citus drops shards with CASCADE: the foreign keys of the shards of a user's table would go
+    -- without a word.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s (%I)', c.conrelid::pg_catalog.regclass, c.conname), ', ')
+    INTO referencing
+    FROM pg_catalog.pg_constraint AS c
+    WHERE c.contype OPERATOR(pg_catalog.=) 'f'
+      AND c.confrelid OPERATOR(pg_catalog.=) ANY (ARRAY['@extschema@.shortlinks'::pg_catalog.regclass,
+                                                        '@extschema@.shortlink_visits', '@extschema@.shortlink_url_locks',
+                                                        '@extschema@.shortlink_key', '@extschema@.shortlink_reserved_codes'])
+      AND c.conrelid OPERATOR(pg_catalog.<>) c.confrelid;
+    IF referencing IS NOT NULL THEN
+        RAISE EXCEPTION 'snowlink cannot take its tables back from Citus while foreign keys reference them: %', referencing
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Drop them, update, run SELECT shortlinks_distribute(), and make them again.';
     END IF;
     FOR citus_table IN
         SELECT t.citus_table
