@@ -436,11 +436,12 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smal
 
 -- Whether the caller sees the link of a code and ID: the visit rows of shortlink_visits are seen
 -- with their link. A function rather than a subquery in the policy, which Citus refuses. On Citus
--- the policy runs on the shard of the visit rows, where a query may reach other shards only
--- inside a call that Citus runs on the shard of a code, and only that code's shards: the calls of
--- shortlink_stats() and shortlink_daily_visits() (shortlinks_distribute(), citus.sql). Citus checks
--- that this query asks for the call's own code, which it can do for a PL/pgSQL parameter (not for
--- one of a SQL function), given in the collation of the call's own (hence COLLATE "default" in the policy).
+-- the policy runs on the shard of the visit rows, which may query another shard only inside a
+-- call that Citus runs on the node of a code's shard, and only that code's shards: the calls of
+-- shortlink_stats() and shortlink_daily_visits() (shortlinks_distribute(), citus.sql). Citus
+-- compares this query's code with the call's, collation included: hence PL/pgSQL, whose
+-- parameters Citus can plan (a SQL function's it cannot), and the policy's code in the default
+-- collation, which a call's literal has.
 CREATE FUNCTION snowlink_internal._shortlink_is_visible(code text, link_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
