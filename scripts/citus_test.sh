@@ -306,6 +306,13 @@ check_equal "every call that names a link is a router query, on every node" \
            done
        done)" ""
 
+# In the cached plan of a query by key, Citus keeps a plan for the node's own shard and never finds
+# it again (sql/src/citus.sql): a worker's backend grew by about 21 kB a call of resolve().
+check_equal "a worker's backend does not grow with its calls: 3,000 resolve() and shortlink_stats() leave it under 32 MB" \
+    "$(sql worker1 "SELECT count(resolve('before-' || i)) FROM generate_series(1, 3000) AS i;
+                    SELECT count(*) FROM generate_series(1, 3000) AS i, LATERAL shortlink_stats('before-' || i) AS s;
+                    SELECT sum(total_bytes) < 32 * 1024 * 1024 FROM pg_backend_memory_contexts" | tail -n 1)" t
+
 # A link listed under its URL (shortlink_url_links, in the shard of the URL's lock) reaches the
 # shard of its code in the same two-phase commit, possibly a moment after the lock is free: then
 # shorten() waits for it rather than make a second link. A transaction prepared on the code's

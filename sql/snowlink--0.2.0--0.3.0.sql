@@ -280,6 +280,7 @@ CREATE FUNCTION snowlink_internal._shortlinks_distributed() RETURNS boolean
 LANGUAGE c STRICT STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', '_shortlinks_distributed_wrapper';
 REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_distributed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_distributed() TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlinks_distributed() IS 'internal: whether Citus manages the links';
 
 -- What shorten() (src/shortlinks/shorten.rs) calls to find the live link of a URL, as the
@@ -293,11 +294,15 @@ CREATE FUNCTION snowlink_internal._shortlink_lock_url(url text, domain text, dis
 RETURNS text[]
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = auto
 AS $$
 DECLARE
     url_bucket constant int := snowlink_internal._shortlink_url_bucket(_shortlink_lock_url.url);
     codes text[];
 BEGIN
+    IF distributed THEN
+        PERFORM pg_catalog.set_config('plan_cache_mode', 'force_custom_plan', true); -- citus.sql
+    END IF;
     UPDATE @extschema@.shortlink_url_locks AS l
     SET updates = l.updates + 1
     WHERE l.bucket = url_bucket;
@@ -322,6 +327,7 @@ CREATE FUNCTION snowlink_internal._shortlink_note_url_link(url text, domain text
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)
@@ -344,6 +350,7 @@ CREATE FUNCTION snowlink_internal._shortlink_await_codes(codes text[], url text,
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     unseen text[];
@@ -386,6 +393,7 @@ CREATE FUNCTION snowlink_internal._shortlinks_sync_url_links(codes text[], old_u
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     -- Computed first: Citus sends a query to the shards of a bucket it is given, not to those of
@@ -445,8 +453,12 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_is_well_formed(text, text, smal
 CREATE FUNCTION snowlink_internal._shortlink_is_visible(code text, link_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = auto
 AS $$
 BEGIN
+    IF snowlink_internal._shortlinks_distributed() THEN
+        PERFORM pg_catalog.set_config('plan_cache_mode', 'force_custom_plan', true); -- citus.sql
+    END IF;
     PERFORM FROM @extschema@.shortlinks AS s
     WHERE s.code = _shortlink_is_visible.code AND s.id = _shortlink_is_visible.link_id;
     RETURN FOUND;
@@ -498,6 +510,7 @@ COMMENT ON FUNCTION snowlink_internal._shortlinks_unseen_visits() IS
 CREATE FUNCTION snowlink_internal._shortlinks_forget_visits(codes text[], link_ids bigint[]) RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     gone bigint[];
@@ -522,6 +535,7 @@ COMMENT ON FUNCTION snowlink_internal._shortlinks_forget_visits(text[], bigint[]
 CREATE FUNCTION shortlink_delete(code text, domain text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     deleted_id bigint;
@@ -731,6 +745,7 @@ CREATE FUNCTION snowlink_internal._shortlink_by_code(
 )
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     SELECT s.id, s.url, s.redirect_status, s.disabled, s.valid_from, s.expires_at, s.max_visits, s.visits
@@ -747,12 +762,16 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_by_code(text, text) IS
 CREATE OR REPLACE FUNCTION snowlink_internal._shortlink_count_visit(code text, link_id bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = auto
 SET lock_timeout = 1000
 AS $$
 DECLARE
     visited_code text := _shortlink_count_visit.code;
     visited_at timestamptz := clock_timestamp();
 BEGIN
+    IF snowlink_internal._shortlinks_distributed() THEN
+        PERFORM pg_catalog.set_config('plan_cache_mode', 'force_custom_plan', true); -- citus.sql
+    END IF;
     IF visited_code IS NULL THEN
         SELECT s.code INTO visited_code FROM @extschema@.shortlinks AS s WHERE s.id = link_id;
     END IF;
@@ -853,6 +872,7 @@ COMMENT ON FUNCTION shortlink_redirect(text) IS
 CREATE FUNCTION shortlink_is_live(code text, domain text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     -- PL/pgSQL, whose query Citus sends to the code's shard (it cannot plan an SQL function's).
@@ -1017,6 +1037,7 @@ CREATE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true, doma
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     IF shortlink_disable.code IS NULL OR shortlink_disable.disabled IS NULL THEN
@@ -1052,6 +1073,7 @@ CREATE FUNCTION shortlink_stats(
 )
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     link record;
@@ -1084,6 +1106,7 @@ CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to
 RETURNS TABLE (day date, visits bigint)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     max_days constant int := 36600;
@@ -1196,6 +1219,7 @@ CREATE FUNCTION shortlink_update(
 ) RETURNS shortlinks
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     cleared text[] := coalesce(shortlink_update.clear, '{}');

@@ -11,6 +11,7 @@ CREATE FUNCTION shortlink_disable(code text, disabled boolean DEFAULT true, doma
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     IF shortlink_disable.code IS NULL OR shortlink_disable.disabled IS NULL THEN
@@ -47,6 +48,7 @@ CREATE FUNCTION shortlink_update(
 ) RETURNS shortlinks
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     cleared text[] := coalesce(shortlink_update.clear, '{}');
@@ -153,6 +155,7 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_is_spent(timestamptz, bigint, b
 CREATE FUNCTION snowlink_internal._shortlinks_forget_visits(codes text[], link_ids bigint[]) RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     gone bigint[];
@@ -207,6 +210,7 @@ COMMENT ON FUNCTION shortlinks_purge_expired() IS
 CREATE FUNCTION shortlink_delete(code text, domain text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     deleted_id bigint;

@@ -65,8 +65,12 @@ CREATE POLICY well_formed_links ON shortlinks AS RESTRICTIVE FOR UPDATE
 CREATE FUNCTION snowlink_internal._shortlink_is_visible(code text, link_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = auto
 AS $$
 BEGIN
+    IF snowlink_internal._shortlinks_distributed() THEN
+        PERFORM pg_catalog.set_config('plan_cache_mode', 'force_custom_plan', true); -- citus.sql
+    END IF;
     PERFORM FROM @extschema@.shortlinks AS s
     WHERE s.code = _shortlink_is_visible.code AND s.id = _shortlink_is_visible.link_id;
     RETURN FOUND;

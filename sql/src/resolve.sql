@@ -32,6 +32,7 @@ CREATE FUNCTION snowlink_internal._shortlink_by_code(
 )
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     SELECT s.id, s.url, s.redirect_status, s.disabled, s.valid_from, s.expires_at, s.max_visits, s.visits
@@ -115,6 +116,7 @@ COMMENT ON FUNCTION shortlink_redirect(text) IS
 CREATE FUNCTION shortlink_is_live(code text, domain text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     -- PL/pgSQL, whose query Citus sends to the code's shard (it cannot plan an SQL function's).

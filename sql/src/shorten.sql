@@ -84,11 +84,15 @@ CREATE FUNCTION snowlink_internal._shortlink_lock_url(url text, domain text, dis
 RETURNS text[]
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = auto
 AS $$
 DECLARE
     url_bucket constant int := snowlink_internal._shortlink_url_bucket(_shortlink_lock_url.url);
     codes text[];
 BEGIN
+    IF distributed THEN
+        PERFORM pg_catalog.set_config('plan_cache_mode', 'force_custom_plan', true); -- citus.sql
+    END IF;
     UPDATE @extschema@.shortlink_url_locks AS l
     SET updates = l.updates + 1
     WHERE l.bucket = url_bucket;
@@ -113,6 +117,7 @@ CREATE FUNCTION snowlink_internal._shortlink_note_url_link(url text, domain text
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     INSERT INTO @extschema@.shortlink_url_links AS u (bucket, url, domain, code, link_id)
@@ -135,6 +140,7 @@ CREATE FUNCTION snowlink_internal._shortlink_await_codes(codes text[], url text,
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     unseen text[];
@@ -177,6 +183,7 @@ CREATE FUNCTION snowlink_internal._shortlinks_sync_url_links(codes text[], old_u
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     -- Computed first: Citus sends a query to the shards of a bucket it is given, not to those of
@@ -215,6 +222,7 @@ COMMENT ON FUNCTION snowlink_internal._shortlinks_sync_url_links(text[], text[])
 
 -- Whether Citus manages the links (src/shortlinks/link_lookup.rs).
 REVOKE ALL ON FUNCTION snowlink_internal._shortlinks_distributed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowlink_internal._shortlinks_distributed() TO snowlink_user;
 COMMENT ON FUNCTION snowlink_internal._shortlinks_distributed() IS 'internal: whether Citus manages the links';
 
 -- A short link for a URL (src/shortlinks/shorten.rs): the live link of the caller's owner with

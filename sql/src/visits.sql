@@ -106,12 +106,16 @@ COMMENT ON FUNCTION snowlink_internal._shortlinks_unseen_visits() IS
 CREATE FUNCTION snowlink_internal._shortlink_count_visit(code text, link_id bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = auto
 SET lock_timeout = 1000
 AS $$
 DECLARE
     visited_code text := _shortlink_count_visit.code;
     visited_at timestamptz := clock_timestamp();
 BEGIN
+    IF snowlink_internal._shortlinks_distributed() THEN
+        PERFORM pg_catalog.set_config('plan_cache_mode', 'force_custom_plan', true); -- citus.sql
+    END IF;
     IF visited_code IS NULL THEN
         SELECT s.code INTO visited_code FROM @extschema@.shortlinks AS s WHERE s.id = link_id;
     END IF;
@@ -141,6 +145,7 @@ CREATE FUNCTION shortlink_stats(
 )
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     link record;
@@ -177,6 +182,7 @@ CREATE FUNCTION shortlink_daily_visits(code text, from_day date DEFAULT NULL, to
 RETURNS TABLE (day date, visits bigint)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     max_days constant int := 36600;

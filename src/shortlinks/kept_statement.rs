@@ -1,13 +1,17 @@
 //! Statements of the extension's tables run from Rust through SPI, prepared once per backend for
 //! the schema the extension is in, as PL/pgSQL keeps its plans. PostgreSQL plans a kept statement
 //! again when a table it reads changes. Their text names every operator and function with its
-//! schema, so that no search_path of the caller can choose another.
+//! schema, so that no search_path of the caller can choose another. Where Citus manages the
+//! tables, each run is planned anew, as the extension's functions are there (sql/src/citus.sql):
+//! Citus's plans kept across runs grow with every run.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 
 use pgrx::prelude::*;
 use pgrx::PgTupleDesc;
+
+use super::link_lookup;
 
 /// A statement whose text names the extension's schema as `{schema}`.
 pub struct KeptStatement {
@@ -16,10 +20,12 @@ pub struct KeptStatement {
     prepared: RefCell<Option<Prepared>>,
 }
 
-/// The statement prepared for one schema, and that schema's name then.
+/// The statement prepared for one schema, that schema's name then, and whether Citus managed the
+/// tables.
 struct Prepared {
     schema: pg_sys::Oid,
     schema_name: CString,
+    distributed: bool,
     plan: pg_sys::SPIPlanPtr,
 }
 
@@ -77,24 +83,32 @@ impl KeptStatement {
     unsafe fn plan(&self, schema: pg_sys::Oid) -> pg_sys::SPIPlanPtr {
         let name_pointer = pg_sys::get_namespace_name(schema);
         let schema_name = CStr::from_ptr(name_pointer);
+        let distributed = link_lookup::is_distributed(schema);
         let mut prepared = self.prepared.borrow_mut();
-        if let Some(kept) = prepared
-            .as_ref()
-            .filter(|kept| kept.schema == schema && kept.schema_name.as_c_str() == schema_name)
-        {
+        if let Some(kept) = prepared.as_ref().filter(|kept| {
+            kept.schema == schema
+                && kept.schema_name.as_c_str() == schema_name
+                && kept.distributed == distributed
+        }) {
             return kept.plan;
         }
-        // The extension was made again, or its schema renamed.
+        // The extension was made again, its schema renamed, or its tables distributed.
         if let Some(old) = prepared.take() {
             pg_sys::SPI_freeplan(old.plan);
         }
         let quoted = CStr::from_ptr(pg_sys::quote_identifier(name_pointer)).to_string_lossy();
         let query = CString::new(self.query.replace("{schema}", &quoted))
             .expect("no NUL in a statement or a schema name");
-        let plan = pg_sys::SPI_prepare(
+        let options = if distributed {
+            pg_sys::CURSOR_OPT_CUSTOM_PLAN as i32
+        } else {
+            0
+        };
+        let plan = pg_sys::SPI_prepare_cursor(
             query.as_ptr(),
             self.argument_types.len() as i32,
             self.argument_types.as_ptr().cast_mut(),
+            options,
         );
         if plan.is_null() {
             let reason = CStr::from_ptr(pg_sys::SPI_result_code_string(pg_sys::SPI_result));
@@ -104,6 +118,7 @@ impl KeptStatement {
         *prepared = Some(Prepared {
             schema,
             schema_name: schema_name.to_owned(),
+            distributed,
             plan,
         });
         plan
