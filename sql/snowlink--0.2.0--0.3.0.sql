@@ -1625,6 +1625,7 @@ CREATE FUNCTION shortlinks_stats(codes text[], domain text DEFAULT NULL)
 RETURNS TABLE (code text, visits bigint, first_visit_at timestamptz, last_visit_at timestamptz)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     RETURN QUERY
