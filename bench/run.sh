@@ -301,9 +301,15 @@ SQL
         fi
     }
     MEASURE=tps_on_node
-    for script in plain_shortlinks_distinct resolve_distinct shorten shorten_shared; do
-        tps_in_turn 2 "$script@one_server" "$script@coordinator" "$script@worker1" | while read -r run median_tps; do
-            record citus "$run c=2" "$median_tps" tps
+    # Each node's reads in turn with each other, and its writes, so that a ratio on a node comes
+    # from the same rounds.
+    for node in one_server coordinator worker1; do
+        for group in "plain_shortlinks_distinct plain_shortlinks_columns resolve_distinct" "shorten shorten_shared"; do
+            runs=()
+            for script in $group; do runs+=("$script@$node"); done
+            tps_in_turn 2 "${runs[@]}" | while read -r run median_tps; do
+                record citus "$run c=2" "$median_tps" tps
+            done
         done
     done
     MEASURE=tps

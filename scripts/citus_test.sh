@@ -46,7 +46,7 @@ check_equal "CREATE EXTENSION on the coordinator installs snowlink on every node
         \$\$SELECT extversion FROM pg_extension WHERE extname = 'snowlink'\$\$)")" \
     "$(sql coordinator "SELECT default_version FROM pg_available_extensions WHERE name = 'snowlink'")"
 
-# The README's check: every node's range, and the pairs that share a node (none).
+# The check of docs/ids.md: every node's range, and the pairs that share a node (none).
 check_equal "no two nodes' snowflake ranges overlap (one query on the coordinator)" \
     "$(sql coordinator "WITH ranges AS (
             SELECT nodeid, result::int4range AS node_range
@@ -211,7 +211,7 @@ check_equal "shortlink_stats() counts each client's visit of its new link, from 
     "$(wait_for worker2 "$(with_links "SELECT sum((shortlink_stats(code)).visits) FROM links
                                        WHERE url LIKE 'https://example.com/pool/%'")" "$rounds")" "$rounds"
 # Set-based use: the statistics of many links at once, in one query that each shard answers for its
-# own links and their visits (README, "Scaling out with Citus").
+# own links and their visits (docs/citus.md).
 check_equal "shortlinks_stats() of every new link's code counts each client's visit, in one query" \
     "$(sql coordinator "SELECT sum(visits) FROM shortlinks_stats((
                             SELECT array_agg(code) FROM shortlinks WHERE url LIKE 'https://example.com/pool/%'))")" "$rounds"
@@ -347,7 +347,7 @@ check_equal "a listed link that is gone: a new link, and the URL lists it alone"
     "t01/1"
 
 # Citus reaches the shards as the session's role, which must therefore be able to log in. (The
-# visit rows of a link are not yet readable by such a role on Citus: README, "Owners".)
+# visit rows of a link are not yet readable by such a role on Citus: docs/links.md, "Owners".)
 echo "## owners on Citus: a role per tenant"
 sql coordinator "CREATE ROLE citus_tenant_a LOGIN IN ROLE snowlink_user; CREATE ROLE citus_tenant_b LOGIN IN ROLE snowlink_user" >/dev/null
 check_equal "a tenant's link, made on a worker, is its own" \
@@ -483,14 +483,14 @@ layout_query="SELECT string_agg(format('%s by %s with %s', p.logicalrelid,
               FROM pg_dist_partition AS p WHERE p.logicalrelid::text LIKE 'shortlink%'"
 fresh_layout=$(sql coordinator "$layout_query")
 fresh_catalog=$(psql_on coordinator -f "$PROJECT_DIR/scripts/extension_catalog.sql" | LC_ALL=C sort)
-# DROP EXTENSION leaves the shards on the nodes (Citus drops their metadata only): the README's
+# DROP EXTENSION leaves the shards on the nodes (Citus drops their metadata only): docs/citus.md's
 # statements drop them.
 drop_shards=$(sql coordinator "SELECT 'DROP TABLE IF EXISTS ' || string_agg(shard_name(logicalrelid, shardid), ', ')
                                FROM pg_dist_shard WHERE logicalrelid::text LIKE 'shortlink%'")
 sql coordinator "DROP EXTENSION snowlink CASCADE" >/dev/null 2>&1 &&
     drop_errors=$(sql coordinator "SELECT string_agg(result, ', ')
                                    FROM run_command_on_all_nodes(\$\$$drop_shards\$\$) WHERE NOT success")
-check_equal "after DROP EXTENSION and the README's DROP TABLE of its shards, no node keeps a table of snowlink" \
+check_equal "after DROP EXTENSION and the DROP TABLE of docs/citus.md of its shards, no node keeps a table of snowlink" \
     "$drop_errors $(sql_all "SELECT string_agg(relname, ' ') FROM pg_class WHERE relname LIKE 'shortlink%' AND relkind = 'r'" | sort -u)" " "
 sql coordinator "CREATE EXTENSION snowlink VERSION '0.2.0'" >/dev/null
 sql coordinator "SELECT count(shorten('https://example.com/old/' || i, code => 'old-' || i)) FROM generate_series(1, 100) AS i" >/dev/null

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The Python snippets of README.md's "Using snowlink from applications", run exactly as written
-# (psycopg 3 and SQLAlchemy 2, from PyPI, in a virtual environment under target/), against a scratch
-# server whose statement log shows what they sent. Prints one line per check.
+# The snippets of docs/applications.md, run exactly as written against a scratch server whose
+# statement log shows what they sent: psycopg 3 and SQLAlchemy 2 (from PyPI, in a virtual
+# environment under target/), node-postgres 8 (from npm, under target/) and tokio-postgres (the
+# example program of snowlink-http that holds the page's lines). Prints one line per check.
 source "$(dirname "$0")/lib.sh"
 
 PORT=25511
@@ -9,6 +10,7 @@ DB=clients
 WORK=$PROJECT_DIR/target/clients_test
 VENV=$PROJECT_DIR/target/clients-venv
 PYTHON_PACKAGES=("psycopg[binary]>=3.2,<4" "SQLAlchemy>=2.0.10,<2.1")
+NODE_DIR=$PROJECT_DIR/target/clients-node
 
 if ! "$VENV/bin/python" -c 'import psycopg, sqlalchemy' 2>/dev/null; then
     # Debian's python3 has the venv module but not ensurepip, which creating one needs.
@@ -16,6 +18,11 @@ if ! "$VENV/bin/python" -c 'import psycopg, sqlalchemy' 2>/dev/null; then
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet "${PYTHON_PACKAGES[@]}"
+fi
+command -v npm >/dev/null || ensure_debian_packages nodejs npm
+if ! [ -f "$NODE_DIR/node_modules/pg/package.json" ]; then
+    mkdir -p "$NODE_DIR"
+    npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "pg@8"
 fi
 
 trap 'cluster_remove "clients-$PG_MAJOR"' EXIT
@@ -28,16 +35,18 @@ sql postgres "CREATE DATABASE $DB" >/dev/null
 sql "$DB" "CREATE EXTENSION snowlink; CREATE ROLE app LOGIN IN ROLE snowlink_user; GRANT CREATE ON SCHEMA public TO app" >/dev/null
 export DATABASE_URL="postgresql://app@/$DB?host=$PGHOST&port=$PGPORT"
 
-# The ```python blocks of the section, one file each, in order.
-python3 - "$PROJECT_DIR/README.md" "$WORK" <<'PYTHON'
+# The ```python blocks before Django's, one file each, in order; the ```js block, as an ES module
+# beside its node_modules; the ```rust block, as the example program has it.
+python3 - "$PROJECT_DIR/docs/applications.md" "$WORK" "$NODE_DIR" <<'PYTHON'
 import pathlib, re, sys
-readme = pathlib.Path(sys.argv[1]).read_text()
-section = readme.split("\n## Using snowlink from applications\n", 1)[1].split("\n## ", 1)[0]
-python = section.split("\n### Django", 1)[0]  # the snippets that the test runs come first
+page = pathlib.Path(sys.argv[1]).read_text()
+python = page.split("\n## Django", 1)[0]  # the snippets that the test runs come first
 for number, block in enumerate(re.findall(r"```python\n(.*?)```", python, re.S), 1):
     pathlib.Path(sys.argv[2], f"snippet{number}.py").write_text(block)
+pathlib.Path(sys.argv[3], "snippet.mjs").write_text(re.search(r"```js\n(.*?)```", page, re.S).group(1))
+pathlib.Path(sys.argv[2], "snippet.rs").write_text(re.search(r"```rust\n(.*?)```", page, re.S).group(1))
 PYTHON
-check_equal "the README has the psycopg and SQLAlchemy snippets" "$(ls "$WORK"/snippet*.py | wc -l)" 2
+check_equal "docs/applications.md has the psycopg and SQLAlchemy snippets" "$(ls "$WORK"/snippet*.py | wc -l)" 2
 
 server_log=$(cluster_root)/clients-$PG_MAJOR/server.log
 statements_so_far() { wc -l <"$server_log"; }
@@ -67,5 +76,28 @@ check_equal "each object got the ID of its own row" \
 check_equal "shorten() for its columns" \
     "$(sql "$DB" "SELECT id || ' ' || code || ' ' || url FROM shortlinks WHERE url = 'https://example.com/sale'")" \
     "$link_id $code $url"
+
+echo "# node-postgres"
+(cd "$NODE_DIR" && node snippet.mjs) >"$WORK/node.out" 2>&1 && code=0 || code=$?
+cat "$WORK/node.out"
+check_equal "the node-postgres snippet runs" "$code" 0
+link=$(sql "$DB" "SELECT id || ' ' || code FROM shortlinks WHERE url = 'https://example.com/'")
+read -r link_id code <<<"$link"
+check_equal "it got the ID as a BigInt and the code as shorten() made them, then both in JSON" \
+    "$(cat "$WORK/node.out")" "${link_id}n $code
+{ id: '$link_id', code: '$code' }"
+
+echo "# tokio-postgres"
+example=$PROJECT_DIR/http/examples/tokio_postgres_client.rs
+sed -n '/docs\/applications.md: from here/,/docs\/applications.md: to here/p' "$example" |
+    sed '1d;$d' | sed 's/^    //' >"$WORK/example.rs"
+check_equal "the page shows the lines of http/examples/tokio_postgres_client.rs" \
+    "$(diff "$WORK/snippet.rs" "$WORK/example.rs")" ""
+(cd "$PROJECT_DIR" && cargo run --quiet -p snowlink-http --example tokio_postgres_client) >"$WORK/rust.out" 2>&1 &&
+    code=0 || code=$?
+cat "$WORK/rust.out"
+check_equal "the tokio-postgres example runs" "$code" 0
+check_equal "it got the link's ID and code, and the URL from shortlink_target()" \
+    "$(cat "$WORK/rust.out")" "$link https://example.com/"
 
 checks_summary "clients"

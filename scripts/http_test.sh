@@ -520,12 +520,12 @@ PYTHON
     "snowflake_node_status 0 True True
 snowlink_visit_writers 0 True True"
 
-echo "# the README's examples"
+echo "# the examples of docs/http.md"
 # The block after the marker in "Serving redirects over HTTP", run as it is with S and KEY set.
-sed -n '/^<!-- http_test.sh runs this block -->$/,/^```$/p' "$PROJECT_DIR/README.md" | sed '1,2d;$d' >"$WORK/readme.sh"
+sed -n '/^<!-- http_test.sh runs this block -->$/,/^```$/p' "$PROJECT_DIR/docs/http.md" | sed '1,2d;$d' >"$WORK/readme.sh"
 mkdir -p "$WORK/readme"
 (cd "$WORK/readme" && S=$API KEY=$ALICE bash -e "$WORK/readme.sh") >"$WORK/readme.out" 2>&1 && code=0 || code=$?
-check_equal "every curl of the README succeeds" "$code $(grep -c '^curl' "$WORK/readme.sh")" "0 11"
+check_equal "every curl of docs/http.md succeeds" "$code $(grep -c '^curl' "$WORK/readme.sh")" "0 11"
 check_equal "its redirect and its QR code are those of the link" \
     "$(grep -c '302 https://example.com/spring-sale$' "$WORK/readme.out") $(zbarimg -q --raw "$WORK/readme/spring.png" 2>/dev/null)" \
     "1 http://127.0.0.1:$TOKEN_HTTP_PORT/spring"

@@ -4,7 +4,8 @@
 # pg_dump/pg_restore round trips, updates from every released version, visits through the visit
 # writer, a full disk, IDs under clock steps,
 # three servers with a hot standby, clients through PgBouncer, snowlink-http with curl and
-# Chromium, the README's Python snippets, and (on 15) the packages in a clean Debian 12 and a
+# Chromium, the Python snippets of docs/applications.md, the SQL examples of README.md and docs/,
+# and (on 15) the packages in a clean Debian 12 and a
 # Citus cluster.
 # Exits non-zero when anything fails.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
@@ -93,8 +94,11 @@ test_version() {
     ensure_debian_packages chromium zbar-tools prometheus python3-yaml
     "$PROJECT_DIR/scripts/http_test.sh" 2>&1 | tee "$logs/http.log"
 
-    say "PostgreSQL $PG_MAJOR: the README's Python snippets (psycopg 3, SQLAlchemy 2)"
+    say "PostgreSQL $PG_MAJOR: the Python snippets of docs/applications.md (psycopg 3, SQLAlchemy 2)"
     "$PROJECT_DIR/scripts/clients_test.sh" 2>&1 | tee "$logs/clients.log"
+
+    say "PostgreSQL $PG_MAJOR: the SQL examples of README.md and docs/"
+    "$PROJECT_DIR/scripts/doc_test.sh" 2>&1 | tee "$logs/docs.log"
 
     # The packages, built and installed into a clean Debian 12, whose server is PostgreSQL 15.
     if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
@@ -132,7 +136,7 @@ done
 
 # The logs of the scripted tests that ran for a version (Citus runs on one).
 scripted_logs() {
-    ls "$1"/{dump_restore,upgrade,visits,disk_full,clock,servers,pgbouncer,http,clients,packages,citus}.log 2>/dev/null
+    ls "$1"/{dump_restore,upgrade,visits,disk_full,clock,servers,pgbouncer,http,clients,docs,packages,citus}.log 2>/dev/null
 }
 
 say "summary"
@@ -145,13 +149,13 @@ for version in "${versions[@]}"; do
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
     # shellcheck disable=SC2046 # one argument per log
-    grep -h -E '^(dump and restore|upgrade|visits|disk full|clock steps|several servers|pgbouncer|http|clients|packages|citus)[^:]*: [0-9]+ passed' \
+    grep -h -E '^(dump and restore|upgrade|visits|disk full|clock steps|several servers|pgbouncer|http|clients|docs|packages|citus)[^:]*: [0-9]+ passed' \
         $(scripted_logs "$logs")
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(dump and restore|upgrade|visits|disk full|clock steps|several servers|pgbouncer|http|clients|packages|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
+            sed -nE 's/^(dump and restore|upgrade|visits|disk full|clock steps|several servers|pgbouncer|http|clients|docs|packages|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
                 $(scripted_logs "$logs")
         } | awk '{ total += $1 } END { print total }'
     )))

@@ -261,13 +261,13 @@ mod tests {
             .contains("not text or json"));
     }
 
-    /// The settings as the man page, the packaged settings file and the README give them: every
+    /// The settings as the man page, the packaged settings file and docs/http.md give them: every
     /// one there, with the defaults of this file.
     #[test]
     fn the_documents_agree_with_the_code() {
         let man_page = include_str!("../../packaging/snowlink-http.1");
         let settings_file = include_str!("../../packaging/snowlink-http.env");
-        let readme = include_str!("../../README.md");
+        let http_page = include_str!("../../docs/http.md");
         for setting in [
             "DATABASE_URL",
             "LISTEN",
@@ -293,15 +293,15 @@ mod tests {
                 "{setting} in the file"
             );
             assert!(
-                readme.contains(&format!("| `{setting}` |")),
-                "{setting} in the README"
+                http_page.contains(&format!("| `{setting}` |")),
+                "{setting} in docs/http.md"
             );
         }
         let token_length = format!("at least {MIN_TOKEN_LENGTH} characters");
         let timeout = format!("{} s", DATABASE_TIMEOUT.as_secs());
-        for document in [man_page, settings_file, readme] {
+        for document in [man_page, settings_file, http_page] {
             assert!(document.contains(DEFAULT_LISTEN) && document.contains(&token_length));
         }
-        assert!(man_page.contains(&timeout) && readme.contains(&timeout));
+        assert!(man_page.contains(&timeout) && http_page.contains(&timeout));
     }
 }

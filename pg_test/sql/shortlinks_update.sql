@@ -89,7 +89,7 @@ RESET ROLE;
 DELETE FROM shortlinks WHERE owner_role LIKE 'update\_%';
 DROP ROLE update_owner, update_other, update_admin;
 
--- What a browser does after a permanent link's target changes is in README ("Editing links").
+-- What a browser does after a permanent link's target changes is in docs/links.md ("Editing links").
 SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proisstrict AS strict,
        p.proparallel AS parallel, p.prosecdef AS security_definer, p.proconfig
 FROM pg_proc AS p

@@ -131,7 +131,7 @@ impl Marks {
             )
             .with_detail("Its mark in memory is gone (after a reboot) and both copies of its lease on disk are unreadable.")
             .with_hint(
-                "Leave the node out of snowlink.node_min and snowlink.node_max, or see the README on high-water marks.",
+                "Leave the node out of snowlink.node_min and snowlink.node_max, or see \"High-water marks\" in docs/design.md.",
             )),
         }
     }
