@@ -482,7 +482,7 @@ layout_query="SELECT string_agg(format('%s by %s with %s', p.logicalrelid,
                               ', ' ORDER BY p.logicalrelid::text)
               FROM pg_dist_partition AS p WHERE p.logicalrelid::text LIKE 'shortlink%'"
 fresh_layout=$(sql coordinator "$layout_query")
-fresh_catalog=$(psql_on coordinator -f "$PROJECT_DIR/scripts/extension_catalog.sql" | LC_ALL=C sort)
+fresh_catalog=$(psql_on coordinator -f "$PROJECT_DIR/t/data/extension_catalog.sql" | LC_ALL=C sort)
 # DROP EXTENSION leaves the shards on the nodes (Citus drops their metadata only): docs/citus.md's
 # statements drop them.
 drop_shards=$(sql coordinator "SELECT 'DROP TABLE IF EXISTS ' || string_agg(shard_name(logicalrelid, shardid), ', ')
@@ -535,8 +535,8 @@ check_equal "... and keeps every link and every visit" \
 sql coordinator "SELECT shortlinks_distribute()" >/dev/null
 check_equal "shortlinks_distribute() then lays the tables out as on a fresh install" \
     "$(sql coordinator "$layout_query")" "$fresh_layout"
-check_equal "... with the objects of a fresh install (scripts/extension_catalog.sql)" \
-    "$(diff <(echo "$fresh_catalog") <(psql_on coordinator -f "$PROJECT_DIR/scripts/extension_catalog.sql" | LC_ALL=C sort))" ""
+check_equal "... with the objects of a fresh install (t/data/extension_catalog.sql)" \
+    "$(diff <(echo "$fresh_catalog") <(psql_on coordinator -f "$PROJECT_DIR/t/data/extension_catalog.sql" | LC_ALL=C sort))" ""
 check_equal "... and every link and visit, found from every node" \
     "$(sql coordinator "$links_query") $(sql coordinator "$visits_query")
 $(sql_all "SELECT count(*) FROM generate_series(1, 150) AS i

@@ -9,6 +9,9 @@ PGRX_VERSION=0.18.1
 DEBIAN_PG_MAJOR=15
 SUPPORTED_PG_MAJORS=(15 16 17 18)
 APT_PACKAGES=(postgresql-$DEBIAN_PG_MAJOR postgresql-server-dev-$DEBIAN_PG_MAJOR libclang-dev sudo)
+# What the TAP tests in t/ need beyond PostgreSQL's own test modules (which come with
+# postgresql-server-dev): IPC::Run, libfaketime for the clock steps, PgBouncer.
+TAP_PACKAGES=(libipc-run-perl libfaketime pgbouncer)
 export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -313,6 +316,25 @@ cluster_remove() {
         as_root rm -f "$(marks_segment "$dir/data" 2>/dev/null)"
     fi
     rm -rf "$dir"
+}
+
+# prove_tests LOG [NAME...]: the TAP tests t/NAME.pl (all of them by default) against the current
+# PostgreSQL, three at a time, as the server's user; their servers' data and logs go to
+# target/tap/pgMAJOR, kept for the tests that failed. Their output goes to LOG too.
+prove_tests() {
+    local log=$1 name tests=()
+    shift
+    for name in "$@"; do tests+=("t/$name.pl"); done
+    ((${#tests[@]})) || tests=(t/*.pl)
+    # The server's user must read the tests: a copy where it can (the checkout may be under /root).
+    local copy testdir=$PROJECT_DIR/target/tap/pg$PG_MAJOR
+    copy=$(reachable_dir tap)/t
+    rm -rf "$copy" "$testdir"
+    cp -r "$PROJECT_DIR/t" "$copy"
+    mkdir -p "$testdir"
+    [ "$(id -u)" -ne 0 ] || chown -R postgres: "$copy" "$testdir"
+    (cd "$copy/.." && as_pg_owner env PG_CONFIG="$PG_CONFIG" TESTDIR="$testdir" \
+        prove --timer --jobs 3 "${tests[@]}") 2>&1 | tee "$log"
 }
 
 # Checks of the test scripts. check_equal WHAT GOT EXPECTED prints "ok: WHAT" or "FAILED: ..." and

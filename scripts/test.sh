@@ -1,21 +1,40 @@
 #!/usr/bin/env bash
 # Command 2: every test. Style checks and snowlink-http's unit tests, then for each PostgreSQL
-# version: clippy, the Rust unit and #[pg_test] tests, the pg_regress suite in pg_test/,
-# pg_dump/pg_restore round trips, updates from every released version, visits through the visit
-# writer, a full disk, IDs under clock steps,
-# three servers with a hot standby, clients through PgBouncer, snowlink-http with curl and
-# Chromium, the Python snippets of docs/applications.md, the SQL examples of README.md and docs/,
-# and (on 15) the packages in a clean Debian 12 and a
-# Citus cluster.
-# Exits non-zero when anything fails.
+# version: clippy, the Rust unit and #[pg_test] tests, the pg_regress suite in pg_test/, the TAP
+# tests in t/ (pg_dump/pg_restore round trips, updates from every released version under load,
+# three servers and a hot standby, IDs under clock steps, clients through PgBouncer), visits
+# through the visit writer, a full disk, snowlink-http with curl and Chromium, the snippets of
+# docs/applications.md, the SQL examples of README.md and docs/, and (on 15) the packages in a
+# clean Debian 12 and a Citus cluster. A test that fails is reported, and the others still run;
+# the command then exits non-zero.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
+#        scripts/test.sh --only NAME... [-- MAJOR...]   the TAP tests t/NAME.pl alone
 source "$(dirname "$0")/lib.sh"
 
 REGRESS_PORT=${SNOWLINK_REGRESS_PORT:-25425}
+only=()
+if [ "${1:-}" = --only ]; then
+    shift
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        only+=("$1")
+        shift
+    done
+    [ "${1:-}" != -- ] || shift
+    ((${#only[@]})) || { echo "--only needs the name of a test in t/" >&2; exit 2; }
+fi
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=("$DEBIAN_PG_MAJOR")
 [ "${versions[*]}" != all ] || versions=("${SUPPORTED_PG_MAJORS[@]}")
 cd "$PROJECT_DIR"
+
+# The tests that failed, by version and name: the run goes on past them.
+FAILED=()
+# scripted LOG COMMAND...: runs a test script, its output also into LOG.
+scripted() {
+    local log=$1
+    shift
+    "$@" 2>&1 | tee -a "$log" || FAILED+=("PostgreSQL $PG_MAJOR: $(basename "$log" .log)")
+}
 
 test_version() {
     use_postgres "$1"
@@ -40,8 +59,14 @@ test_version() {
     fi
     cargo pgrx test "pg$PG_MAJOR" tests::pg_ "${runas[@]}" 2>&1 | tee "$logs/pg-tests.log"
 
-    say "PostgreSQL $PG_MAJOR: pg_regress"
     install_extension
+    # The TAP tests start their own servers on free ports: they run meanwhile, their output in
+    # their log until they end.
+    ensure_debian_packages "${TAP_PACKAGES[@]}"
+    prove_tests "$logs/tap.log" >/dev/null &
+    local tap=$!
+
+    say "PostgreSQL $PG_MAJOR: pg_regress"
     # With Rust backtraces on, as some servers have them: errors must read the same.
     CLUSTER_ENV=(RUST_BACKTRACE=1)
     # Each backend writes its own visits, so that every file reads its counts at once; the visit
@@ -59,51 +84,32 @@ test_version() {
         --host="$PGHOST" --port="$PGPORT" --user=postgres --inputdir=pg_test --outputdir="$results" \
         --dbname=snowlink_regress --load-extension=snowlink $tests 2>&1 | tee "$logs/pg_regress.log" || {
         cat "$results/regression.diffs" 2>/dev/null
-        exit 1
+        FAILED+=("PostgreSQL $PG_MAJOR: pg_regress")
     }
 
-    say "PostgreSQL $PG_MAJOR: pg_dump and pg_restore round trips"
-    "$PROJECT_DIR/scripts/dump_restore_test.sh" 2>&1 | tee "$logs/dump_restore.log"
-    local version
-    for version in $(released_versions); do
-        "$PROJECT_DIR/scripts/dump_restore_test.sh" --updated-from "$version" 2>&1 | tee -a "$logs/dump_restore.log"
-        "$PROJECT_DIR/scripts/dump_restore_test.sh" --dumped-at "$version" 2>&1 | tee -a "$logs/dump_restore.log"
-    done
-
-    say "PostgreSQL $PG_MAJOR: ALTER EXTENSION UPDATE from every released version"
-    "$PROJECT_DIR/scripts/upgrade_test.sh" 2>&1 | tee "$logs/upgrade.log"
     cluster_remove "regress-$PG_MAJOR"
     trap - EXIT
 
     say "PostgreSQL $PG_MAJOR: visits through the visit writer, crashes under load"
-    "$PROJECT_DIR/scripts/visits_test.sh" 2>&1 | tee "$logs/visits.log"
+    scripted "$logs/visits.log" scripts/visits_test.sh
 
     say "PostgreSQL $PG_MAJOR: a full disk (the data directory on a small tmpfs)"
-    "$PROJECT_DIR/scripts/disk_full_test.sh" 2>&1 | tee "$logs/disk_full.log"
-
-    say "PostgreSQL $PG_MAJOR: snowflake IDs under clock steps (libfaketime)"
-    "$PROJECT_DIR/scripts/clock_test.sh" 2>&1 | tee "$logs/clock.log"
-
-    say "PostgreSQL $PG_MAJOR: three servers and a hot standby"
-    "$PROJECT_DIR/scripts/servers_test.sh" 2>&1 | tee "$logs/servers.log"
-
-    say "PostgreSQL $PG_MAJOR: clients through PgBouncer"
-    "$PROJECT_DIR/scripts/pgbouncer_test.sh" 2>&1 | tee "$logs/pgbouncer.log"
+    scripted "$logs/disk_full.log" scripts/disk_full_test.sh
 
     say "PostgreSQL $PG_MAJOR: snowlink-http with curl and headless Chromium"
     ensure_debian_packages chromium zbar-tools prometheus python3-yaml
-    "$PROJECT_DIR/scripts/http_test.sh" 2>&1 | tee "$logs/http.log"
+    scripted "$logs/http.log" scripts/http_test.sh
 
-    say "PostgreSQL $PG_MAJOR: the Python snippets of docs/applications.md (psycopg 3, SQLAlchemy 2)"
-    "$PROJECT_DIR/scripts/clients_test.sh" 2>&1 | tee "$logs/clients.log"
+    say "PostgreSQL $PG_MAJOR: the snippets of docs/applications.md (Python, Node.js, Rust)"
+    scripted "$logs/clients.log" scripts/clients_test.sh
 
     say "PostgreSQL $PG_MAJOR: the SQL examples of README.md and docs/"
-    "$PROJECT_DIR/scripts/doc_test.sh" 2>&1 | tee "$logs/docs.log"
+    scripted "$logs/docs.log" scripts/doc_test.sh
 
     # The packages, built and installed into a clean Debian 12, whose server is PostgreSQL 15.
     if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
         say "PostgreSQL $PG_MAJOR: the packages in a clean Debian 12"
-        "$PROJECT_DIR/scripts/package_test.sh" 2>&1 | tee "$logs/packages.log"
+        scripted "$logs/packages.log" scripts/package_test.sh
     fi
 
     # Citus 13, the newest for PostgreSQL 15, is not built for the other versions.
@@ -111,13 +117,31 @@ test_version() {
         say "PostgreSQL $PG_MAJOR: a Citus coordinator and two workers"
         if citus_available; then
             ensure_citus
-            "$PROJECT_DIR/scripts/citus_test.sh" 2>&1 | tee "$logs/citus.log"
+            scripted "$logs/citus.log" scripts/citus_test.sh
         else
             echo "skipped: Citus is not installed and its source is not in $CITUS_SOURCE" |
                 tee "$logs/citus.log"
         fi
     fi
+
+    say "PostgreSQL $PG_MAJOR: the TAP tests in t/ (started before pg_regress)"
+    wait "$tap" || FAILED+=("PostgreSQL $PG_MAJOR: TAP tests (their logs: target/tap/pg$PG_MAJOR/tmp_check/log)")
+    cat "$logs/tap.log"
 }
+
+if ((${#only[@]})); then
+    for version in "${versions[@]}"; do
+        use_postgres "$version"
+        ensure_tools
+        ensure_debian_packages "${TAP_PACKAGES[@]}"
+        install_extension
+        prove_tests "$PROJECT_DIR/target/tap-pg$PG_MAJOR.log" "${only[@]}" ||
+            FAILED+=("PostgreSQL $PG_MAJOR: ${only[*]}")
+    done
+    ((${#FAILED[@]} == 0)) || { printf 'FAILED: %s\n' "${FAILED[@]}"; exit 1; }
+    exit 0
+fi
+
 
 say "cargo fmt --check"
 cargo fmt --all --check
@@ -136,7 +160,14 @@ done
 
 # The logs of the scripted tests that ran for a version (Citus runs on one).
 scripted_logs() {
-    ls "$1"/{dump_restore,upgrade,visits,disk_full,clock,servers,pgbouncer,http,clients,docs,packages,citus}.log 2>/dev/null
+    ls "$1"/{visits,disk_full,http,clients,docs,packages,citus}.log 2>/dev/null
+}
+
+# tap_passed LOG: how many checks of the TAP tests passed, from prove's output in LOG.
+tap_passed() {
+    awk '/^Files=[0-9]+, Tests=/ { sub(/,$/, "", $2); sub(/Tests=/, "", $2); run = $2 }
+         /Failed [0-9]+\/[0-9]+ subtests/ { split($2, n, "/"); failed += n[1] }
+         END { print run - failed }' "$1"
 }
 
 say "summary"
@@ -149,15 +180,22 @@ for version in "${versions[@]}"; do
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
     # shellcheck disable=SC2046 # one argument per log
-    grep -h -E '^(dump and restore|upgrade|visits|disk full|clock steps|several servers|pgbouncer|http|clients|docs|packages|citus)[^:]*: [0-9]+ passed' \
+    grep -h -E '^(visits|disk full|http|clients|docs|packages|citus)[^:]*: [0-9]+ passed' \
         $(scripted_logs "$logs")
+    grep -h -E '^(Files=|Result:)' "$logs/tap.log"
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(dump and restore|upgrade|visits|disk full|clock steps|several servers|pgbouncer|http|clients|docs|packages|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
+            sed -nE 's/^(visits|disk full|http|clients|docs|packages|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
                 $(scripted_logs "$logs")
+            tap_passed "$logs/tap.log"
         } | awk '{ total += $1 } END { print total }'
     )))
 done
+if ((${#FAILED[@]})); then
+    echo "snowlink: $total passed; these failed (their output is above):"
+    printf '  %s\n' "${FAILED[@]}"
+    exit 1
+fi
 echo "snowlink: $total passed, 0 failed"

@@ -1,6 +1,6 @@
 -- The versions this build can install, and how a database moves between them. 0.1.0 and 0.2.0 are
 -- released; a database made with either moves on with ALTER EXTENSION snowlink UPDATE, which keeps
--- its data (scripts/upgrade_test.sh). There is no way back to an older version.
+-- its data (t/upgrade.pl). There is no way back to an older version.
 SELECT version, installed, superuser, relocatable
 FROM pg_available_extension_versions
 WHERE name = 'snowlink'

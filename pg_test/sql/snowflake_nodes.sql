@@ -68,7 +68,7 @@ DROP ROLE snowlink_app;
 
 -- snowflake_node_status: the server's range, the nodes claimed in it (this session holds one),
 -- and its high-water marks; with the clock where it is, no node's mark is ahead of it
--- (scripts/clock_test.sh steps the clock back and sees nodes refuse IDs).
+-- (t/clock.pl steps the clock back and sees nodes refuse IDs).
 SELECT node_range, nodes, claimed >= 1 AS claimed, nodes_ahead_of_clock, nodes_refusing, furthest_ahead_ms,
        last_lease_at BETWEEN now() - interval '1 hour' AND clock_timestamp() + interval '1 minute' AS recent_lease
 FROM snowflake_node_status;

@@ -1,5 +1,5 @@
--- Short links of every kind, with their bookkeeping: what scripts/dump_restore_test.sh and
--- scripts/upgrade_test.sh expect to survive a dump or an update. It uses only what snowlink 0.1.0
+-- Short links of every kind, with their bookkeeping: what t/dump_restore.pl and
+-- t/upgrade.pl expect to survive a dump or an update. It uses only what snowlink 0.1.0
 -- already had, so that it runs against every released version. Run it with psql in a database
 -- where snowlink is installed.
 \set ON_ERROR_STOP on

@@ -1,5 +1,5 @@
 -- Everything a user can see of the snowlink extension in the current database, one property per
--- line: "OBJECT | PROPERTY<TAB>VALUE". scripts/upgrade_test.sh compares an updated
+-- line: "OBJECT | PROPERTY<TAB>VALUE". t/upgrade.pl compares an updated
 -- database with a fresh install through it, so objects are named as pg_identify_object() names
 -- them (no OIDs), every value is escaped onto one line, and properties that do not apply (NULL or
 -- empty) are left out.
