@@ -5,7 +5,7 @@
 # insert into a distributed table keyed by DEFAULT snowflake_next(), and no ID may repeat. Then
 # shortlinks_distribute(), and clients on every node at once shorten and resolve links: every link
 # is found and every visit counted from every node, and each function works on every node. Needs
-# Citus (scripts/lib.sh ensure_citus). Prints one line per check.
+# Citus (scripts/tools.sh ensure_citus). Prints one line per check.
 source "$(dirname "$0")/lib.sh"
 
 CLIENTS_PER_NODE=2

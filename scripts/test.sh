@@ -2,11 +2,11 @@
 # Command 2: every test. Style checks and snowlink-http's unit tests, then for each PostgreSQL
 # version: clippy, the Rust unit and #[pg_test] tests, the pg_regress suite in pg_test/, the TAP
 # tests in t/ (pg_dump/pg_restore round trips, updates from every released version under load,
-# three servers and a hot standby, IDs under clock steps, clients through PgBouncer), visits
-# through the visit writer, a full disk, snowlink-http with curl and Chromium, the snippets of
-# docs/applications.md, the SQL examples of README.md and docs/, and (on 15) the packages in a
-# clean Debian 12 and a Citus cluster. A test that fails is reported, and the others still run;
-# the command then exits non-zero.
+# visits through the visit writer and crashes, a full disk, three servers and a hot standby, IDs
+# under clock steps, clients through PgBouncer), snowlink-http with curl and Chromium, the
+# snippets of docs/applications.md, the SQL examples of README.md and docs/, and (on 15) the
+# packages in a clean Debian 12 and a Citus cluster. A test that fails is reported, and the
+# others still run; the command then exits non-zero.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
 #        scripts/test.sh --only NAME... [-- MAJOR...]   the TAP tests t/NAME.pl alone
 source "$(dirname "$0")/lib.sh"
@@ -70,7 +70,7 @@ test_version() {
     # With Rust backtraces on, as some servers have them: errors must read the same.
     CLUSTER_ENV=(RUST_BACKTRACE=1)
     # Each backend writes its own visits, so that every file reads its counts at once; the visit
-    # writer, the default, has its cases in shortlinks_visits and scripts/visits_test.sh.
+    # writer, the default, has its cases in shortlinks_visits and t/visits.pl.
     cluster_start "regress-$PG_MAJOR" "$REGRESS_PORT" max_prepared_transactions=2 \
         snowlink.visit_write_mode=transaction
     CLUSTER_ENV=()
@@ -90,14 +90,8 @@ test_version() {
     cluster_remove "regress-$PG_MAJOR"
     trap - EXIT
 
-    say "PostgreSQL $PG_MAJOR: visits through the visit writer, crashes under load"
-    scripted "$logs/visits.log" scripts/visits_test.sh
-
-    say "PostgreSQL $PG_MAJOR: a full disk (the data directory on a small tmpfs)"
-    scripted "$logs/disk_full.log" scripts/disk_full_test.sh
-
     say "PostgreSQL $PG_MAJOR: snowlink-http with curl and headless Chromium"
-    ensure_debian_packages chromium zbar-tools prometheus python3-yaml
+    ensure_debian_packages "${HTTP_TEST_PACKAGES[@]}"
     scripted "$logs/http.log" scripts/http_test.sh
 
     say "PostgreSQL $PG_MAJOR: the snippets of docs/applications.md (Python, Node.js, Rust)"
@@ -160,7 +154,7 @@ done
 
 # The logs of the scripted tests that ran for a version (Citus runs on one).
 scripted_logs() {
-    ls "$1"/{visits,disk_full,http,clients,docs,packages,citus}.log 2>/dev/null
+    ls "$1"/{http,clients,docs,packages,citus}.log 2>/dev/null
 }
 
 # tap_passed LOG: how many checks of the TAP tests passed, from prove's output in LOG.
@@ -180,14 +174,14 @@ for version in "${versions[@]}"; do
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
     # shellcheck disable=SC2046 # one argument per log
-    grep -h -E '^(visits|disk full|http|clients|docs|packages|citus)[^:]*: [0-9]+ passed' \
+    grep -h -E '^(http|clients|docs|packages|citus)[^:]*: [0-9]+ passed' \
         $(scripted_logs "$logs")
     grep -h -E '^(Files=|Result:)' "$logs/tap.log"
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(visits|disk full|http|clients|docs|packages|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
+            sed -nE 's/^(http|clients|docs|packages|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
                 $(scripted_logs "$logs")
             tap_passed "$logs/tap.log"
         } | awk '{ total += $1 } END { print total }'

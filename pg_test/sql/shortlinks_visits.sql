@@ -195,7 +195,7 @@ SET snowlink.visit_write_mode = sometimes;
 DROP EXTENSION dblink;
 
 -- snowlink_visit_writers: each database's visit writer, as its rings file shows it
--- (scripts/visits_test.sh watches one run, stop, fall behind a locked table and drop visits).
+-- (t/visits.pl watches one run, stop, fall behind a locked table and drop visits).
 -- This database's backends counted visits through the writer above, so it has a row.
 SELECT running IN (true, false) AS known, pending_visits >= 0 AS pending, written_visits > 0 AS wrote,
        dropped_visits, rings > 0 AS has_rings, ring_capacity
