@@ -3,9 +3,9 @@
 # version: clippy, the Rust unit and #[pg_test] tests, the pg_regress suite in pg_test/, the TAP
 # tests in t/ (pg_dump/pg_restore round trips, updates from every released version under load,
 # visits through the visit writer and crashes, a full disk, three servers and a hot standby, IDs
-# under clock steps, clients through PgBouncer), snowlink-http with curl and Chromium, the
-# snippets of docs/applications.md, the SQL examples of README.md and docs/, and (on 15) the
-# packages in a clean Debian 12 and a Citus cluster. A test that fails is reported, and the
+# under clock steps, clients through PgBouncer, and on 15 a Citus cluster), snowlink-http with
+# curl and Chromium, the snippets of docs/applications.md, the SQL examples of README.md and
+# docs/, and (on 15) the packages in a clean Debian 12. A test that fails is reported, and the
 # others still run; the command then exits non-zero.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
 #        scripts/test.sh --only NAME... [-- MAJOR...]   the TAP tests t/NAME.pl alone
@@ -62,7 +62,7 @@ test_version() {
     install_extension
     # The TAP tests start their own servers on free ports: they run meanwhile, their output in
     # their log until they end.
-    ensure_debian_packages "${TAP_PACKAGES[@]}"
+    ensure_tap_tools
     prove_tests "$logs/tap.log" >/dev/null &
     local tap=$!
 
@@ -106,18 +106,6 @@ test_version() {
         scripted "$logs/packages.log" scripts/package_test.sh
     fi
 
-    # Citus 13, the newest for PostgreSQL 15, is not built for the other versions.
-    if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
-        say "PostgreSQL $PG_MAJOR: a Citus coordinator and two workers"
-        if citus_available; then
-            ensure_citus
-            scripted "$logs/citus.log" scripts/citus_test.sh
-        else
-            echo "skipped: Citus is not installed and its source is not in $CITUS_SOURCE" |
-                tee "$logs/citus.log"
-        fi
-    fi
-
     say "PostgreSQL $PG_MAJOR: the TAP tests in t/ (started before pg_regress)"
     wait "$tap" || FAILED+=("PostgreSQL $PG_MAJOR: TAP tests (their logs: target/tap/pg$PG_MAJOR/tmp_check/log)")
     cat "$logs/tap.log"
@@ -127,7 +115,7 @@ if ((${#only[@]})); then
     for version in "${versions[@]}"; do
         use_postgres "$version"
         ensure_tools
-        ensure_debian_packages "${TAP_PACKAGES[@]}"
+        ensure_tap_tools
         install_extension
         prove_tests "$PROJECT_DIR/target/tap-pg$PG_MAJOR.log" "${only[@]}" ||
             FAILED+=("PostgreSQL $PG_MAJOR: ${only[*]}")
@@ -152,9 +140,9 @@ for version in "${versions[@]}"; do
     test_version "$version"
 done
 
-# The logs of the scripted tests that ran for a version (Citus runs on one).
+# The logs of the scripted tests that ran for a version (the packages are tested on one).
 scripted_logs() {
-    ls "$1"/{http,clients,docs,packages,citus}.log 2>/dev/null
+    ls "$1"/{http,clients,docs,packages}.log 2>/dev/null
 }
 
 # tap_passed LOG: how many checks of the TAP tests passed, from prove's output in LOG.
@@ -174,14 +162,14 @@ for version in "${versions[@]}"; do
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
     # shellcheck disable=SC2046 # one argument per log
-    grep -h -E '^(http|clients|docs|packages|citus)[^:]*: [0-9]+ passed' \
+    grep -h -E '^(http|clients|docs|packages)[^:]*: [0-9]+ passed' \
         $(scripted_logs "$logs")
     grep -h -E '^(Files=|Result:)' "$logs/tap.log"
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(http|clients|docs|packages|citus)[^:]*: ([0-9]+) passed.*/\2/p' \
+            sed -nE 's/^(http|clients|docs|packages)[^:]*: ([0-9]+) passed.*/\2/p' \
                 $(scripted_logs "$logs")
             tap_passed "$logs/tap.log"
         } | awk '{ total += $1 } END { print total }'

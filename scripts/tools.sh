@@ -91,7 +91,7 @@ ensure_tools() {
     fi
 }
 
-# Citus, for scripts/citus_test.sh: Debian does not package it, so it is built from source, once per
+# Citus, for t/citus.pl: Debian does not package it, so it is built from source, once per
 # PostgreSQL installation, from $CITUS_SOURCE (a folder with citus-VERSION.tar.gz and the patches
 # that PostgreSQL 15.20 needs), else from the vendor folder beside the project.
 CITUS_VERSION=13.2.2
@@ -122,6 +122,13 @@ ensure_citus() {
 }
 
 
+# What the TAP tests in t/ need for the current PostgreSQL: their packages, and on 15 Citus, built
+# from its source when that is at hand (t/citus.pl is skipped without it).
+ensure_tap_tools() {
+    ensure_debian_packages "${TAP_PACKAGES[@]}"
+    [ "$PG_MAJOR" != "$DEBIAN_PG_MAJOR" ] || ! citus_available || ensure_citus
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     source "$(dirname "$0")/lib.sh"
     majors=("$@")
@@ -130,8 +137,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     for major in "${majors[@]}"; do
         use_postgres "$major"
         ensure_tools
-        ensure_debian_packages "${TAP_PACKAGES[@]}" "${HTTP_TEST_PACKAGES[@]}"
-        [ "$PG_MAJOR" != "$DEBIAN_PG_MAJOR" ] || ! citus_available || ensure_citus
+        ensure_tap_tools
+        ensure_debian_packages "${HTTP_TEST_PACKAGES[@]}"
         echo "PostgreSQL $PG_MAJOR: $("$PG_CONFIG" --version) in $("$PG_CONFIG" --bindir)"
     done
 fi

@@ -71,7 +71,7 @@ DROP ROLE snowlink_stranger;
 
 -- On one server shorten() finds a URL's links through the hash index on shortlinks.url; the list
 -- of each URL's links in shortlink_url_links, and the wait for a link listed there that does not
--- show yet, are for Citus (scripts/citus_test.sh), and nothing writes the list here.
+-- show yet, are for Citus (t/citus.pl), and nothing writes the list here.
 SELECT count(*) AS url_links_on_one_server FROM shortlink_url_links;
 
 SELECT dblink_disconnect('s' || n) FROM generate_series(1, 4) AS n;

@@ -1,5 +1,5 @@
 -- shortlinks_distribute(shard_count): on the coordinator of a Citus cluster, makes the extension's
--- tables Citus tables (scripts/citus_test.sh runs it on a cluster). And what keeps the generated
+-- tables Citus tables (t/citus.pl runs it on a cluster). And what keeps the generated
 -- codes of several servers apart, which works the same on one server.
 TRUNCATE shortlinks, shortlink_visits;
 \set SHOW_CONTEXT never
