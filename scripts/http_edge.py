@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Raw-socket clients for scripts/http_test.sh: what a browser or curl never sends, to check that
+"""Raw-socket clients for t/http.pl: what a browser or curl never sends, to check that
 snowlink-http holds at the edge. Each command prints one line for the test to compare.
 
   smuggle PORT               a request with both Content-Length and Transfer-Encoding, and a second

@@ -217,20 +217,23 @@ prove_tests() {
     shift
     for name in "$@"; do tests+=("t/$name.pl"); done
     ((${#tests[@]})) || tests=(t/*.pl)
-    # The server's user must read the tests: a copy where it can (the checkout may be under /root).
-    local copy testdir=$PROJECT_DIR/target/tap/pg$PG_MAJOR
-    copy=$(reachable_dir tap)/t
+    # The server's user must read the tests and what t/http.pl runs (the documents whose examples
+    # it runs, snowlink-http): a copy where it can (the checkout may be under /root).
+    local copy testdir=$PROJECT_DIR/target/tap/pg$PG_MAJOR binary
+    binary=$(snowlink_http_binary)
+    copy=$(reachable_dir tap)
     local small_disk=$testdir/small-disk
     ! mountpoint -q "$small_disk" || as_root umount "$small_disk"
-    rm -rf "$copy" "$testdir"
-    cp -r "$PROJECT_DIR/t" "$copy"
-    mkdir -p "$testdir" "$small_disk"
+    rm -rf "$testdir" "${copy:?}"/*
+    (cd "$PROJECT_DIR" && cp -r --parents t docs scripts/http_edge.py http/Cargo.toml "$copy")
+    mkdir -p "$copy/target/release" "$testdir" "$small_disk"
+    cp "$binary" "$copy/target/release/"
     [ "$(id -u)" -ne 0 ] || chown -R postgres: "$copy" "$testdir"
     # t/disk_full.pl's data directory: a 96 MB tmpfs, which only root can mount.
     as_root mount -t tmpfs -o "size=96m,mode=0700,uid=$(id -u postgres),gid=$(id -g postgres)" tmpfs "$small_disk" ||
         echo "cannot mount a tmpfs (root only): t/disk_full.pl is skipped"
     local status=0
-    (cd "$copy/.." && as_pg_owner env PG_CONFIG="$PG_CONFIG" TESTDIR="$testdir" SNOWLINK_TEST_SMALL_DISK="$small_disk" \
+    (cd "$copy" && as_pg_owner env PG_CONFIG="$PG_CONFIG" TESTDIR="$testdir" SNOWLINK_TEST_SMALL_DISK="$small_disk" \
         prove --timer --jobs 3 "${tests[@]}") 2>&1 | tee "$log" || status=$?
     ! mountpoint -q "$small_disk" || as_root umount "$small_disk"
     return "$status"

@@ -3,8 +3,8 @@
 # version: clippy, the Rust unit and #[pg_test] tests, the pg_regress suite in pg_test/, the TAP
 # tests in t/ (pg_dump/pg_restore round trips, updates from every released version under load,
 # visits through the visit writer and crashes, a full disk, three servers and a hot standby, IDs
-# under clock steps, clients through PgBouncer, and on 15 a Citus cluster), snowlink-http with
-# curl and Chromium, the snippets of docs/applications.md, the SQL examples of README.md and
+# under clock steps, clients through PgBouncer, snowlink-http with curl and Chromium, and on 15 a
+# Citus cluster), the snippets of docs/applications.md, the SQL examples of README.md and
 # docs/, and (on 15) the packages in a clean Debian 12. A test that fails is reported, and the
 # others still run; the command then exits non-zero.
 # Usage: scripts/test.sh [MAJOR... | all]   (default 15; all: 15 16 17 18)
@@ -90,10 +90,6 @@ test_version() {
     cluster_remove "regress-$PG_MAJOR"
     trap - EXIT
 
-    say "PostgreSQL $PG_MAJOR: snowlink-http with curl and headless Chromium"
-    ensure_debian_packages "${HTTP_TEST_PACKAGES[@]}"
-    scripted "$logs/http.log" scripts/http_test.sh
-
     say "PostgreSQL $PG_MAJOR: the snippets of docs/applications.md (Python, Node.js, Rust)"
     scripted "$logs/clients.log" scripts/clients_test.sh
 
@@ -142,7 +138,7 @@ done
 
 # The logs of the scripted tests that ran for a version (the packages are tested on one).
 scripted_logs() {
-    ls "$1"/{http,clients,docs,packages}.log 2>/dev/null
+    ls "$1"/{clients,docs,packages}.log 2>/dev/null
 }
 
 # tap_passed LOG: how many checks of the TAP tests passed, from prove's output in LOG.
@@ -162,14 +158,14 @@ for version in "${versions[@]}"; do
     grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log"
     grep -h -E '^(# )? *All [0-9]+ tests passed' "$logs/pg_regress.log"
     # shellcheck disable=SC2046 # one argument per log
-    grep -h -E '^(http|clients|docs|packages)[^:]*: [0-9]+ passed' \
+    grep -h -E '^(clients|docs|packages)[^:]*: [0-9]+ passed' \
         $(scripted_logs "$logs")
     grep -h -E '^(Files=|Result:)' "$logs/tap.log"
     total=$((total + $(
         {
             grep -h '^test result:' "$logs/unit-tests.log" "$logs/pg-tests.log" | awk '{ print $4 }'
             sed -nE 's/^(# )? *All ([0-9]+) tests passed.*/\2/p' "$logs/pg_regress.log"
-            sed -nE 's/^(http|clients|docs|packages)[^:]*: ([0-9]+) passed.*/\2/p' \
+            sed -nE 's/^(clients|docs|packages)[^:]*: ([0-9]+) passed.*/\2/p' \
                 $(scripted_logs "$logs")
             tap_passed "$logs/tap.log"
         } | awk '{ total += $1 } END { print total }'

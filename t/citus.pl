@@ -539,9 +539,11 @@ is(sql('coordinator', $links_query) . ' ' . sql('coordinator', $visits_query), "
 sql('coordinator', 'SELECT shortlinks_distribute()');
 is(sql('coordinator', $layout_query), $fresh_layout, 'shortlinks_distribute() then lays the tables out as on a fresh install');
 is(catalog(), $fresh_catalog, '... with the objects of a fresh install (t/data/extension_catalog.sql)');
+is(sql('coordinator', $links_query) . ' ' . sql('coordinator', $visits_query), "$links_before $visits_before",
+	'... and every link and visit');
+# Each of these counts a visit: checked after the visits above.
 my %found = map { $_ => 1 } sql_all("SELECT count(*) FROM generate_series(1, 150) AS i WHERE resolve('old-' || i) = 'https://example.com/old/' || i");
-is(sql('coordinator', $links_query) . ' ' . sql('coordinator', $visits_query) . ' ' . join(',', keys %found),
-	"$links_before $visits_before 150", '... and every link and visit, found from every node');
+is(join(',', keys %found), 150, '... every link found from every node');
 my $new_code = sql('worker2', "SELECT code FROM shorten('https://example.com/new/after-update')");
 is(sql('coordinator', "SELECT resolve('$new_code')"), 'https://example.com/new/after-update',
 	'... where a worker shortens and the coordinator resolves');
