@@ -344,6 +344,26 @@ if "citus" in values:
         "",
     ]
 
+# Filled in by bench/peers_report.py, from the runs of bench/peers.sh.
+lines += [
+    "## Beside the peers",
+    "",
+    "`bench/peers.sh MAJOR` (which `bench/run.sh` runs for 15 and for the newest PostgreSQL) builds",
+    "pgEdge's snowflake extension from `../shared/vendor/pgedge-snowflake/` and measures it beside",
+    "`snowflake_next()`, `nextval()`, `gen_random_uuid()` and, from 18, `uuidv7()`, on a scratch",
+    "server of its own: five rounds (three for the INSERTs), the candidates in turn, every other",
+    "round in reverse order, medians; neither extension's library preloaded but in the row that",
+    "says so. The last column is snowlink's figure against pgEdge's, above 1 where snowlink is",
+    "faster or smaller. In one statement both generators are at the layout's limit of 4,096 IDs per",
+    "millisecond (1M IDs span 244 ms): pgEdge gets under it by stamping IDs up to 34 ms ahead of the",
+    "clock, where snowlink waits for the clock. A new connection's first ID loads each library:",
+    "snowlink's is 2.1 MB for the dynamic loader to relocate, pgEdge's 66 KB.",
+    "",
+    "<!-- peers: begin -->",
+    "<!-- peers: end -->",
+    "",
+]
+
 lines += [
     "## What the numbers say, and what was done about them",
     "",
@@ -399,7 +419,14 @@ lines += [
     "  and the first ID of a new connection ran at 0.94 to 1.03 of `nextval()`. On 15,",
     "  `shared_preload_libraries` lets the postmaster load the library once for every backend. Each",
     "  transaction here is a whole connection of 3 to 5 ms on a shared machine, so these ratios move",
-    "  between runs (0.66 to 0.89 on 15 without preloading, 0.89 to 1.06 with it).",
+    "  between runs (0.66 to 0.89 on 15 without preloading, 0.89 to 1.06 with it). Against",
+    "  pgEdge's snowflake (see \"Beside the peers\"), `strace` of a backend put 0.1 ms of the gap in",
+    "  the dynamic loader relocating a 2.1 MB library with 237 imported symbols, where pgEdge's is",
+    "  66 KB. A build that defined six of the nine settings at their first read instead of at load",
+    "  cut `LOAD` on 15 from 0.31 to 0.17 ms, but could not be kept: parallel-safe functions read",
+    "  some of them in parallel mode, where PostgreSQL refuses to take over a value set before the",
+    "  definition, and the SQL of 0.1.0 and 0.2.0 reads `snowlink.code_style` by name; deferring",
+    "  the two that could wait gained nothing measurable.",
     "- **Hot links.** One code against distinct codes stays at or above 1: visits go through the",
     "  visit writer, which writes each link's row once a second, so clients never queue on a row lock.",
     "- **shorten()** does more than the hand-written insert: URL checks and normal form, the keyed",

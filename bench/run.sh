@@ -344,6 +344,14 @@ else
     echo "skipped: PostgreSQL $NEWEST_PG_MAJOR could not be fetched"
 fi
 
+say "beside the peers: bench/peers.sh on PostgreSQL $DEBIAN_PG_MAJOR and $NEWEST_PG_MAJOR"
+peers=("$DEBIAN_PG_MAJOR")
+[ ! -x "$(reachable_dir pg)/$NEWEST_PG_MAJOR/bin/pg_config" ] || peers+=("$NEWEST_PG_MAJOR")
+rm -f "$PROJECT_DIR"/target/bench/peers-pg*.tsv
+for major in "${peers[@]}"; do
+    (unset PGHOST PGPORT; "$BENCH_DIR/peers.sh" "$major")
+done
+
 say "writing BENCHMARKS.md and bench/benchmarks.png"
 venv=$PROJECT_DIR/target/bench-venv
 if ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
@@ -357,4 +365,6 @@ version=$(psql -X -q -At -d "$DB" -c 'SHOW server_version')
 "$venv/bin/python" "$BENCH_DIR/report.py" "$RESULTS" "$PROJECT_DIR/BENCHMARKS.md" "$BENCH_DIR/benchmarks.png" \
     "$MODE" "$(nproc)" "$(lscpu | sed -nE 's/^Model name: +//p')" "$version" "$settings" \
     "BULK=$BULK INSERT_ROWS=$INSERT_ROWS CODEC_VALUES=$CODEC_VALUES IMPORT_ROWS=$IMPORT_ROWS SCALE_LINKS=$SCALE_LINKS SECONDS_PER_RUN=$SECONDS_PER_RUN"
+"$venv/bin/python" "$BENCH_DIR/peers_report.py" "$PROJECT_DIR/target/bench" "$PROJECT_DIR/BENCHMARKS.md" \
+    "$PROJECT_DIR/docs/choosing-an-id.md"
 echo "wrote $PROJECT_DIR/BENCHMARKS.md"

@@ -8,7 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 
 PORT=25521
-PAGES=(README.md docs/install.md docs/ids.md docs/codes.md docs/links.md docs/http.md
+PAGES=(README.md docs/install.md docs/ids.md docs/choosing-an-id.md docs/codes.md docs/links.md docs/http.md
     docs/applications.md docs/operations.md docs/citus.md docs/design.md docs/reference.md)
 
 trap 'cluster_remove "docs-$PG_MAJOR"' EXIT

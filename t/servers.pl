@@ -1,6 +1,7 @@
 # Three independent servers and a hot standby of the first, each with a node range of its own,
 # draw snowflake IDs concurrently: no ID may repeat across them, and every ID's node lies in its
-# server's range. The standby resolves links and follows their edits.
+# server's range. The standby resolves links and follows their edits. Preloaded, the library
+# defines every setting at the start.
 use strict;
 use warnings;
 use FindBin;
@@ -67,5 +68,19 @@ $primary->safe_psql('postgres', "SELECT shortlink_update('plain', url => 'https:
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', "SELECT resolve('plain')"), 'https://example.com/edited',
 	'the standby follows an edited link to its new target');
+
+# Preloaded, the library defines every setting in the postmaster: a new session knows them all
+# before it calls any function of snowlink (without it, once one has loaded the library:
+# pg_test/sql/settings.sql).
+my $preloaded = $server{three};
+$preloaded->append_conf('postgresql.conf', "shared_preload_libraries = 'snowlink'\nsnowlink.code_style = 'snowflake'\n");
+$preloaded->restart;
+is($preloaded->safe_psql('postgres', "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name LIKE 'snowlink.%'"),
+	'snowlink.allowed_url_schemes=http,https snowlink.code_style=snowflake snowlink.max_clock_backward_ms=5 '
+	  . 'snowlink.max_url_length=8000 snowlink.node_max=767 snowlink.node_min=512 snowlink.owner= '
+	  . 'snowlink.visit_flush_interval_ms=1000 snowlink.visit_write_mode=background',
+	'preloaded: a new session knows every setting, as postgresql.conf sets it');
+is($preloaded->safe_psql('postgres', "SELECT snowflake_node(snowflake_next()) BETWEEN 512 AND 767"), 't',
+	'preloaded: IDs come from the range');
 
 done_testing();
