@@ -4,8 +4,9 @@
 # gen_random_uuid() and, from PostgreSQL 18, uuidv7(). Each measure runs the candidates in turn,
 # ROUNDS times, every other round in reverse order, and takes the median: streamed IDs (one
 # statement), pgbench with 1 and 2 clients, pgbench --connect (a new connection per ID, neither
-# library preloaded, then snowlink's preloaded), an INSERT of 1M rows with the ID as the primary key's DEFAULT and the size of
-# that index; and it checks that no ID repeats. Writes target/bench/peers-pgMAJOR.tsv, which
+# library preloaded, then snowlink's preloaded), an INSERT of 1M rows with the ID as the primary
+# key's DEFAULT and the size of that index; and it checks that no ID repeats. pgEdge's extension is
+# installed into that PostgreSQL when missing. Writes target/bench/peers-pgMAJOR.tsv, which
 # bench/peers_report.py turns into tables in BENCHMARKS.md and docs/choosing-an-id.md.
 # Usage: bench/peers.sh [MAJOR]   (default 15)
 source "$(dirname "$0")/../scripts/lib.sh"

@@ -23,7 +23,7 @@ my $offset_file = PostgreSQL::Test::Utils::tempdir() . '/offset';
 sub set_offset { open my $file, '>', $offset_file or die $!; print $file "$_[0]\n"; close $file; }
 set_offset('+0');
 my ($libfaketime) = grep { -e } map { "/usr/lib/$_/faketime/libfaketime.so.1" } qw(x86_64-linux-gnu aarch64-linux-gnu);
-BAIL_OUT('libfaketime is not installed') unless $libfaketime;
+die "libfaketime is not installed\n" unless $libfaketime;
 my %faketime = (LD_PRELOAD => $libfaketime, FAKETIME_TIMESTAMP_FILE => $offset_file, FAKETIME_NO_CACHE => 1);
 
 # Servers start under libfaketime, so that their backends inherit it.

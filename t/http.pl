@@ -125,7 +125,7 @@ sub start_http
 	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 	until (-e $log && slurp_file($log) =~ /listening on/)
 	{
-		BAIL_OUT("snowlink-http did not start: " . (-e $log ? slurp_file($log) : 'no log'))
+		die "snowlink-http did not start: " . (-e $log ? slurp_file($log) : 'no log') . "\n"
 		  if time > $deadline || waitpid($pid, POSIX::WNOHANG()) == $pid;
 		Time::HiRes::sleep(0.05);
 	}

@@ -67,7 +67,7 @@ sub snowlink_standby
 	$standby->append_conf('postgresql.conf', join '', map { "$_ = '$settings{$_}'\n" } sort keys %settings);
 	$standby->start;
 	$standby->poll_query_until('postgres', 'SELECT pg_is_in_recovery()')
-	  or BAIL_OUT("$name did not start streaming");
+	  or die "$name did not start streaming\n";
 	return $standby;
 }
 
