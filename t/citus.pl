@@ -275,6 +275,18 @@ sql('worker1', "SELECT shorten('https://example.com/s-everywhere', code => 'ever
 my %resolved = map { $_ => 1 } sql_all("SELECT resolve('everywhere', 's.example.com')");
 is(join(',', sort keys %resolved) . sql('coordinator', "SELECT count(*) FROM shortlinks WHERE code = 'everywhere'"),
 	'https://example.com/s-everywhere2', 'the same code in another domain, made on a worker, resolves in its domain from every node');
+# resolve() reads a code's links without a test of the domain first: a code of several domains
+# still resolves to the default domain's link (whichever row its shard hands back first), and a
+# code of another domain alone to nothing.
+sql('worker2', "SELECT shorten('https://example.com/other-first', code => 'other-first', domain => 's.example.com')");
+sql('coordinator', "SELECT shorten('https://example.com/default-second', code => 'other-first')");
+sql('worker1', "SELECT shorten('https://example.com/default-first', code => 'default-first')");
+sql('worker2', "SELECT shorten('https://example.com/other-second', code => 'default-first', domain => 's.example.com')");
+sql('worker1', "SELECT shorten('https://example.com/other-only', code => 'other-only', domain => 's.example.com')");
+is(join(' ', sql_all("SELECT concat_ws(',', resolve('other-first'), resolve('default-first'),
+                                       resolve('other-only') IS NULL, resolve('other-first', 's.example.com'))")),
+	join(' ', ('https://example.com/default-second,https://example.com/default-first,t,https://example.com/other-first') x @names),
+	'a code of several domains resolves in the default domain to its link there from every node, a code of another domain alone to nothing');
 is(sql('coordinator', "SELECT c.relreplident::text || ' ' || i.indexrelid::regclass::text FROM pg_class AS c
                        JOIN pg_index AS i ON i.indrelid = c.oid AND i.indisreplident
                        WHERE c.oid = 'shortlinks'::regclass"), 'i shortlinks_id',
@@ -497,7 +509,15 @@ my $fresh_catalog = catalog();
 # statements drop them.
 my $drop_shards = sql('coordinator', "SELECT 'DROP TABLE IF EXISTS ' || string_agg(shard_name(logicalrelid, shardid), ', ')
                                       FROM pg_dist_shard WHERE logicalrelid::text LIKE 'shortlink%'");
-sql('coordinator', 'DROP EXTENSION snowlink CASCADE');
+# While the visit writers write, Citus may cancel the drop as a distributed deadlock (40P01):
+# nothing is dropped then, and docs/citus.md says to run it again.
+my $dropped;
+for (1 .. 5)
+{
+	$dropped = output_of('coordinator', 'DROP EXTENSION snowlink CASCADE');
+	last unless $dropped =~ /distributed deadlock/;
+}
+unlike($dropped, qr/ERROR/, 'DROP EXTENSION snowlink CASCADE on the coordinator, again after a distributed deadlock');
 is(sql('coordinator', "SELECT string_agg(result, ', ') FROM run_command_on_all_nodes(\$\$$drop_shards\$\$) WHERE NOT success")
 	  . ' ' . join(' ', grep { $_ ne '' } sql_all("SELECT string_agg(relname, ' ') FROM pg_class WHERE relname LIKE 'shortlink%' AND relkind = 'r'")),
 	' ', 'after DROP EXTENSION and the DROP TABLE of docs/citus.md of its shards, no node keeps a table of snowlink');

@@ -1,2 +1,2 @@
 \set i random(1, :links)
-SELECT url FROM plain_scale WHERE code = 'z' || :i;
+SELECT url FROM plain_scale WHERE code = 'z-' || :i;

@@ -1,2 +1,2 @@
 \set i random(1, :links)
-SELECT resolve('z' || :i);
+SELECT resolve('z-' || :i);

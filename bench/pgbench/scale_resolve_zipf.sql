@@ -1,2 +1,2 @@
 \set i random_zipfian(1, :links, 1.07)
-SELECT resolve('z' || :i);
+SELECT resolve('z-' || :i);

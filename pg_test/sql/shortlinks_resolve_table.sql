@@ -52,8 +52,21 @@ ALTER TABLE shortlinks ALTER COLUMN redirect_status TYPE int;
 SELECT * FROM pg_temp.resolve_by('live');
 ROLLBACK;
 SELECT * FROM pg_temp.resolve_by('live');
+-- Codes with links in several domains. Read by query (the index renamed below), a code resolves
+-- in its domain: to its default domain's link also when it has links in other domains, whichever
+-- row the query finds first, and to nothing when only other domains have it.
+SELECT (shorten('https://example.com/other-first', code => 'other-first', domain => 'other.example.com')).code;
+SELECT (shorten('https://example.com/default-second', code => 'other-first')).code;
+SELECT (shorten('https://example.com/default-first', code => 'default-first')).code;
+SELECT (shorten('https://example.com/other-second', code => 'default-first', domain => 'other.example.com')).code;
+SELECT (shorten('https://example.com/other-only', code => 'other-only', domain => 'other.example.com')).code;
 ALTER INDEX shortlinks_code_key RENAME TO shortlinks_code_key_renamed;
 SELECT * FROM pg_temp.resolve_by('live');
+SELECT * FROM pg_temp.resolve_by('other-first');
+SELECT * FROM pg_temp.resolve_by('default-first');
+SELECT * FROM pg_temp.resolve_by('other-only');
+SELECT resolve('other-first', 'other.example.com') AS in_its_domain,
+       resolve('other-only', 'other.example.com') AS only_in_its_domain;
 -- Something that is not an index under the index's name.
 CREATE TABLE shortlinks_code_key (code text COLLATE "C");
 SELECT * FROM pg_temp.resolve_by('live');
