@@ -6,7 +6,8 @@
 # shortlink_visits holds up no redirect; a full ring is drained; databases without a free worker
 # slot count their visits all the same; DROP EXTENSION and DROP DATABASE leave no visit row or
 # rings file behind; snowlink_visit_writers shows the writer running, stopped, behind a locked
-# table and dropping visits.
+# table and dropping visits; a backend that counts visits faster than its ring holds them for an
+# interval has them written sooner.
 use strict;
 use warnings;
 use FindBin;
@@ -180,6 +181,30 @@ pgbench_served(pgbench($db, "$work/resolve_one.sql", '-C', '-c', 2, '-t', 50));
 ok(defined wait_for_visits('c5', $before + 100), "100 backends' visits of one link are counted");
 is(sql($db, "SELECT count(*) = count(DISTINCT v.day) FROM shortlink_visits AS v JOIN shortlinks AS l ON l.id = v.link_id
              WHERE l.code = 'c5'"), 't', '... in one row per day');
+
+note 'a busy backend: the writer writes before its interval once it holds half a ring';
+# A ring frees its visits only when the write that counts them commits: with an interval of an
+# hour, one session counts 40,000 visits, more than half of its ring (65,536) and less than all.
+# The writer writes what it read then, not an hour later; the rest at the interval.
+until_writers(0);
+# The library defines the setting: ALTER SYSTEM knows it once the session has loaded it.
+sql('postgres', "LOAD 'snowlink'; ALTER SYSTEM SET snowlink.visit_flush_interval_ms = '1h'; SELECT pg_reload_conf()");
+sql($db, "SELECT shorten('https://example.com/early', code => 'early')");
+my $busy_session = session_start($node, $db);
+session_send($busy_session, "SELECT count(resolve('early')) FROM generate_series(1, 40000);");
+session_wait_for($busy_session, qr/^40000$/m);
+my $written_early;
+for (1 .. 100)
+{
+	$written_early = visits_of('early');
+	last if $written_early >= 32768;
+	Time::HiRes::sleep(0.2);
+}
+note "40,000 visits of one session, the interval an hour: $written_early written within 20 s";
+cmp_ok($written_early, '>=', 32768, 'the writer writes half a ring of visits at once, though its interval is an hour');
+sql('postgres', "LOAD 'snowlink'; ALTER SYSTEM RESET snowlink.visit_flush_interval_ms; SELECT pg_reload_conf()");
+ok(defined wait_for_visits('early', 40000), '... and the rest at its interval, once that is a second again');
+session_end($busy_session);
 
 # A lock on shortlink_visits (ALTER TABLE, VACUUM FULL, LOCK) holds up no redirect. One session
 # holds it while clients resolve: the rings fill, the backends hold the rest of their visits in

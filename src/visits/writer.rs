@@ -1,8 +1,9 @@
 //! The visit writer: one background worker per database that reads the database's visit rings
 //! (rings.rs) every few tens of milliseconds and writes what it read into shortlink_visits every
-//! `snowlink.visit_flush_interval_ms`, in a transaction of its own, after which it frees the
-//! records. So a visit shows within about one interval whatever the backend that counted it does
-//! next, and a crash loses none: the records wait in the rings for the next writer.
+//! `snowlink.visit_flush_interval_ms` (sooner when it holds half a ring of one backend's visits),
+//! in a transaction of its own, after which it frees the records. So a visit shows within about
+//! one interval whatever the backend that counted it does next, and a crash loses none: the
+//! records wait in the rings for the next writer.
 //!
 //! Nothing starts it with the server: the first backend that counts a visit while no writer runs
 //! asks the postmaster for one (a dynamic background worker, which needs no
@@ -24,7 +25,7 @@ use pgrx::prelude::*;
 use pgrx::{PgTryBuilder, Spi};
 
 use super::buffer::VisitBuffer;
-use super::rings::{self, CountAnswer, CountRequest, VisitRings};
+use super::rings::{self, CountAnswer, CountRequest, VisitRings, RING_CAPACITY};
 use super::{
     flush_interval_ms, flush_visits, lock_visits_table, log_write_failure, own_slot, set_latch_of,
     visits_table, VisitsTable, VISITS,
@@ -66,6 +67,11 @@ pub(super) const WRITER_GONE_MS: i64 = 5_000;
 /// otherwise slow down every redirect of a busy cluster. On one server a write takes a few
 /// milliseconds.
 const WRITE_SHARE: i64 = 10;
+/// The writer writes at once, whatever the interval, when it has read this many visits of one ring
+/// that it has not written: a ring frees its records only when the write that counts them commits,
+/// and a backend whose ring is full writes its visits itself, one write and one flush of the WAL
+/// with each of its transactions. Half a ring leaves the other half for the time the write takes.
+const EARLY_WRITE_VISITS: u64 = RING_CAPACITY / 2;
 /// The writer stops after this long without a visit.
 const IDLE_STOP_MS: i64 = 3_000;
 /// After a writer could not start, backends ask for one again after this long.
@@ -255,6 +261,16 @@ impl Source {
             read
         })
     }
+
+    /// The most visits that one of its rings holds which the writer read and has not written.
+    fn most_unwritten(&self) -> u64 {
+        self.read_to
+            .iter()
+            .enumerate()
+            .map(|(ring, read_to)| read_to.wrapping_sub(self.rings.tail_of(ring)))
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// Whether `transaction` (a full transaction ID) committed. One too old for PostgreSQL to know
@@ -399,6 +415,9 @@ pub extern "C-unwind" fn snowlink_visit_writer_main(argument: pg_sys::Datum) {
     let mut last_write = now_ms();
     let mut last_write_took_ms = 0;
     let mut last_visit = last_write;
+    // After a write that had to wait for a lock or failed, the next comes at the interval, even
+    // with a ring half full, so that a failing write is logged once an interval, as before.
+    let mut may_write_early = true;
     // Set by SIGTERM (a server shutdown, pg_terminate_backend()) or the postmaster's death: one
     // last pass writes what was read.
     let mut stopping = false;
@@ -422,10 +441,15 @@ pub extern "C-unwind" fn snowlink_visit_writer_main(argument: pg_sys::Datum) {
         let pending = VISITS.with_borrow(VisitBuffer::has_pending) || UNSEEN_WAITING.get();
         let interval_ms =
             flush_interval_ms().max(WRITE_SHARE * last_write_took_ms.min(flush_interval_ms()));
-        if pending && (stopping || now - last_write >= interval_ms) {
+        let ring_filling = may_write_early
+            && sources
+                .iter()
+                .any(|source| source.most_unwritten() >= EARLY_WRITE_VISITS);
+        if pending && (stopping || ring_filling || now - last_write >= interval_ms) {
             last_write = now;
             let written = write_visits(&sources, table);
             last_write_took_ms = now_ms() - now;
+            may_write_early = matches!(written, Written::All);
             match written {
                 Written::All => sources.drain(1..).for_each(|source| {
                     let path = source.path.clone();
