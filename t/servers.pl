@@ -1,7 +1,7 @@
 # Three independent servers and a hot standby of the first, each with a node range of its own,
 # draw snowflake IDs concurrently: no ID may repeat across them, and every ID's node lies in its
 # server's range. The standby resolves links and follows their edits. Preloaded, the library
-# defines every setting at the start.
+# defines every setting at the start; docs/ids.md's settings for postgresql.conf keep the defaults.
 use strict;
 use warnings;
 use FindBin;
@@ -82,5 +82,20 @@ is($preloaded->safe_psql('postgres', "SELECT string_agg(name || '=' || setting, 
 	'preloaded: a new session knows every setting, as postgresql.conf sets it');
 is($preloaded->safe_psql('postgres', "SELECT snowflake_node(snowflake_next()) BETWEEN 512 AND 767"), 't',
 	'preloaded: IDs come from the range');
+
+# docs/ids.md's lines for postgresql.conf, which spare each new backend of PostgreSQL 15 the sorting
+# in of every setting: taken with a reload, they keep every default.
+my ($conf_lines) = PostgreSQL::Test::Utils::slurp_file("$FindBin::RealBin/../docs/ids.md")
+  =~ /These lines in `postgresql.conf`.*?```\n(.*?)```/s;
+my $unloaded = $server{two};
+$unloaded->append_conf('postgresql.conf', $conf_lines);
+$unloaded->reload;
+# The postmaster takes the reload in its own time; then a new backend knows the settings unloaded.
+$unloaded->poll_query_until('postgres', "SELECT current_setting('snowlink.code_style', true) IS NOT NULL")
+  or die 'the reload did not take';
+is($unloaded->safe_psql('postgres', "LOAD 'snowlink';
+	SELECT count(*) FILTER (WHERE setting = coalesce(boot_val, '') AND source = 'configuration file') || ' of ' || count(*)
+	FROM pg_settings WHERE name LIKE 'snowlink.%'"),
+	'9 of 9', "docs/ids.md's postgresql.conf lines name every setting, at its default");
 
 done_testing();

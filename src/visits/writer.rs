@@ -13,7 +13,7 @@
 //! is free, backends write their visits themselves (ensure_writer()) until one is.
 
 use std::cell::Cell;
-use std::ffi::CStr;
+use std::ffi::{c_int, CStr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -72,6 +72,11 @@ const WRITE_SHARE: i64 = 10;
 /// and a backend whose ring is full writes its visits itself, one write and one flush of the WAL
 /// with each of its transactions. Half a ring leaves the other half for the time the write takes.
 const EARLY_WRITE_VISITS: u64 = RING_CAPACITY / 2;
+/// The longest a write may take; then it is canceled, and tried again at the next interval. On
+/// Citus a write can wait for a lock on another node where Citus's detection of distributed
+/// deadlocks does not see the writer: a DROP EXTENSION on the coordinator waited for ever for a
+/// worker's writer that waited for the drop's lock on another worker.
+const WRITE_TIMEOUT_MS: c_int = 30_000;
 /// The writer stops after this long without a visit.
 const IDLE_STOP_MS: i64 = 3_000;
 /// After a writer could not start, backends ask for one again after this long.
@@ -592,6 +597,14 @@ enum Written {
     ExtensionDropped,
 }
 
+// From utils/timeout.h, which pgrx does not bind: STATEMENT_TIMEOUT is the fourth TimeoutId in
+// PostgreSQL 15 to 18. A background worker's statements get no statement_timeout of their own.
+const STATEMENT_TIMEOUT: c_int = 3;
+extern "C-unwind" {
+    fn enable_timeout_after(id: c_int, delay_ms: c_int);
+    fn disable_timeout(id: c_int, keep_indicator: bool);
+}
+
 /// Writes the visits read from `sources` into the shortlink_visits `table` in a transaction of the
 /// writer's own, then frees their records. Another installation of the extension stops the writer,
 /// and the visits read for the one that was dropped are not written.
@@ -601,6 +614,7 @@ fn write_visits(sources: &[Source], table: pg_sys::Oid) -> Written {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        enable_timeout_after(STATEMENT_TIMEOUT, WRITE_TIMEOUT_MS);
         pg_sys::CurrentMemoryContext
     };
     let written = PgTryBuilder::new(|| {
@@ -637,6 +651,9 @@ fn write_visits(sources: &[Source], table: pg_sys::Oid) -> Written {
     .execute();
     // SAFETY: ends the transaction started above.
     unsafe {
+        disable_timeout(STATEMENT_TIMEOUT, false);
+        // A timeout that fired as the write ended cancels nothing else.
+        pg_sys::QueryCancelPending = 0;
         pg_sys::MemoryContextSwitchTo(context);
         match written {
             Written::Later => {
