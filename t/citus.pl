@@ -389,6 +389,10 @@ my ($writer_node) = grep { $_ ne $shard_node } @names;
 my $visited_visits = "SELECT visits FROM shortlink_stats('$visited')";
 my $visited_before = sql('coordinator', $visited_visits);
 sql($writer_node, "LOAD 'snowlink'; ALTER SYSTEM SET snowlink.visit_flush_interval_ms = '1h'; SELECT pg_reload_conf()");
+# Once a new backend sees the interval the postmaster has taken the reload; a running writer takes
+# it at its next pass.
+$node{$writer_node}->poll_query_until('postgres', "SELECT current_setting('snowlink.visit_flush_interval_ms', true) = '1h'")
+  or die 'the reload did not take';
 sleep 1;
 sql($writer_node, "SELECT resolve('$visited')");
 my $writer_log = -s $node{$writer_node}->logfile;

@@ -189,6 +189,10 @@ note 'a busy backend: the writer writes before its interval once it holds half a
 until_writers(0);
 # The library defines the setting: ALTER SYSTEM knows it once the session has loaded it.
 sql('postgres', "LOAD 'snowlink'; ALTER SYSTEM SET snowlink.visit_flush_interval_ms = '1h'; SELECT pg_reload_conf()");
+# The writer that the first visit starts must have the interval: the postmaster has taken the
+# reload once a new backend sees it.
+$node->poll_query_until('postgres', "SELECT current_setting('snowlink.visit_flush_interval_ms', true) = '1h'")
+  or die 'the reload did not take';
 sql($db, "SELECT shorten('https://example.com/early', code => 'early')");
 my $busy_session = session_start($node, $db);
 session_send($busy_session, "SELECT count(resolve('early')) FROM generate_series(1, 40000);");
