@@ -4,9 +4,10 @@
 # keyed by DEFAULT snowflake_next(), and no ID may repeat. Then shortlinks_distribute() and its
 # refusals, clients on every node at once shortening and resolving (every link found and every
 # visit counted from every node), each function on a node other than the one that made the link,
-# every call that names a link a router query, tenants, a third worker and shard moves under
-# load, DROP EXTENSION, and a cluster distributed at 0.2.0 updated. Needs Citus, which the test
-# command builds for PostgreSQL 15 (scripts/tools.sh, ensure_citus).
+# every call that names a link a router query, the visit writer's limits on waiting for another
+# node's locks, tenants, a third worker and shard moves under load, DROP EXTENSION, and a cluster
+# distributed at 0.2.0 updated. Needs Citus, which the test command builds for PostgreSQL 15
+# (scripts/tools.sh, ensure_citus).
 use strict;
 use warnings;
 use FindBin;
@@ -408,6 +409,27 @@ ok($node{$writer_node}->wait_for_log(qr/counted visits are written later: cancel
 sql($shard_node, "SELECT pg_terminate_backend(pid) FROM ($shard_lock) AS l");
 psql_finish($locker);
 is(wait_for('coordinator', $visited_visits, $visited_before + 1), $visited_before + 1, '... and writes the visit once the lock is gone');
+
+# A link with max_visits whose row a transaction of the coordinator holds: the count's lock_timeout
+# does not reach the worker where it waits, and the writer's own limit refuses the visit with 55P03
+# rather than the writer waiting, every other visit of the database behind it, for that transaction.
+sql('coordinator', "SELECT shorten('https://example.com/held', code => 'held', max_visits => 10)");
+# The holder, once it sleeps (having taken the row).
+my $holder_query = "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%AS holds_held%'";
+my $holder = psql_start($node{coordinator}, 'postgres',
+	"BEGIN; SELECT 1 FROM shortlinks WHERE code = 'held' FOR UPDATE; SELECT pg_sleep(120) AS holds_held; COMMIT");
+$node{coordinator}->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($holder_query) AS h") or die 'the row was not taken';
+my $written_before = sql('coordinator', "SELECT visits FROM shortlink_stats('before-2')");
+like(output_of('coordinator', "SELECT resolve('held')"),
+	qr/ERROR:  55P03: could not count a visit of link "held": another transaction locks its row or the table/,
+	'a visit of a limited link whose row a transaction holds on its worker is refused with 55P03');
+sql('coordinator', "SELECT resolve('before-2')");
+is(wait_for('coordinator', "SELECT visits FROM shortlink_stats('before-2')", $written_before + 1), $written_before + 1,
+	'... and the visit writer goes on writing the visits of other links while the row is held');
+sql('coordinator', "SELECT pg_terminate_backend(pid) FROM ($holder_query) AS h");
+psql_finish($holder);
+is(sql('coordinator', "SELECT resolve('held'); SELECT visits FROM shortlink_stats('held')"), "https://example.com/held\n1",
+	'... and counts its visit once the row is free');
 
 # Citus reaches the shards as the session's role, which must therefore be able to log in. (The
 # visit rows of a link are not yet readable by such a role on Citus: docs/links.md, "Owners".)

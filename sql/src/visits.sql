@@ -100,9 +100,10 @@ COMMENT ON FUNCTION snowlink_internal._shortlinks_unseen_visits() IS
 -- The visit writer calls it, in a transaction of its own that commits before the link is served
 -- (src/visits/limited.rs), so that no caller can have it served more often than it allows. The
 -- row lock orders concurrent visits, so that the last one goes to one visitor only; one that
--- another transaction holds for long fails with 55P03 rather than holding up the writer. The code
--- picks the row, so that Citus sends the UPDATE to the link's shard; a code too long for the
--- writer to be handed is looked up by the link's ID.
+-- another transaction holds for long fails with 55P03 rather than holding up the writer (on
+-- Citus, where the lock_timeout does not reach the row's worker, after the writer's own limit:
+-- src/visits/writer.rs). The code picks the row, so that Citus sends the UPDATE to the link's
+-- shard; a code too long for the writer to be handed is looked up by the link's ID.
 CREATE FUNCTION snowlink_internal._shortlink_count_visit(code text, link_id bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

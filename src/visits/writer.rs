@@ -77,6 +77,12 @@ const EARLY_WRITE_VISITS: u64 = RING_CAPACITY / 2;
 /// deadlocks does not see the writer: a DROP EXTENSION on the coordinator waited for ever for a
 /// worker's writer that waited for the drop's lock on another worker.
 const WRITE_TIMEOUT_MS: c_int = 30_000;
+/// The longest the count of a visit of a limited link may take; then it is canceled, and the
+/// backend told that the link's row is locked. `_shortlink_count_visit()`'s lock_timeout (1 s)
+/// fires first where it reaches the lock, on one server or on the link's own shard; on Citus it
+/// does not reach a worker that holds the row for another node's transaction, where the writer
+/// waited with every other visit of the database behind it until that transaction ended.
+const COUNT_TIMEOUT_MS: c_int = 2_000;
 /// The writer stops after this long without a visit.
 const IDLE_STOP_MS: i64 = 3_000;
 /// After a writer could not start, backends ask for one again after this long.
@@ -539,7 +545,7 @@ fn count_visit_in_row(schema: pg_sys::Oid, code: Option<&str>, link_id: i64) -> 
 }
 
 /// Counts one requested visit in a subtransaction, so that a link whose row stays locked (the
-/// function's lock_timeout) or any other error affects that request only.
+/// function's lock_timeout, or COUNT_TIMEOUT_MS) or any other error affects that request only.
 ///
 /// # Safety
 /// Called in a transaction.
@@ -547,6 +553,7 @@ unsafe fn count_in_subtransaction(schema: pg_sys::Oid, request: &CountRequest) -
     let context = pg_sys::CurrentMemoryContext;
     let owner = pg_sys::CurrentResourceOwner;
     pg_sys::BeginInternalSubTransaction(std::ptr::null());
+    arm_statement_timeout(COUNT_TIMEOUT_MS);
     let answer = PgTryBuilder::new(|| {
         if count_visit_in_row(schema, request.code.as_deref(), request.link_id) {
             CountAnswer::Counted
@@ -557,11 +564,15 @@ unsafe fn count_in_subtransaction(schema: pg_sys::Oid, request: &CountRequest) -
     .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, |_| {
         CountAnswer::Locked
     })
+    .catch_when(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, |_| {
+        CountAnswer::Locked
+    })
     .catch_others(|error| {
         log_write_failure(error);
         CountAnswer::Failed
     })
     .execute();
+    disarm_statement_timeout();
     match answer {
         CountAnswer::Counted | CountAnswer::NotLive => pg_sys::ReleaseCurrentSubTransaction(),
         CountAnswer::Locked | CountAnswer::Failed => {
@@ -605,6 +616,24 @@ extern "C-unwind" {
     fn disable_timeout(id: c_int, keep_indicator: bool);
 }
 
+/// Cancels the writer's statement if it runs for longer than `delay_ms` from now.
+///
+/// # Safety
+/// Called in the writer, and followed by disarm_statement_timeout().
+unsafe fn arm_statement_timeout(delay_ms: c_int) {
+    enable_timeout_after(STATEMENT_TIMEOUT, delay_ms);
+}
+
+/// Stops the timeout of arm_statement_timeout(); one that fired just as the statement ended
+/// cancels nothing else.
+///
+/// # Safety
+/// Called in the writer.
+unsafe fn disarm_statement_timeout() {
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    pg_sys::QueryCancelPending = 0;
+}
+
 /// Writes the visits read from `sources` into the shortlink_visits `table` in a transaction of the
 /// writer's own, then frees their records. Another installation of the extension stops the writer,
 /// and the visits read for the one that was dropped are not written.
@@ -614,7 +643,7 @@ fn write_visits(sources: &[Source], table: pg_sys::Oid) -> Written {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        enable_timeout_after(STATEMENT_TIMEOUT, WRITE_TIMEOUT_MS);
+        arm_statement_timeout(WRITE_TIMEOUT_MS);
         pg_sys::CurrentMemoryContext
     };
     let written = PgTryBuilder::new(|| {
@@ -651,9 +680,7 @@ fn write_visits(sources: &[Source], table: pg_sys::Oid) -> Written {
     .execute();
     // SAFETY: ends the transaction started above.
     unsafe {
-        disable_timeout(STATEMENT_TIMEOUT, false);
-        // A timeout that fired as the write ended cancels nothing else.
-        pg_sys::QueryCancelPending = 0;
+        disarm_statement_timeout();
         pg_sys::MemoryContextSwitchTo(context);
         match written {
             Written::Later => {
