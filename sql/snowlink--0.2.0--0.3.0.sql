@@ -745,7 +745,6 @@ CREATE FUNCTION snowlink_internal._shortlink_by_code(
 )
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     link_domain text;

@@ -531,6 +531,34 @@ for my $name (@names)
 		"after the moves, the $name finds every link of the pool and of before");
 }
 
+# resolve() keeps the plan of its query on a node that holds no shard of shortlinks (here the
+# coordinator), and plans it at each call on one that does, where a kept plan would grow with
+# every call (sql/src/citus.sql); a session of the coordinator switches when a shard moves there.
+my $kept_plans = "SELECT count(*) FROM pg_backend_memory_contexts
+                  WHERE name = 'CachedPlan' AND ident LIKE '%s.code = _shortlink_by_code.code%'";
+my $kept_after_ten = "SELECT count(resolve('before-' || i)) FROM generate_series(1, 10) AS i; $kept_plans";
+is(join(' ', map { (split /\n/, sql($_, $kept_after_ten))[-1] } qw(coordinator worker1)), '1 0',
+	"resolve()'s plan is kept on the coordinator, which holds no shard, and not on a worker");
+my $coordinator_port = $node{coordinator}->port;
+my $held_shard = sql('coordinator', "SELECT get_shard_id_for_distribution_column('shortlinks', 'before-1')");
+my $held_shard_port = sql('coordinator', "SELECT n.nodeport FROM pg_dist_placement AS p JOIN pg_dist_node AS n USING (groupid)
+                                          WHERE p.shardid = $held_shard");
+my $coordinator_session = session_start($node{coordinator}, 'postgres');
+session_send($coordinator_session, "$kept_after_ten;");
+session_wait_for($coordinator_session, qr/^10\n1\n/);
+sql('coordinator', "SELECT citus_set_node_property('127.0.0.1', $coordinator_port, 'shouldhaveshards', true);
+	SELECT citus_move_shard_placement($held_shard, '127.0.0.1', $held_shard_port, '127.0.0.1', $coordinator_port,
+	                                  shard_transfer_mode => 'block_writes')");
+session_send($coordinator_session, "SELECT count(resolve('before-1')) FROM generate_series(1, 3000); $kept_plans;
+	SELECT sum(total_bytes) < 32 * 1024 * 1024 FROM pg_backend_memory_contexts;");
+session_wait_for($coordinator_session, qr/^3000\n\d+\n[tf]\n/m);
+my @after_move = (split /\n/, session_end($coordinator_session))[-2, -1];
+is("@after_move", '0 t', 'once a shard of shortlinks moves to the coordinator, its sessions plan at each call:'
+	  . ' 3,000 resolve() of a code of that shard leave a backend under 32 MB');
+sql('coordinator', "SELECT citus_move_shard_placement($held_shard, '127.0.0.1', $coordinator_port, '127.0.0.1', $held_shard_port,
+	                                                  shard_transfer_mode => 'block_writes');
+	SELECT citus_set_node_property('127.0.0.1', $coordinator_port, 'shouldhaveshards', false)");
+
 # Whatever made, changed and deleted links above (shorten() from every node under load, updates,
 # deletes, the purge, the import), each link is listed once under its URL, and nothing else is.
 is(sql('coordinator', "CREATE TEMP TABLE links AS SELECT id, code, url, domain FROM shortlinks;

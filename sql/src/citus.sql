@@ -7,7 +7,10 @@
 -- and the backend's memory grows (by about 21 kB a call of _shortlink_by_code() on a worker: 850
 -- MB after 40,000 calls). So on Citus the extension's queries by key are planned at each run
 -- (plan_cache_mode = force_custom_plan): always in the functions that one server does not call
--- for every shorten() or visit, and only on Citus, through set_config(), in those it does.
+-- for every shorten() or visit, and only on Citus, through set_config(), in those it does. Only
+-- where the node holds shards: resolve() sets the mode of _shortlink_by_code() for each call
+-- (src/shortlinks/link_query.rs), and keeps its plan on a node without shards of shortlinks (a
+-- coordinator, as a rule), where a kept plan ran about a tenth faster.
 
 -- Makes the extension's tables Citus tables; called once, on the coordinator of a Citus cluster.
 -- shortlinks is distributed by code, so that the functions that take a code reach one shard. A

@@ -17,7 +17,8 @@ COMMENT ON FUNCTION snowlink_internal._shortlink_is_live(boolean, timestamptz, t
 -- (src/shortlinks/resolve.rs) where they cannot read the code index themselves, as for a table
 -- that Citus manages. They apply the rule of src/shortlinks/link_state.rs to the row, so that the
 -- query asks the link's shard for nothing but the row. VOLATILE, so that it sees a link made
--- earlier in the same statement, as resolve(code) FROM shorten(url) needs.
+-- earlier in the same statement, as resolve(code) FROM shorten(url) needs. Its plan_cache_mode is
+-- its caller's (src/shortlinks/link_query.rs, sql/src/citus.sql).
 CREATE FUNCTION snowlink_internal._shortlink_by_code(
     code text,
     domain text,
@@ -32,7 +33,6 @@ CREATE FUNCTION snowlink_internal._shortlink_by_code(
 )
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     link_domain text;

@@ -70,6 +70,9 @@ struct CheckedTable {
     attnums: [i16; COLUMNS.len()],
     /// Citus manages the table: only a query reads its rows.
     citus: bool,
+    /// Citus keeps shards of the table on this node (sql/src/citus.sql): a query by code must be
+    /// planned at each call here.
+    shards_here: bool,
 }
 
 thread_local! {
@@ -113,6 +116,13 @@ pub fn is_distributed(schema: pg_sys::Oid) -> bool {
             is_citus_table(unsafe { pg_sys::get_relname_relid(c"shortlinks".as_ptr(), schema) })
         }
     }
+}
+
+/// Whether a query by code of the link table of `schema` must be planned at each call: where
+/// Citus keeps shards of the table on this node, a cached plan grows with every call that reads
+/// one of them (sql/src/citus.sql). So too for a table that is not as the extension made it.
+pub fn plan_at_each_call(schema: pg_sys::Oid) -> bool {
+    open_checked(schema).is_none_or(|(checked, _, _)| checked.shards_here)
 }
 
 /// The link table of `schema` and its code index, open and locked, with what check() found.
@@ -169,13 +179,16 @@ fn check(schema: pg_sys::Oid, table: &PgRelation, index: &PgRelation) -> Option<
             )
         };
     }
+    // Citus invalidates the table's relcache entry when it distributes it, and when it adds,
+    // moves or drops a shard of it.
+    let citus = is_citus_table(table.oid());
     let checked = CheckedTable {
         schema,
         table: table.oid(),
         index: index.oid(),
         attnums,
-        // Citus invalidates the table's relcache entry when it distributes it.
-        citus: is_citus_table(table.oid()),
+        citus,
+        shards_here: citus && has_shards_here(table.oid()),
     };
     CHECKED_TABLE.set(Some(checked));
     Some(checked)
@@ -209,6 +222,26 @@ pub(super) fn is_citus_table(table: pg_sys::Oid) -> bool {
     });
     // A Citus that cannot be asked: the query path is right either way.
     managed.map_or(true, |citus| citus.unwrap_or(false))
+}
+
+/// Whether Citus keeps a shard of its table `table` on this node.
+fn has_shards_here(table: pg_sys::Oid) -> bool {
+    let here = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT EXISTS (
+                     SELECT FROM pg_catalog.pg_dist_shard AS s
+                     JOIN pg_catalog.pg_dist_placement AS p ON p.shardid OPERATOR(pg_catalog.=) s.shardid
+                     WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1
+                       AND p.groupid OPERATOR(pg_catalog.=) (SELECT groupid FROM pg_catalog.pg_dist_local_group))",
+                Some(1),
+                &[table.into()],
+            )?
+            .first()
+            .get_one::<bool>()
+    });
+    // A Citus that cannot be asked: plans made at each call are right either way.
+    here.map_or(true, |here| here.unwrap_or(true))
 }
 
 /// Relcache invalidation callback; relid is InvalidOid when every relation is invalidated.

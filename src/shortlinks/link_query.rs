@@ -7,7 +7,7 @@ use std::ffi::CStr;
 
 use pgrx::prelude::*;
 
-use super::link_lookup::LiveLink;
+use super::link_lookup::{self, LiveLink};
 use super::link_state::LinkState;
 use crate::extension;
 
@@ -31,10 +31,44 @@ pub fn query_live_link(
         // SAFETY: 0.2.0's function takes text and returns a shortlinks row, or NULL.
         return unsafe { call_for_link(function, code, &[]) };
     };
+    let plan_cache_mode = if link_lookup::plan_at_each_call(schema) {
+        c"force_custom_plan"
+    } else {
+        c"auto"
+    };
     // SAFETY: the function takes two texts and returns a record with the columns read_link()
     // reads, all NULL when there is no such link.
-    let (state, link) = unsafe { call_for_row(function, code, &[domain]) }?;
+    let (state, link) = unsafe {
+        with_plan_cache_mode(plan_cache_mode, || call_for_row(function, code, &[domain]))
+    }?;
     state.is_live(now).then_some(link)
+}
+
+/// Runs `call` with plan_cache_mode set to `mode`, as a function's SET clause would; the setting
+/// the caller had comes back after it, or with the end of the (sub)transaction if it fails.
+///
+/// `_shortlink_by_code()` takes plan_cache_mode from here rather than from a SET clause of its
+/// own, which would hide this one: its plan is kept where this node holds no shard of a table
+/// that Citus manages (as on a coordinator: resolve() ran about a tenth faster there), and made
+/// at each call where it does.
+///
+/// # Safety
+/// In a transaction.
+unsafe fn with_plan_cache_mode<T>(mode: &CStr, call: impl FnOnce() -> T) -> T {
+    let nest_level = pg_sys::NewGUCNestLevel();
+    pg_sys::set_config_option(
+        c"plan_cache_mode".as_ptr(),
+        mode.as_ptr(),
+        pg_sys::GucContext::PGC_USERSET,
+        pg_sys::GucSource::PGC_S_SESSION,
+        pg_sys::GucAction::GUC_ACTION_SAVE,
+        true,
+        0,
+        false,
+    );
+    let result = call();
+    pg_sys::AtEOXact_GUC(true, nest_level);
+    result
 }
 
 /// Calls `function(code, more...)`, which returns a shortlinks row of a live link, or NULL.
