@@ -7,7 +7,7 @@
 # slot count their visits all the same; DROP EXTENSION and DROP DATABASE leave no visit row or
 # rings file behind; snowlink_visit_writers shows the writer running, stopped, behind a locked
 # table and dropping visits; a backend that counts visits faster than its ring holds them for an
-# interval has them written sooner.
+# interval has them written sooner; a write held up by a row lock is given up and comes again.
 use strict;
 use warnings;
 use FindBin;
@@ -209,6 +209,26 @@ cmp_ok($written_early, '>=', 32768, 'the writer writes half a ring of visits at 
 sql('postgres', "LOAD 'snowlink'; ALTER SYSTEM RESET snowlink.visit_flush_interval_ms; SELECT pg_reload_conf()");
 ok(defined wait_for_visits('early', 40000), '... and the rest at its interval, once that is a second again');
 session_end($busy_session);
+
+note 'a row of shortlink_visits held: the writer gives its write up after 30 s and comes again';
+# A transaction that holds the row of a link and day (FOR UPDATE here; an UPDATE of it would too)
+# holds up the write that adds to that row. The writer gives the write up after 30 s, logs it, and
+# writes at a later interval, once the row is free. (The log line also shows that the timeout that
+# src/visits/writer.rs declares by hand is PostgreSQL's statement timeout, on each major.)
+sql($db, "SELECT shorten('https://example.com/held-row', code => 'held-row'); SELECT resolve('held-row')");
+defined wait_for_visits('held-row', 1) or die 'the first visit was not written';
+my $held_log = -s $node->logfile;
+my $row_holder = psql_start($node, $db,
+	"BEGIN; SELECT FROM shortlink_visits AS v JOIN shortlinks AS s ON s.id = v.link_id WHERE s.code = 'held-row' FOR UPDATE OF v;
+	SELECT pg_sleep(120) AS holds_visits_row; COMMIT");
+my $row_held = "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%AS holds_visits_row%'";
+$node->poll_query_until($db, "SELECT count(*) = 1 FROM ($row_held) AS h") or die 'the row was not taken';
+sql($db, "SELECT resolve('held-row')");
+ok($node->wait_for_log(qr/counted visits are written later: canceling statement due to statement timeout/, $held_log),
+	'a write that waits for a row lock of another transaction is given up, and logged');
+sql($db, "SELECT pg_terminate_backend(pid) FROM ($row_held) AS h");
+psql_finish($row_holder);
+ok(defined wait_for_visits('held-row', 2), '... and written once the row is free');
 
 # A lock on shortlink_visits (ALTER TABLE, VACUUM FULL, LOCK) holds up no redirect. One session
 # holds it while clients resolve: the rings fill, the backends hold the rest of their visits in
