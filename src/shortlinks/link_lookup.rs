@@ -120,9 +120,13 @@ pub fn is_distributed(schema: pg_sys::Oid) -> bool {
 
 /// Whether a query by code of the link table of `schema` must be planned at each call: where
 /// Citus keeps shards of the table on this node, a cached plan grows with every call that reads
-/// one of them (sql/src/citus.sql). So too for a table that is not as the extension made it.
+/// one of them (sql/src/citus.sql). Read from the check that find() just made or kept, not made
+/// again; so too for a table that is not as the extension made it, or one invalidated since.
 pub fn plan_at_each_call(schema: pg_sys::Oid) -> bool {
-    open_checked(schema).is_none_or(|(checked, _, _)| checked.shards_here)
+    CHECKED_TABLE
+        .get()
+        .filter(|checked| checked.schema == schema)
+        .is_none_or(|checked| checked.shards_here)
 }
 
 /// The link table of `schema` and its code index, open and locked, with what check() found.

@@ -12,7 +12,8 @@ use super::link_state::LinkState;
 use crate::extension;
 
 /// The live link of `code` in `domain` (None: the default domain) in the extension of `schema`,
-/// as of the caller's snapshot; `now` is the statement's now().
+/// as of the caller's snapshot; `now` is the statement's now(). Called after link_lookup::find(),
+/// whose check of the table tells how to plan the query.
 pub fn query_live_link(
     schema: pg_sys::Oid,
     code: &str,
